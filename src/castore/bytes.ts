@@ -32,3 +32,11 @@ export function utf8(s: string): Uint8Array {
 export function displayBytes(b: Uint8Array): string {
   return lossyDecoder.decode(b);
 }
+
+/**
+ * A copy of `b` as a plain Uint8Array. `Buffer#slice` shares memory, so
+ * `b.slice()` is not a copy when a caller hands in a Buffer.
+ */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(b);
+}

@@ -24,7 +24,7 @@
 
 import { FetchCacheError } from '../errors.js';
 import { blake3 } from '../nix/hashing.js';
-import { compareBytes, displayBytes, utf8 } from './bytes.js';
+import { compareBytes, copyBytes, displayBytes, utf8 } from './bytes.js';
 import type { B3Digest } from './digest.js';
 import {
   type DirectoryNode,
@@ -88,7 +88,7 @@ export class Directory implements Iterable<NamedNode> {
     const list: NamedNode[] = [];
     for (const e of entries) {
       const [rawName, node] = 'node' in e ? [e.name, e.node] : e;
-      const name = typeof rawName === 'string' ? utf8(rawName) : rawName.slice();
+      const name = typeof rawName === 'string' ? utf8(rawName) : copyBytes(rawName);
       const problem = nameProblem(name) ?? nodeProblem(node);
       if (problem !== undefined) bad(problem, name);
       list.push(Object.freeze({ name, node: Object.freeze(copyNode(node)) }));
@@ -213,11 +213,11 @@ export class Directory implements Iterable<NamedNode> {
 function copyNode(node: Node): Node {
   switch (node.type) {
     case 'directory':
-      return { type: 'directory', digest: node.digest.slice(), size: node.size };
+      return { type: 'directory', digest: copyBytes(node.digest), size: node.size };
     case 'file':
-      return { type: 'file', digest: node.digest.slice(), size: node.size, executable: node.executable };
+      return { type: 'file', digest: copyBytes(node.digest), size: node.size, executable: node.executable };
     case 'symlink':
-      return { type: 'symlink', target: node.target.slice() };
+      return { type: 'symlink', target: copyBytes(node.target) };
   }
 }
 

@@ -18,7 +18,7 @@
 
 import type { ErrorCode } from '../errors.js';
 import { FetchCacheError } from '../errors.js';
-import { bytesEqual, displayBytes } from './bytes.js';
+import { bytesEqual, copyBytes, displayBytes } from './bytes.js';
 import { B3_LEN, type B3Digest } from './digest.js';
 import { ProtoReader, ProtoWriter, WIRE_LEN, WIRE_VARINT } from './proto.js';
 
@@ -111,19 +111,19 @@ export function validateNode(node: Node): void {
 
 /** Validated, frozen node constructors; they copy their byte arguments. */
 export function directoryNode(digest: B3Digest, size: number): DirectoryNode {
-  const node: DirectoryNode = { type: 'directory', digest: digest.slice(), size };
+  const node: DirectoryNode = { type: 'directory', digest: copyBytes(digest), size };
   validateNode(node);
   return Object.freeze(node);
 }
 
 export function fileNode(digest: B3Digest, size: number, executable = false): FileNode {
-  const node: FileNode = { type: 'file', digest: digest.slice(), size, executable };
+  const node: FileNode = { type: 'file', digest: copyBytes(digest), size, executable };
   validateNode(node);
   return Object.freeze(node);
 }
 
 export function symlinkNode(target: Uint8Array | string): SymlinkNode {
-  const bytes = typeof target === 'string' ? new TextEncoder().encode(target) : target.slice();
+  const bytes = typeof target === 'string' ? new TextEncoder().encode(target) : copyBytes(target);
   const node: SymlinkNode = { type: 'symlink', target: bytes };
   validateNode(node);
   return Object.freeze(node);
@@ -191,7 +191,7 @@ export function readEntryMessage(r: ProtoReader, raw: RawEntry): RawEntry {
   for (let k = r.key(); k !== undefined; k = r.key()) {
     if (k.field === 1 || k.field === 2) {
       r.expectWireType(k, WIRE_LEN);
-      const value = r.lengthDelimited().slice();
+      const value = copyBytes(r.lengthDelimited());
       if (k.field === 1) raw.name = value;
       else if (isSymlink) raw.target = value;
       else raw.digest = value;
