@@ -1,0 +1,28 @@
+/**
+ * The key-value layer every persistent service stands on: an `abstract-level`
+ * database with binary keys and values. `classic-level` (LevelDB on disk) in
+ * production, `memory-level` in tests — the same service code runs on both.
+ * Services receive a sublevel of their own; nothing above this file sees a
+ * LevelDB type, so the services can later get other backends.
+ */
+
+import type { AbstractLevel } from 'abstract-level';
+import { MemoryLevel } from 'memory-level';
+
+/** A database or sublevel (a sublevel is an AbstractLevel too) with Uint8Array keys and values. */
+// biome-ignore lint/suspicious/noExplicitAny: the storage format parameter differs between backends and sublevels.
+export type KV = AbstractLevel<any, Uint8Array, Uint8Array>;
+
+const BINARY = { keyEncoding: 'view', valueEncoding: 'view' } as const;
+
+/** A sublevel of `db` with binary keys and values. */
+export function binarySublevel(db: KV, name: string): KV {
+  return db.sublevel<Uint8Array, Uint8Array>(name, BINARY) as unknown as KV;
+}
+
+/** A fresh in-memory database, for tests and throwaway caches. */
+export async function openMemoryKV(): Promise<KV> {
+  const db = new MemoryLevel<Uint8Array, Uint8Array>(BINARY);
+  await db.open();
+  return db;
+}
