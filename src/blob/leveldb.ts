@@ -1,0 +1,313 @@
+/**
+ * The persistent BlobService on the KV layer (LevelDB on disk, memory-level in
+ * tests). Layout, in two sublevels of the database it is given:
+ *
+ *   chunks/<32-byte BLAKE3 of the chunk>  → the chunk bytes (uncompressed)
+ *   blobs/<32-byte BLAKE3 of the blob>    → its chunk list (chunk-list.ts),
+ *                                           only for blobs of ≥ 2 chunks
+ *
+ * A blob of one chunk is that chunk: its chunk digest is the blob digest, so it
+ * is stored once under `chunks/` and has no list (most files in a source tree
+ * are this small). The empty blob is always present and never stored. Writers
+ * store chunks first and the list last, so a crash cannot leave a blob whose
+ * list names a missing chunk; a crash can leave orphan chunks (for gc).
+ * Every chunk is re-verified against its digest when read.
+ */
+
+import { type B3Digest, b3Equals, b3ToHex, EMPTY_B3, isB3Digest } from '../castore/digest.js';
+import { FetchCacheError } from '../errors.js';
+import { blake3, createBlake3Hasher } from '../nix/hashing.js';
+import { binarySublevel, type KV } from '../storage/kv.js';
+import { decodeChunkList, encodeChunkList } from './chunk-list.js';
+import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
+import type { BlobService, BlobStat, BlobWriter, ChunkMeta } from './service.js';
+
+/** Names of the two sublevels the service makes when given a database. */
+export const CHUNKS_SUBLEVEL = 'chunks';
+export const BLOBS_SUBLEVEL = 'blobs';
+
+export interface LevelBlobServiceOptions {
+  /** FastCDC parameters; changing them only costs dedup against existing data. */
+  readonly chunker?: ChunkerParams;
+  /** New chunks are written in batches of about this many bytes (default 8 MiB). */
+  readonly batchBytes?: number;
+  /** Reads fetch chunks ahead in windows of about this many bytes (default 4 MiB). */
+  readonly readAheadBytes?: number;
+}
+
+const EMPTY_STAT: BlobStat = Object.freeze({ size: 0, chunks: Object.freeze([]) });
+
+export class LevelBlobService implements BlobService {
+  readonly chunks: KV;
+  readonly blobs: KV;
+  readonly chunker: ChunkerParams;
+  private readonly batchBytes: number;
+  private readonly readAheadBytes: number;
+
+  /**
+   * `db` is the database (or a sublevel) in which the service makes the
+   * sublevels `chunks` and `blobs`; or pass those two sublevels directly.
+   */
+  constructor(db: KV | { readonly chunks: KV; readonly blobs: KV }, options: LevelBlobServiceOptions = {}) {
+    if ('sublevel' in db && typeof db.sublevel === 'function') {
+      this.chunks = binarySublevel(db, CHUNKS_SUBLEVEL);
+      this.blobs = binarySublevel(db, BLOBS_SUBLEVEL);
+    } else {
+      const given = db as { readonly chunks: KV; readonly blobs: KV };
+      this.chunks = given.chunks;
+      this.blobs = given.blobs;
+    }
+    this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
+    new Chunker(this.chunker); // validates the parameters now rather than on the first write
+    this.batchBytes = options.batchBytes ?? 8 << 20;
+    this.readAheadBytes = options.readAheadBytes ?? 4 << 20;
+  }
+
+  async has(digest: B3Digest): Promise<boolean> {
+    checkDigest(digest);
+    if (b3Equals(digest, EMPTY_B3)) return true;
+    const [list, chunk] = await Promise.all([this.blobs.has(digest), this.chunks.has(digest)]);
+    return list || chunk;
+  }
+
+  async stat(digest: B3Digest): Promise<BlobStat | undefined> {
+    checkDigest(digest);
+    if (b3Equals(digest, EMPTY_B3)) return EMPTY_STAT;
+    const list = await this.blobs.get(digest);
+    if (list !== undefined) return decodeChunkList(list, b3ToHex(digest));
+    const chunk = await this.chunks.get(digest);
+    if (chunk === undefined) return undefined;
+    verifyChunk(chunk, digest, digest, 0);
+    return { size: chunk.length, chunks: [{ digest, size: chunk.length }] };
+  }
+
+  async read(digest: B3Digest, offset = 0): Promise<AsyncIterable<Uint8Array> | undefined> {
+    checkDigest(digest);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`bad blob offset ${offset}`);
+    if (b3Equals(digest, EMPTY_B3)) {
+      checkOffset(offset, 0);
+      return nothing();
+    }
+    const list = await this.blobs.get(digest);
+    if (list !== undefined) {
+      const { size, chunks } = decodeChunkList(list, b3ToHex(digest));
+      checkOffset(offset, size);
+      return this.readChunks(digest, chunks, offset);
+    }
+    const chunk = await this.chunks.get(digest);
+    if (chunk === undefined) return undefined;
+    checkOffset(offset, chunk.length);
+    return single(chunk, digest, offset);
+  }
+
+  writer(): BlobWriter {
+    return new LevelBlobWriter(this, new Chunker(this.chunker), this.batchBytes);
+  }
+
+  /** Store those of `chunks` that are not stored yet, in one batch. */
+  async storeChunks(chunks: readonly { digest: B3Digest; bytes: Uint8Array }[]): Promise<void> {
+    const unique = new Map<string, { digest: B3Digest; bytes: Uint8Array }>();
+    for (const c of chunks) unique.set(Buffer.from(c.digest).toString('latin1'), c);
+    const list = [...unique.values()];
+    const present = await this.chunks.hasMany(list.map((c) => c.digest));
+    const ops = list
+      .filter((_, i) => !present[i])
+      .map((c) => ({ type: 'put' as const, key: c.digest, value: c.bytes }));
+    if (ops.length > 0) await this.chunks.batch(ops);
+  }
+
+  /** Store a blob's chunk list; its chunks must be stored already. */
+  async storeList(digest: B3Digest, chunks: readonly ChunkMeta[]): Promise<void> {
+    if (!(await this.blobs.has(digest))) await this.blobs.put(digest, encodeChunkList(chunks));
+  }
+
+  /**
+   * Yields the chunks from the one containing `offset`, fetching a window of
+   * chunks ahead while the current one is consumed: the first window is one
+   * chunk (a short ranged read fetches little), later ones ~readAheadBytes.
+   */
+  private async *readChunks(digest: B3Digest, chunks: readonly ChunkMeta[], offset: number) {
+    const path = b3ToHex(digest);
+    const starts = new Array<number>(chunks.length);
+    let total = 0;
+    chunks.forEach((c, i) => {
+      starts[i] = total;
+      total += c.size;
+    });
+    if (offset === total) return;
+    let lo = 0;
+    let hi = chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    let skip = offset - starts[lo]!;
+    const hasher = offset === 0 ? createBlake3Hasher() : undefined;
+    type Window = { from: number; to: number; values: Promise<(Uint8Array | undefined)[]> };
+    const fetch = (from: number, bytes: number): Window => {
+      let to = from;
+      let sum = 0;
+      while (to < chunks.length && (to === from || sum + chunks[to]!.size <= bytes))
+        sum += chunks[to++]!.size;
+      const values = this.chunks.getMany(chunks.slice(from, to).map((c) => c.digest));
+      values.catch(() => {}); // awaited below unless the reader stops early
+      return { from, to, values };
+    };
+    let window: Window | undefined = fetch(lo, 0);
+    while (window !== undefined) {
+      const values = await window.values;
+      const next: Window | undefined =
+        window.to < chunks.length ? fetch(window.to, this.readAheadBytes) : undefined;
+      for (let k = window.from; k < window.to; k++) {
+        const meta = chunks[k]!;
+        const bytes = values[k - window.from];
+        if (bytes === undefined) {
+          throw new FetchCacheError(
+            'ERR_INTEGRITY',
+            `blob ${path} is missing chunk ${b3ToHex(meta.digest)}`,
+            {
+              expected: b3ToHex(meta.digest),
+              actual: 'missing',
+              path,
+              offset: starts[k]!,
+            },
+          );
+        }
+        verifyChunk(bytes, meta.digest, digest, starts[k]!, meta.size);
+        hasher?.update(bytes);
+        yield skip > 0 ? bytes.subarray(skip) : bytes;
+        skip = 0;
+      }
+      window = next;
+    }
+    if (hasher !== undefined) {
+      const actual = hasher.digest();
+      if (!b3Equals(actual, digest)) {
+        throw new FetchCacheError('ERR_INTEGRITY', `blob ${path} does not hash to its digest`, {
+          expected: path,
+          actual: b3ToHex(actual),
+          path,
+        });
+      }
+    }
+  }
+}
+
+/**
+ * Streams bytes through the chunker. New chunks collect into a batch of about
+ * `batchBytes`; a full batch is written while the next one fills, and a write
+ * waits for the previous batch first, so memory stays near two batches plus
+ * one chunk whatever the blob size.
+ */
+class LevelBlobWriter implements BlobWriter {
+  private readonly hasher = createBlake3Hasher();
+  private readonly list: ChunkMeta[] = [];
+  private size = 0;
+  private pending: { digest: B3Digest; bytes: Uint8Array }[] = [];
+  private pendingBytes = 0;
+  private inFlight: Promise<void> | undefined;
+  private busy = false;
+  private aborted = false;
+  private result: Promise<{ digest: B3Digest; size: number }> | undefined;
+
+  constructor(
+    private readonly service: LevelBlobService,
+    private readonly chunker: Chunker,
+    private readonly batchBytes: number,
+  ) {}
+
+  async write(data: Uint8Array): Promise<void> {
+    if (!(data instanceof Uint8Array)) throw new TypeError('BlobWriter.write takes a Uint8Array');
+    if (this.result !== undefined || this.aborted) throw new TypeError('write after close or abort');
+    if (this.busy) throw new TypeError('await each BlobWriter.write before the next');
+    this.busy = true;
+    try {
+      this.hasher.update(data);
+      this.size += data.length;
+      for (const chunk of this.chunker.push(data)) this.add(chunk);
+      if (this.pendingBytes >= this.batchBytes) await this.flush();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  close(): Promise<{ digest: B3Digest; size: number }> {
+    if (this.result === undefined) {
+      if (this.aborted) return Promise.reject(new TypeError('close after abort'));
+      if (this.busy) return Promise.reject(new TypeError('close while a write is pending'));
+      this.result = this.finish();
+    }
+    return this.result;
+  }
+
+  async abort(): Promise<void> {
+    if (this.result !== undefined || this.aborted) return;
+    this.aborted = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.inFlight?.catch(() => {});
+    this.inFlight = undefined;
+  }
+
+  private add(bytes: Uint8Array): void {
+    const digest = blake3(bytes);
+    this.list.push({ digest, size: bytes.length });
+    this.pending.push({ digest, bytes });
+    this.pendingBytes += bytes.length;
+  }
+
+  /** Wait for the batch being written, then start writing the pending one. */
+  private async flush(): Promise<void> {
+    const previous = this.inFlight;
+    this.inFlight = undefined;
+    await previous;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const writing = this.service.storeChunks(batch);
+    writing.catch(() => {}); // surfaces at the next flush or close
+    this.inFlight = writing;
+  }
+
+  private async finish(): Promise<{ digest: B3Digest; size: number }> {
+    for (const chunk of this.chunker.finish()) this.add(chunk);
+    await this.flush();
+    await this.flush();
+    const digest = this.hasher.digest();
+    if (this.list.length === 1 && !b3Equals(this.list[0]!.digest, digest)) {
+      throw new Error('blob writer: a single chunk must hash to the blob digest'); // cannot happen
+    }
+    if (this.list.length > 1) await this.service.storeList(digest, this.list);
+    return { digest, size: this.size };
+  }
+}
+
+function checkDigest(digest: B3Digest): void {
+  if (!isB3Digest(digest)) throw new TypeError('a blob digest is a 32-byte Uint8Array');
+}
+
+function checkOffset(offset: number, size: number): void {
+  if (offset > size) throw new RangeError(`offset ${offset} is beyond the blob size ${size}`);
+}
+
+function verifyChunk(bytes: Uint8Array, expected: B3Digest, blob: B3Digest, at: number, size?: number): void {
+  const actual = blake3(bytes);
+  const sizeOk = size === undefined || bytes.length === size;
+  if (!sizeOk || !b3Equals(actual, expected)) {
+    throw new FetchCacheError('ERR_INTEGRITY', `damaged chunk at offset ${at} of blob ${b3ToHex(blob)}`, {
+      expected: sizeOk ? b3ToHex(expected) : `${size} bytes`,
+      actual: sizeOk ? b3ToHex(actual) : `${bytes.length} bytes`,
+      path: b3ToHex(blob),
+      offset: at,
+    });
+  }
+}
+
+async function* nothing(): AsyncGenerator<Uint8Array> {}
+
+async function* single(chunk: Uint8Array, digest: B3Digest, offset: number): AsyncGenerator<Uint8Array> {
+  verifyChunk(chunk, digest, digest, 0);
+  if (offset < chunk.length) yield offset > 0 ? chunk.subarray(offset) : chunk;
+}
