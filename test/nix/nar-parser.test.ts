@@ -12,7 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { FetchCacheError } from '../../src/errors.js';
 import { encodeNar, NarEncoder, type NarTree } from '../../src/nix/nar/encoder.js';
 import { type NarEvent, NarParser } from '../../src/nix/nar/parser.js';
-import { compareBytes, encodeStr, invalidNameReason } from '../../src/nix/nar/wire.js';
+import { compareBytes, encodeStr } from '../../src/nix/nar/wire.js';
+import { narTreeArb } from '../helpers/arbitraries.js';
 
 interface VectorTree {
   type: 'regular' | 'symlink' | 'directory';
@@ -424,40 +425,7 @@ describe('NarParser streaming', () => {
   });
 });
 
-const nameArb = fc
-  .oneof(
-    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 6 }).map((s) => utf8.encode(s)),
-    fc.uint8Array({ minLength: 1, maxLength: 10 }),
-    fc.constantFrom(
-      utf8.encode('B'),
-      utf8.encode('a'),
-      utf8.encode('\u{1F600}'),
-      utf8.encode('\uFF5E'),
-      new Uint8Array(255).fill(0x41),
-    ),
-  )
-  .filter((n) => invalidNameReason(n) === undefined);
-
-const { tree: treeArb } = fc.letrec<{ tree: NarTree }>((tie) => ({
-  tree: fc.oneof(
-    { depthSize: 'small', withCrossShrink: true },
-    fc.record({
-      type: fc.constant('regular' as const),
-      executable: fc.boolean(),
-      contents: fc.oneof(
-        { weight: 5, arbitrary: fc.uint8Array({ maxLength: 40 }) },
-        { weight: 1, arbitrary: fc.uint8Array({ minLength: 8000, maxLength: 20000 }) },
-      ),
-    }),
-    fc.record({
-      type: fc.constant('symlink' as const),
-      target: fc.uint8Array({ minLength: 1, maxLength: 30 }).filter((t) => !t.includes(0)),
-    }),
-    fc
-      .uniqueArray(fc.tuple(nameArb, tie('tree')), { selector: ([n]) => hex(n), maxLength: 5 })
-      .map((list): NarTree => ({ type: 'directory', entries: new Map(list) })),
-  ),
-}));
+const treeArb = narTreeArb;
 
 const chunkSizesArb = fc.oneof(
   fc.constant([1]),

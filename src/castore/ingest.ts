@@ -1,0 +1,209 @@
+/**
+ * `ingestEntries()`: the one funnel every source goes through. A neutral
+ * stream of entries (local files, tar members, git objects, NAR nodes) becomes
+ * blobs, directories and one root node.
+ *
+ * Order contract: children before parents. Every entry's parent directory
+ * entry comes after all of its children; the root (empty path) comes last and
+ * ends the stream. Paths are the entry's location below the root as raw bytes
+ * with `/` between components (no leading or trailing `/`).
+ *
+ * This is the one castore module that does IO, and only through the blob and
+ * directory service contracts it is given. File contents are uploaded with
+ * bounded concurrency (at most `concurrency` files in flight, each streaming in
+ * bounded chunks), so memory stays bounded by chunk size × concurrency; tree
+ * metadata (names, digests) is kept until each directory closes.
+ */
+
+import type { BlobService } from '../blob/service.js';
+import type { DirectoryService } from '../directory/service.js';
+import { FetchCacheError } from '../errors.js';
+import type { B3Digest } from './digest.js';
+import { Directory } from './directory.js';
+import { fileNode, type NamedNode, type Node, symlinkNode, validateName } from './nodes.js';
+
+export type IngestEntry =
+  | { readonly type: 'directory'; readonly path: Uint8Array }
+  | {
+      readonly type: 'file';
+      readonly path: Uint8Array;
+      readonly executable: boolean;
+      /** The bytes, streamed (consumed exactly once) or in memory. */
+      readonly contents: AsyncIterable<Uint8Array> | Uint8Array;
+    }
+  | {
+      readonly type: 'file';
+      readonly path: Uint8Array;
+      readonly executable: boolean;
+      /** A blob the source already stored. */
+      readonly blob: { readonly digest: B3Digest; readonly size: number };
+    }
+  | { readonly type: 'symlink'; readonly path: Uint8Array; readonly target: Uint8Array };
+
+export interface IngestServices {
+  readonly blobs: BlobService;
+  readonly directories: DirectoryService;
+}
+
+export interface IngestOptions {
+  /** Files uploaded at once (default 4). */
+  readonly concurrency?: number;
+}
+
+const SLASH = 0x2f;
+
+/** Latin-1 keeps every byte, so it is a lossless map key for byte paths. */
+function key(path: Uint8Array): string {
+  return Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('latin1');
+}
+
+function splitPath(path: Uint8Array): { parent: string; name: Uint8Array } {
+  const i = path.lastIndexOf(SLASH);
+  return i < 0
+    ? { parent: '', name: path }
+    : { parent: key(path.subarray(0, i)), name: path.subarray(i + 1) };
+}
+
+/** Ingest an entry stream; returns the root node. */
+export async function ingestEntries(
+  entries: AsyncIterable<IngestEntry> | Iterable<IngestEntry>,
+  services: IngestServices,
+  options: IngestOptions = {},
+): Promise<Node> {
+  const limit = new Semaphore(options.concurrency ?? 4);
+  const pending = new Map<string, Promise<NamedNode>[]>();
+  const putter = services.directories.putter();
+  let root: Promise<Node> | undefined;
+  const inFlight: Promise<unknown>[] = [];
+  // The first failure of any upload; checked between entries so a failed
+  // upload stops the ingest early. Every promise gets a handler at once so no
+  // rejection goes unhandled while it waits to be awaited.
+  let failure: { error: unknown } | undefined;
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inFlight.push(p);
+    p.catch((error: unknown) => {
+      failure ??= { error };
+    });
+    return p;
+  };
+
+  try {
+    for await (const entry of entries) {
+      if (root !== undefined) throw badEntry('entries after the root', entry.path);
+      // Backpressure: do not read further entries while `concurrency` uploads run.
+      if (entry.type === 'file' && !('blob' in entry)) await limit.acquire();
+      if (failure) throw failure.error;
+      const node = track(nodeOf(entry, pending, services, putter, limit));
+      if (entry.path.length === 0) {
+        root = node;
+      } else {
+        const { parent, name } = splitPath(entry.path);
+        validatePathName(name, entry.path);
+        const siblings = pending.get(parent) ?? [];
+        siblings.push(track(node.then((n) => ({ name, node: n }))));
+        pending.set(parent, siblings);
+      }
+    }
+    if (root === undefined) throw badEntry('the entry stream ended without a root', new Uint8Array());
+    const rootNode = await root;
+    if (pending.size > 0) {
+      const orphan = [...pending.keys()][0]!;
+      throw badEntry('an entry has no parent directory', Buffer.from(orphan, 'latin1'));
+    }
+    if (rootNode.type === 'directory') await putter.close();
+    return rootNode;
+  } finally {
+    // Never leave uploads running after a failure.
+    await Promise.allSettled(inFlight);
+  }
+}
+
+function nodeOf(
+  entry: IngestEntry,
+  pending: Map<string, Promise<NamedNode>[]>,
+  services: IngestServices,
+  putter: ReturnType<DirectoryService['putter']>,
+  limit: Semaphore,
+): Promise<Node> {
+  switch (entry.type) {
+    case 'symlink':
+      return Promise.resolve(symlinkNode(entry.target));
+    case 'file':
+      if ('blob' in entry)
+        return Promise.resolve(fileNode(entry.blob.digest, entry.blob.size, entry.executable));
+      // The slot was acquired by the caller.
+      return uploadBlob(services.blobs, entry.contents)
+        .then(({ digest, size }) => fileNode(digest, size, entry.executable))
+        .finally(() => limit.release());
+    case 'directory': {
+      const k = key(entry.path);
+      const children = pending.get(k) ?? [];
+      pending.delete(k);
+      return Promise.all(children).then(async (named) => {
+        const dir = Directory.fromEntries(named);
+        await putter.put(dir);
+        return dir.toNode();
+      });
+    }
+  }
+}
+
+/** Stream bytes into a new blob. */
+export async function uploadBlob(
+  blobs: BlobService,
+  contents: AsyncIterable<Uint8Array> | Uint8Array,
+): Promise<{ digest: B3Digest; size: number }> {
+  const writer = blobs.writer();
+  try {
+    if (contents instanceof Uint8Array) await writer.write(contents);
+    else for await (const chunk of contents) await writer.write(chunk);
+    return await writer.close();
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}
+
+function validatePathName(name: Uint8Array, path: Uint8Array): void {
+  try {
+    validateName(name);
+  } catch {
+    throw badEntry('invalid file name', path);
+  }
+}
+
+function badEntry(message: string, path: Uint8Array): FetchCacheError {
+  const p = Buffer.from(path).toString('utf8');
+  return new FetchCacheError('ERR_BAD_DIRECTORY', `${message}${p ? `: '${p}'` : ''}`, { path: p });
+}
+
+/** A counting semaphore: `acquire` waits for a free slot, `release` frees one. */
+export class Semaphore {
+  private free: number;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(n: number) {
+    if (!(n >= 1)) throw new TypeError('concurrency must be at least 1');
+    this.free = n;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      return await task();
+    } finally {
+      this.release();
+    }
+  }
+}
