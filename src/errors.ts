@@ -21,7 +21,9 @@ export type ErrorCode =
   | 'ERR_INTEGRITY'
   | 'ERR_NOT_FOUND'
   | 'ERR_UNSUPPORTED_FILE_TYPE'
-  | 'ERR_IO';
+  | 'ERR_IO'
+  | 'ERR_STORE_LOCKED'
+  | 'ERR_STORE_VERSION';
 
 export interface FetchCacheErrorFields {
   /** What was expected, e.g. an SRI hash or a digest in hex. */

@@ -1,0 +1,167 @@
+/**
+ * `openCache()`: the one composition root. Resolves the cache root, checks the
+ * on-disk layout version, opens the LevelDB under `<root>/db` (or an in-memory
+ * database) and builds every service on its own sublevel.
+ *
+ * Layout (version 1): `<root>/layout.json` = `{"layout":1}`; `<root>/db` the
+ * LevelDB; `<root>/owner.json` names the process that has the database open.
+ * LevelDB admits one opener: a second process waits up to `lockTimeoutMs` for
+ * the owner to close it, then fails with ERR_STORE_LOCKED naming the owner.
+ */
+
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { LevelBlobService } from './blob/leveldb.js';
+import type { BlobService } from './blob/service.js';
+import { LevelDirectoryService } from './directory/leveldb.js';
+import type { DirectoryService } from './directory/service.js';
+import { FetchCacheError } from './errors.js';
+import { NarCalculator } from './nar-render/nar-calc.js';
+import { DEFAULT_STORE_DIR } from './nix/store-path.js';
+import { LevelPathInfoService } from './pathinfo/leveldb.js';
+import type { PathInfoService } from './pathinfo/service.js';
+import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
+
+export const LAYOUT_VERSION = 1;
+
+export interface CacheOptions {
+  /** Cache root; default from `FETCH_CACHE_ROOT`, then the platform cache dir. Ignored with `memory`. */
+  root?: string | undefined;
+  storeDir?: string | undefined;
+  /** Keep everything in memory (tests, throwaway use). */
+  memory?: boolean;
+  /** How long to wait for another process to release the database (default 10 s). */
+  lockTimeoutMs?: number;
+  /** Told once when we start waiting for another process. */
+  onWait?: (owner: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Cache {
+  /** The cache root directory, or `undefined` in memory. */
+  readonly root: string | undefined;
+  readonly storeDir: string;
+  readonly blobs: BlobService;
+  readonly directories: DirectoryService;
+  readonly pathInfos: PathInfoService;
+  readonly narCalc: NarCalculator;
+  close(): Promise<void>;
+}
+
+/** `--root` > `FETCH_CACHE_ROOT` > `$XDG_CACHE_HOME/fetch-cache` > `~/.cache/fetch-cache`. */
+export function resolveRoot(root: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (root) return resolve(root);
+  if (env.FETCH_CACHE_ROOT) return resolve(env.FETCH_CACHE_ROOT);
+  const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
+  return join(base, 'fetch-cache');
+}
+
+export async function openCache(options: CacheOptions = {}): Promise<Cache> {
+  const storeDir = options.storeDir ?? DEFAULT_STORE_DIR;
+  if (options.memory) return compose(await openMemoryKV(), undefined, storeDir, async () => {});
+  const root = resolveRoot(options.root, options.env);
+  mkdirSync(root, { recursive: true });
+  checkLayout(root);
+  const db = await openLocked(join(root, 'db'), root, options);
+  writeFileSync(
+    join(root, 'owner.json'),
+    JSON.stringify({ pid: process.pid, command: process.argv.slice(1).join(' ') }),
+  );
+  return compose(db as unknown as KV, root, storeDir, async () => {
+    rmSync(join(root, 'owner.json'), { force: true });
+    await db.close();
+  });
+}
+
+function compose(db: KV, root: string | undefined, storeDir: string, close: () => Promise<void>): Cache {
+  const blobs = new LevelBlobService(db);
+  const directories = new LevelDirectoryService(db);
+  const pathInfos = new LevelPathInfoService(db);
+  const narCalc = new NarCalculator(binarySublevel(db, 'narcalc'), { blobs, directories });
+  let closed: Promise<void> | undefined;
+  return {
+    root,
+    storeDir,
+    blobs,
+    directories,
+    pathInfos,
+    narCalc,
+    close: () => {
+      closed ??= close();
+      return closed;
+    },
+  };
+}
+
+function checkLayout(root: string): void {
+  const file = join(root, 'layout.json');
+  let text: string | undefined;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    writeFileSync(file, `${JSON.stringify({ layout: LAYOUT_VERSION })}\n`);
+    return;
+  }
+  let version: unknown;
+  try {
+    version = (JSON.parse(text) as { layout?: unknown }).layout;
+  } catch {
+    version = undefined;
+  }
+  if (version !== LAYOUT_VERSION) {
+    throw new FetchCacheError(
+      'ERR_STORE_VERSION',
+      `cache root '${root}' has layout ${JSON.stringify(version ?? null)}, this fetch-cache reads layout ${LAYOUT_VERSION}`,
+      { path: root },
+    );
+  }
+}
+
+function describeOwner(root: string): string {
+  try {
+    const o = JSON.parse(readFileSync(join(root, 'owner.json'), 'utf8')) as {
+      pid?: number;
+      command?: string;
+    };
+    return `pid ${o.pid ?? '?'} (${o.command ?? 'unknown command'})`;
+  } catch {
+    return 'another process';
+  }
+}
+
+async function openLocked(location: string, root: string, options: CacheOptions) {
+  const deadline = Date.now() + (options.lockTimeoutMs ?? 10_000);
+  let told = false;
+  for (;;) {
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+    });
+    try {
+      await db.open();
+      return db;
+    } catch (e) {
+      const locked = (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
+      if (!locked) {
+        const msg = e instanceof Error ? (e as { cause?: Error }).cause?.message || e.message : String(e);
+        throw new FetchCacheError('ERR_IO', `cannot open cache database '${location}': ${msg}`, {
+          path: location,
+          cause: e,
+        });
+      }
+      const owner = describeOwner(root);
+      if (Date.now() >= deadline) {
+        throw new FetchCacheError('ERR_STORE_LOCKED', `cache root '${root}' is in use by ${owner}`, {
+          path: root,
+        });
+      }
+      if (!told) {
+        told = true;
+        options.onWait?.(owner);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

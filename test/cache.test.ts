@@ -1,0 +1,79 @@
+/**
+ * `openCache()`: root resolution, the versioned on-disk layout, and a clear
+ * error naming the owner when another process holds the database.
+ */
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LAYOUT_VERSION, openCache, resolveRoot } from '../src/cache.js';
+import { isFetchCacheError } from '../src/errors.js';
+
+const dirs: string[] = [];
+function tempRoot(): string {
+  const d = mkdtempSync(join(tmpdir(), 'fc-cache-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('resolveRoot', () => {
+  it('prefers --root, then FETCH_CACHE_ROOT, then XDG_CACHE_HOME, then ~/.cache', () => {
+    expect(resolveRoot('/a', { FETCH_CACHE_ROOT: '/b' })).toBe('/a');
+    expect(resolveRoot(undefined, { FETCH_CACHE_ROOT: '/b', XDG_CACHE_HOME: '/c' })).toBe('/b');
+    expect(resolveRoot(undefined, { XDG_CACHE_HOME: '/c' })).toBe('/c/fetch-cache');
+    expect(resolveRoot(undefined, { HOME: '/home/u' })).toBe('/home/u/.cache/fetch-cache');
+  });
+});
+
+describe('openCache on disk', () => {
+  it('writes the layout version and reopens', async () => {
+    const root = tempRoot();
+    const c = await openCache({ root });
+    expect(JSON.parse(readFileSync(join(root, 'layout.json'), 'utf8'))).toEqual({ layout: LAYOUT_VERSION });
+    await c.close();
+    await c.close();
+    const again = await openCache({ root });
+    await again.close();
+  });
+
+  it('refuses an unknown layout version', async () => {
+    const root = tempRoot();
+    writeFileSync(join(root, 'layout.json'), '{"layout": 99}\n');
+    await expect(openCache({ root })).rejects.toSatisfy((e: unknown) =>
+      isFetchCacheError(e, 'ERR_STORE_VERSION'),
+    );
+  });
+
+  it('names the owning process when the root is in use', async () => {
+    const root = tempRoot();
+    const first = await openCache({ root });
+    try {
+      // Another process: LevelDB's lock is per process.
+      const script = `
+        import { openCache } from ${JSON.stringify(new URL('../src/cache.ts', import.meta.url).pathname)};
+        try { await openCache({ root: ${JSON.stringify(root)}, lockTimeoutMs: 300 }); console.log('opened'); }
+        catch (e) { console.log(e.code + ' ' + e.message); }
+      `;
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let text = '';
+        child.stdout.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        child.on('error', reject);
+        child.on('close', () => resolve(text.trim()));
+      });
+      expect(out).toMatch(/^ERR_STORE_LOCKED .*in use by pid \d+/);
+      expect(out).toContain(String(process.pid));
+    } finally {
+      await first.close();
+    }
+  });
+});
