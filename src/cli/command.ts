@@ -1,0 +1,96 @@
+/**
+ * The shape of a CLI sub-command and the pieces every command shares: the
+ * global options of CLI.md, usage errors (exit 2) and output helpers. Commands
+ * validate and normalise arguments, call the library and format the result;
+ * they hold no logic of their own.
+ */
+
+import type { ParseArgsConfig } from 'node:util';
+import type { Cache } from '../cache.js';
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** Options every command accepts, before or after the sub-command. */
+export const GLOBAL_OPTIONS = {
+  root: { type: 'string' },
+  'store-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  offline: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
+export interface GlobalOptions {
+  root: string | undefined;
+  storeDir: string;
+  json: boolean;
+  offline: boolean;
+  quiet: boolean;
+}
+
+export interface CommandContext {
+  globals: GlobalOptions;
+  /** Positional arguments after the command words. */
+  args: string[];
+  /** Parsed option values (global and command options). */
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface Command {
+  /** The command words, e.g. `['hash', 'path']`. */
+  words: string[];
+  usage: string;
+  summary: string;
+  options: OptionSpec;
+  run(ctx: CommandContext): Promise<void>;
+}
+
+/** Bad usage: unknown option, missing argument. The CLI exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export function writeLine(stream: NodeJS.WritableStream, line: string): void {
+  stream.write(`${line}\n`);
+}
+
+export function writeJson(stream: NodeJS.WritableStream, value: unknown): void {
+  stream.write(`${JSON.stringify(value)}\n`);
+}
+
+export function stringOption(ctx: CommandContext, name: string): string | undefined {
+  const v = ctx.values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new UsageError(`option --${name} needs a value`);
+  return v;
+}
+
+export function expectArgs(ctx: CommandContext, count: number, names: string): string[] {
+  if (ctx.args.length !== count) throw new UsageError(`expected ${names}`);
+  return ctx.args;
+}
+
+/**
+ * Open the cache named by the global options, run `fn`, and always close it.
+ * The store modules (and LevelDB's native addon) load only here, so commands
+ * that need no store, like `hash path`, start fast.
+ */
+export async function withCache<T>(ctx: CommandContext, fn: (cache: Cache) => Promise<T>): Promise<T> {
+  const { openCache } = await import('../cache.js');
+  const cache = await openCache({
+    root: ctx.globals.root,
+    storeDir: ctx.globals.storeDir,
+    env: ctx.env,
+    onWait: (owner) => {
+      if (!ctx.globals.quiet) writeLine(ctx.stderr, `waiting for the cache root to be released by ${owner}…`);
+    },
+  });
+  try {
+    return await fn(cache);
+  } finally {
+    await cache.close();
+  }
+}

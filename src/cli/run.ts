@@ -1,0 +1,119 @@
+/**
+ * The `fetch-cache` command line (contract: CLI.md). Finds the sub-command,
+ * parses global and command options together (globals may stand before or
+ * after the sub-command), runs it, and maps failures to exit codes:
+ * 1 for a FetchCacheError (one stderr line `CODE: message`), 2 for bad usage.
+ */
+
+import { parseArgs } from 'node:util';
+import { FetchCacheError } from '../errors.js';
+import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLine } from './command.js';
+import { hashFileCommand, hashPathCommand } from './commands/hash.js';
+import { keygenCommand } from './commands/keygen.js';
+import { addCommand, exportCommand, narCommand, pathInfoCommand } from './commands/store.js';
+
+const COMMANDS: Command[] = [
+  hashPathCommand,
+  hashFileCommand,
+  addCommand,
+  narCommand,
+  exportCommand,
+  pathInfoCommand,
+  keygenCommand,
+];
+
+/** Global options that take a value, so their value is not mistaken for a command word. */
+const VALUE_GLOBALS = new Set(['--root', '--store-dir']);
+
+function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
+  const words: number[] = [];
+  for (let i = 0; i < argv.length && words.length < 2; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (VALUE_GLOBALS.has(a)) i++;
+    else if (!a.startsWith('-')) words.push(i);
+  }
+  for (const command of COMMANDS) {
+    const n = command.words.length;
+    if (words.length < n) continue;
+    if (command.words.every((w, k) => argv[words[k]!] === w)) {
+      const drop = new Set(words.slice(0, n));
+      return { command, rest: argv.filter((_, i) => !drop.has(i)) };
+    }
+  }
+  return undefined;
+}
+
+function usageText(): string {
+  const lines = [
+    'usage: fetch-cache [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet] COMMAND …',
+    '',
+  ];
+  for (const c of COMMANDS) lines.push(`  ${c.usage}`, `      ${c.summary}`);
+  return lines.join('\n');
+}
+
+export async function main(
+  argv: string[],
+  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; env: NodeJS.ProcessEnv },
+): Promise<number> {
+  const found = findCommand(argv);
+  if (found === undefined) {
+    if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
+      writeLine(io.stdout, usageText());
+      return argv.length === 0 ? 2 : 0;
+    }
+    writeLine(
+      io.stderr,
+      `fetch-cache: unknown command '${argv.filter((a) => !a.startsWith('-')).join(' ')}'`,
+    );
+    writeLine(io.stderr, usageText());
+    return 2;
+  }
+  const { command, rest } = found;
+  try {
+    let parsed: ReturnType<typeof parseArgs>;
+    try {
+      parsed = parseArgs({
+        args: rest,
+        options: { ...GLOBAL_OPTIONS, ...command.options },
+        allowPositionals: true,
+        strict: true,
+      });
+    } catch (e) {
+      throw new UsageError(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+    }
+    const values = parsed.values as CommandContext['values'];
+    if (values.help) {
+      writeLine(io.stdout, `usage: fetch-cache ${command.usage}\n\n${command.summary}`);
+      return 0;
+    }
+    const ctx: CommandContext = {
+      globals: {
+        root: (values.root as string | undefined) ?? io.env.FETCH_CACHE_ROOT,
+        storeDir: (values['store-dir'] as string | undefined) ?? '/nix/store',
+        json: values.json === true,
+        offline: values.offline === true,
+        quiet: values.quiet === true,
+      },
+      args: parsed.positionals,
+      values,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      env: io.env,
+    };
+    await command.run(ctx);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      writeLine(io.stderr, `fetch-cache ${command.words.join(' ')}: ${e.message}`);
+      writeLine(io.stderr, `usage: fetch-cache ${command.usage}`);
+      return 2;
+    }
+    if (e instanceof FetchCacheError) {
+      writeLine(io.stderr, e.toLine());
+      return 1;
+    }
+    throw e;
+  }
+}

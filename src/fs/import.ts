@@ -1,0 +1,101 @@
+/**
+ * A local path as an entry stream for `ingestEntries()`: the `nix-store --add`
+ * view of the file system. Regular files (executable iff owner-x), symlinks
+ * kept as symlinks (the root too), directories; anything else is
+ * ERR_UNSUPPORTED_FILE_TYPE. Entries come children before parents. Small
+ * files are read at once; large ones stream in 1 MiB reads when the ingest
+ * gets to them, so memory stays bounded by the ingest's concurrency.
+ */
+
+import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { IngestEntry } from '../castore/ingest.js';
+import { FetchCacheError } from '../errors.js';
+import { ioError } from './dump.js';
+
+const SMALL_FILE = 256 * 1024;
+const CHUNK = 1 << 20;
+const SLASH = Buffer.from('/');
+
+/** Entries of the tree at `path`, children before parents, the root last. */
+export function* localEntries(path: string): Generator<IngestEntry> {
+  const root = Buffer.from(path);
+  yield* walk(root, Buffer.alloc(0), stat(root));
+}
+
+function stat(path: Buffer): Stats {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    throw ioError(e, path);
+  }
+}
+
+function* walk(abs: Buffer, rel: Buffer, st: Stats): Generator<IngestEntry> {
+  if (st.isSymbolicLink()) {
+    yield { type: 'symlink', path: rel, target: readlinkSync(abs, { encoding: 'buffer' }) };
+  } else if (st.isFile()) {
+    const executable = (st.mode & 0o100) !== 0;
+    const contents = st.size <= SMALL_FILE ? readSmall(abs, st.size) : readLarge(abs, st.size);
+    yield { type: 'file', path: rel, executable, contents };
+  } else if (st.isDirectory()) {
+    let names: Buffer[];
+    try {
+      names = readdirSync(abs, { encoding: 'buffer' });
+    } catch (e) {
+      throw ioError(e, abs);
+    }
+    for (const name of names) {
+      const childAbs = Buffer.concat([abs, SLASH, name]);
+      const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
+      yield* walk(childAbs, childRel, stat(childAbs));
+    }
+    yield { type: 'directory', path: rel };
+  } else {
+    throw new FetchCacheError(
+      'ERR_UNSUPPORTED_FILE_TYPE',
+      `file '${abs.toString()}' has an unsupported type`,
+      {
+        path: abs.toString(),
+      },
+    );
+  }
+}
+
+function readSmall(path: Buffer, size: number): Uint8Array {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (e) {
+    throw ioError(e, path);
+  }
+  if (data.length !== size) throw changed(path);
+  return data;
+}
+
+async function* readLarge(path: Buffer, size: number): AsyncGenerator<Uint8Array> {
+  const handle = await open(path, 'r').catch((e: unknown) => {
+    throw ioError(e, path);
+  });
+  try {
+    let pos = 0;
+    for (;;) {
+      // A fresh buffer per read: the blob writer may hold it until its write resolves.
+      const buf = Buffer.allocUnsafe(CHUNK);
+      const { bytesRead } = await handle.read(buf, 0, CHUNK, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      if (pos > size) throw changed(path);
+      yield buf.subarray(0, bytesRead);
+    }
+    if (pos !== size) throw changed(path);
+  } finally {
+    await handle.close();
+  }
+}
+
+function changed(path: Buffer): FetchCacheError {
+  return new FetchCacheError('ERR_IO', `file '${path.toString()}' changed while it was being read`, {
+    path: path.toString(),
+  });
+}

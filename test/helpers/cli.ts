@@ -1,0 +1,53 @@
+/**
+ * Runs the built command line (`node dist/cli/main.js …`) as a child process, the way users and scripts
+ * call it. `npm test` builds dist/ first; the tests never import the CLI in-process, so exit codes, stdout
+ * and stderr are exactly what a shell would see.
+ */
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI_MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunCliOptions {
+  env?: Record<string, string>;
+  input?: Uint8Array | string;
+  cwd?: string;
+}
+
+/** Whether dist/cli/main.js has been built. */
+export function cliBuilt(): boolean {
+  return existsSync(CLI_MAIN);
+}
+
+export function runCli(args: readonly string[], opts: RunCliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], {
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd ?? REPO_ROOT,
+      stdio: 'pipe',
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolve({
+        code: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
+    );
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+  });
+}
