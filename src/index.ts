@@ -1,13 +1,28 @@
 /**
  * The public API of fetch-cache: an explicit list, nothing re-exported by
- * wildcard. Internal modules may change; these names are the contract.
+ * wildcard, sorted by module path. Internal modules may change; these names
+ * are the contract.
  */
 
-// Errors
+export type { BlobService } from './blob/service.js';
+export { type Cache, type CacheOptions, openCache, resolveRoot } from './cache.js';
+export { type B3Digest, b3ToHex, parseB3Digest } from './castore/digest.js';
+export { Directory } from './castore/directory.js';
+export { type IngestEntry, ingestEntries } from './castore/ingest.js';
+export type { Node } from './castore/nodes.js';
+export type { DirectoryService } from './directory/service.js';
 export { type ErrorCode, FetchCacheError, isFetchCacheError } from './errors.js';
-
-// Nix formats (pure)
-export { decodeNix32, encodeNix32 } from './nix/nixbase32.js';
+export { addPath } from './fs/add.js';
+export { exportNode } from './fs/export.js';
+export { hashFile, hashPath } from './fs/hash.js';
+export { ingestNar } from './nar-render/ingest-nar.js';
+export { narSizeOf, renderNar } from './nar-render/render.js';
+export {
+  type ContentAddress,
+  formatContentAddress,
+  parseContentAddress,
+  storePathForContentAddress,
+} from './nix/content-address.js';
 export {
   compressHash,
   formatHash,
@@ -20,27 +35,11 @@ export {
   toSRI,
 } from './nix/hash.js';
 export type { HashAlgo } from './nix/hashing.js';
-export {
-  DEFAULT_STORE_DIR,
-  formatStorePath,
-  makeFixedOutputPath,
-  makeStorePath,
-  makeTextPath,
-  parseStorePath,
-  type StorePath,
-  storePathBaseName,
-  validateStorePathName,
-} from './nix/store-path.js';
-export {
-  type ContentAddress,
-  formatContentAddress,
-  parseContentAddress,
-  storePathForContentAddress,
-} from './nix/content-address.js';
 export { encodeNar, NarEncoder, type NarTree } from './nix/nar/encoder.js';
-export { type NarEvent, NarParser } from './nix/nar/parser.js';
 export { narListing } from './nix/nar/listing.js';
+export { type NarEvent, NarParser } from './nix/nar/parser.js';
 export { formatNarInfo, type NarInfo, parseNarInfo } from './nix/narinfo.js';
+export { decodeNix32, encodeNix32 } from './nix/nixbase32.js';
 export {
   fingerprintPath,
   formatPublicKey,
@@ -52,23 +51,16 @@ export {
   signFingerprint,
   verifySignature,
 } from './nix/signing.js';
-
-// castore model (pure) and ingestion
-export { type B3Digest, b3ToHex, parseB3Digest } from './castore/digest.js';
-export { Directory } from './castore/directory.js';
-export type { Node } from './castore/nodes.js';
-export { type IngestEntry, ingestEntries } from './castore/ingest.js';
-
-// Store
-export { type Cache, type CacheOptions, openCache, resolveRoot } from './cache.js';
-export type { BlobService } from './blob/service.js';
-export type { DirectoryService } from './directory/service.js';
-export type { PathInfoService } from './pathinfo/service.js';
+export {
+  DEFAULT_STORE_DIR,
+  formatStorePath,
+  makeFixedOutputPath,
+  makeStorePath,
+  makeTextPath,
+  parseStorePath,
+  type StorePath,
+  storePathBaseName,
+  validateStorePathName,
+} from './nix/store-path.js';
 export type { PathInfo } from './pathinfo/path-info.js';
-export { narSizeOf, renderNar } from './nar-render/render.js';
-export { ingestNar } from './nar-render/ingest-nar.js';
-
-// Local paths
-export { hashFile, hashPath } from './fs/hash.js';
-export { addPath } from './fs/add.js';
-export { exportNode } from './fs/export.js';
+export type { PathInfoService } from './pathinfo/service.js';
