@@ -23,7 +23,12 @@ export type ErrorCode =
   | 'ERR_UNSUPPORTED_FILE_TYPE'
   | 'ERR_IO'
   | 'ERR_STORE_LOCKED'
-  | 'ERR_STORE_VERSION';
+  | 'ERR_STORE_VERSION'
+  | 'ERR_BAD_ARCHIVE'
+  | 'ERR_BAD_URL'
+  | 'ERR_HTTP'
+  | 'ERR_OFFLINE'
+  | 'ERR_GIT';
 
 export interface FetchCacheErrorFields {
   /** What was expected, e.g. an SRI hash or a digest in hex. */
