@@ -50,9 +50,16 @@ export class NarEncoder {
   readonly #dirs: (Uint8Array | null)[] = [];
   #fileSize = 0;
   #remaining = 0;
+  readonly #lend: boolean;
 
-  constructor(sink: (chunk: Uint8Array) => void) {
+  /**
+   * `lendBuffer`: the sink consumes each chunk before it returns (a hasher),
+   * so batched tokens may be handed out as a view of the internal buffer
+   * instead of a fresh copy.
+   */
+  constructor(sink: (chunk: Uint8Array) => void, options: { lendBuffer?: boolean } = {}) {
     this.#sink = sink;
+    this.#lend = options.lendBuffer === true;
     this.#put(TOK_NAR);
   }
 
@@ -203,7 +210,7 @@ export class NarEncoder {
   /** The sink gets a copy, so the buffer can be reused at once. */
   #flush(): void {
     if (this.#used === 0) return;
-    const chunk = this.#buf.slice(0, this.#used);
+    const chunk = this.#lend ? this.#buf.subarray(0, this.#used) : this.#buf.slice(0, this.#used);
     this.#written += this.#used;
     this.#used = 0;
     this.#sink(chunk);
