@@ -18,6 +18,7 @@
 
 import type { ErrorCode } from '../errors.js';
 import { FetchCacheError } from '../errors.js';
+import { invalidNameReason, invalidTargetReason } from '../nix/nar/wire.js';
 import { bytesEqual, copyBytes, displayBytes } from './bytes.js';
 import { B3_LEN, type B3Digest } from './digest.js';
 import { ProtoReader, ProtoWriter, WIRE_LEN, WIRE_VARINT } from './proto.js';
@@ -45,28 +46,16 @@ export const MAX_TARGET_LEN = 4095;
 /** Field numbers of the `Entry` oneof, which are also the list field numbers of `Directory`. */
 export const ENTRY_FIELD: Readonly<Record<NodeType, number>> = { directory: 1, file: 2, symlink: 3 };
 
-const SLASH = 0x2f;
-const DOT = 0x2e;
-
-/** Why `name` is not a valid path component (snix `PathComponent`), or undefined. */
+/** Why `name` is not a valid path component (snix `PathComponent`, the NAR name rules), or undefined. */
 export function nameProblem(name: Uint8Array): string | undefined {
-  if (name.length === 0) return 'name is empty';
-  if (name.length > MAX_NAME_LEN) return `name is ${name.length} bytes, more than ${MAX_NAME_LEN}`;
-  if (name.length === 1 && name[0] === DOT) return 'name is "."';
-  if (name.length === 2 && name[0] === DOT && name[1] === DOT) return 'name is ".."';
-  if (name.includes(0)) return 'name contains NUL';
-  if (name.includes(SLASH)) return 'name contains "/"';
-  return undefined;
+  const reason = invalidNameReason(name);
+  return reason === undefined ? undefined : `bad name (${reason})`;
 }
 
-/** Why `target` is not a valid symlink target (snix `SymlinkTarget`), or undefined. */
+/** Why `target` is not a valid symlink target (snix `SymlinkTarget`, the NAR rules), or undefined. */
 export function targetProblem(target: Uint8Array): string | undefined {
-  if (target.length === 0) return 'symlink target is empty';
-  if (target.length > MAX_TARGET_LEN) {
-    return `symlink target is ${target.length} bytes, more than ${MAX_TARGET_LEN}`;
-  }
-  if (target.includes(0)) return 'symlink target contains NUL';
-  return undefined;
+  const reason = invalidTargetReason(target);
+  return reason === undefined ? undefined : `bad symlink target (${reason})`;
 }
 
 function sizeProblem(size: number): string | undefined {

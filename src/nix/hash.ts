@@ -8,6 +8,7 @@
  * blake3 sits behind an experimental feature and is not used by fetchers.
  */
 
+import { bytesEqual } from '../bytes.js';
 import { FetchCacheError } from '../errors.js';
 import { digestOf, HASH_ALGOS, HASH_SIZE, type HashAlgo } from './hashing.js';
 import { decodeNix32, encodeNix32, nix32Length } from './nixbase32.js';
@@ -64,12 +65,6 @@ export function hashOf(algo: HashAlgo, data: Uint8Array | string): Hash {
 
 export function hashEquals(a: Hash, b: Hash): boolean {
   return a.algo === b.algo && bytesEqual(a.digest, b.digest);
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** XOR-folds `digest` into `size` bytes (Nix `compressHash`; sha256 → 20 bytes for store paths). */

@@ -205,7 +205,7 @@ describe('root Entry messages', () => {
 
   it('rejects an empty Entry, invalid names and invalid nodes with ERR_BAD_NODE', () => {
     expectError('ERR_BAD_NODE', () => decodeEntry(new Uint8Array()), /no entry/);
-    expectError('ERR_BAD_NODE', () => decodeEntry(proto((w) => fileEntry(w, '..'))), /"\.\."/);
+    expectError('ERR_BAD_NODE', () => decodeEntry(proto((w) => fileEntry(w, '..'))), /'\.\.'/);
     expectError(
       'ERR_BAD_NODE',
       () => decodeEntry(proto((w) => fileEntry(w, 'x', D32.subarray(1)))),
@@ -266,7 +266,7 @@ describe('validation helpers', () => {
         ]),
       /duplicate/,
     );
-    expectError('ERR_BAD_DIRECTORY', () => Directory.fromEntries([['a/b', fileNode(D32, 1)]]), /"\/"/);
+    expectError('ERR_BAD_DIRECTORY', () => Directory.fromEntries([['a/b', fileNode(D32, 1)]]), /'\/'/);
     expectError('ERR_BAD_DIRECTORY', () =>
       Directory.fromEntries([['a', { type: 'symlink', target: new Uint8Array() }]]),
     );
@@ -368,11 +368,11 @@ describe('decodeDirectory validation (ERR_BAD_DIRECTORY)', () => {
   it('rejects bad names', () => {
     badDir(
       proto((w) => fileEntry(w, '.')),
-      /"\."/,
+      /'\.'/,
     );
     badDir(
       proto((w) => dirEntry(w, '..')),
-      /"\.\."/,
+      /'\.\.'/,
     );
     badDir(
       proto((w) => fileEntry(w, '')),
@@ -380,7 +380,7 @@ describe('decodeDirectory validation (ERR_BAD_DIRECTORY)', () => {
     );
     badDir(
       proto((w) => fileEntry(w, 'a/b')),
-      /"\/"/,
+      /'\/'/,
     );
     badDir(
       proto((w) => fileEntry(w, 'a\0b')),

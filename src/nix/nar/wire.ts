@@ -9,6 +9,8 @@
  * `narMaxTag`, `narMaxDepth`), also enforced by snix.
  */
 
+export { bytesEqual, compareBytes, displayBytes, toBytes } from '../../bytes.js';
+
 export const NAR_MAGIC = 'nix-archive-1';
 
 /** Longest entry name (bytes) nix@HEAD and snix accept. */
@@ -76,26 +78,6 @@ export const TOK_ENT = concatTokens('entry', '(', 'name'); // 48
 export const TOK_NOD = concatTokens('node', '(', 'type'); // 48
 export const TOK_PAR = concatTokens(')'); // 16
 
-/** Bytewise comparison (`strcmp` / `std::string` order), never UTF-16 order. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-export function toBytes(s: Uint8Array | string): Uint8Array {
-  return typeof s === 'string' ? utf8.encode(s) : s;
-}
-
 /**
  * Why `name` cannot be a NAR entry name, or undefined when it can. Empty, `.`,
  * `..`, `/` and NUL are rejected by every Nix ≥ 2; the 255-byte limit is
@@ -104,7 +86,7 @@ export function toBytes(s: Uint8Array | string): Uint8Array {
  */
 export function invalidNameReason(name: Uint8Array): string | undefined {
   if (name.length === 0) return 'empty';
-  if (name.length > MAX_NAME_LEN) return `longer than ${MAX_NAME_LEN} bytes`;
+  if (name.length > MAX_NAME_LEN) return `${name.length} bytes, longer than ${MAX_NAME_LEN}`;
   if (name.length === 1 && name[0] === 0x2e) return "'.'";
   if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return "'..'";
   if (name.includes(0x2f)) return "contains '/'";
@@ -115,18 +97,7 @@ export function invalidNameReason(name: Uint8Array): string | undefined {
 /** Why `target` cannot be a symlink target (empty, NUL, > 4095 bytes), or undefined. */
 export function invalidTargetReason(target: Uint8Array): string | undefined {
   if (target.length === 0) return 'empty';
-  if (target.length > MAX_TARGET_LEN) return `longer than ${MAX_TARGET_LEN} bytes`;
+  if (target.length > MAX_TARGET_LEN) return `${target.length} bytes, longer than ${MAX_TARGET_LEN}`;
   if (target.includes(0)) return 'contains NUL';
   return undefined;
-}
-
-const lossy = new TextDecoder('utf-8', { fatal: false });
-
-/**
- * Bytes rendered for a one-line error message: UTF-8 (invalid sequences as
- * U+FFFD), control characters as `\xNN`, cut at 1024 bytes like Nix does.
- */
-export function displayBytes(b: Uint8Array): string {
-  const s = lossy.decode(b.subarray(0, 1024));
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
