@@ -1,0 +1,506 @@
+/**
+ * The download client every URL-based fetcher uses: GET over undici with the
+ * transfer policy of Nix's `filetransfer.cc` (nix-formats.md §6.5). Bounded
+ * redirects; connect, headers and body-idle timeouts; retries with
+ * exponential backoff and jitter on connection errors, 5xx (but 501/505/511),
+ * 408 and 429; a transfer that drops mid-body resumes with
+ * `Range: bytes=N-` (+ `If-Range`) — it starts over from byte 0 only while no
+ * byte has been handed to the consumer, and fails with ERR_HTTP when it
+ * cannot resume after that. A body shorter or longer than its Content-Length
+ * is ERR_HTTP. Validators from an earlier transfer make the request
+ * conditional (304 → `notModified`). Mirrors are tried in order after the
+ * URL; `file://` URLs are read from disk; `offline` refuses every network URL
+ * before a socket is opened.
+ *
+ * Each attempt uses its own undici `Client` (one connection): a download is
+ * large and rare, and owning the connection lets us see bytes the server sent
+ * after the declared end of the body (undici reports them only as a socket
+ * error), which is how "longer than Content-Length" is detected.
+ */
+
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { STATUS_CODES } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { Client, type Dispatcher } from 'undici';
+import { FetchCacheError } from '../errors.js';
+
+export const USER_AGENT = 'fetch-cache/0.1 (+https://github.com/fetch-cache)';
+
+export interface HttpClientOptions {
+  readonly userAgent?: string;
+  /** Redirects followed per request (default 10). */
+  readonly maxRedirects?: number;
+  /** Tries per URL, resumptions included (default 5, Nix's `download-attempts`). */
+  readonly attempts?: number;
+  /** First backoff delay; doubles per retry, with jitter (default 250 ms). */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
+  /** Longest pause between two body chunks (default 60 s). */
+  readonly bodyTimeoutMs?: number;
+  /** Refuse every http(s) URL with ERR_OFFLINE, before any socket is opened. */
+  readonly offline?: boolean;
+}
+
+export interface DownloadProgress {
+  readonly bytes: number;
+  readonly total: number | undefined;
+  /** Bytes per second since the transfer started. */
+  readonly rate: number;
+  readonly done: boolean;
+}
+
+export interface RetryInfo {
+  readonly url: string;
+  readonly attempt: number;
+  readonly reason: string;
+  /** The byte the transfer continues at: 0 for a clean restart. */
+  readonly resumeAt: number;
+}
+
+export interface DownloadRequest {
+  readonly url: string;
+  readonly mirrors?: readonly string[] | undefined;
+  /** Validators of an earlier transfer of `url`: the request becomes conditional. */
+  readonly etag?: string | undefined;
+  readonly lastModified?: string | undefined;
+  readonly onProgress?: ((p: DownloadProgress) => void) | undefined;
+  /** Told whenever the transfer is retried, restarted (before any byte was handed out) or resumed. */
+  readonly onRetry?: ((info: RetryInfo) => void) | undefined;
+}
+
+export type Download =
+  | { readonly notModified: true; readonly url: string }
+  | {
+      readonly notModified: false;
+      /** Where the bytes come from, after mirrors and redirects. */
+      readonly url: string;
+      readonly etag: string | undefined;
+      readonly lastModified: string | undefined;
+      /** Content-Length, when the server sent one. */
+      readonly size: number | undefined;
+      /** The body; iterate it exactly once. */
+      readonly body: AsyncIterable<Uint8Array>;
+    };
+
+/** A URL for messages: userinfo replaced, as snix's Debug output does. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username === '' && u.password === '') return url;
+    u.username = 'redacted';
+    if (u.password !== '') u.password = 'redacted';
+    return u.href;
+  } catch {
+    return url;
+  }
+}
+
+export function parseUrl(url: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (e) {
+    throw new FetchCacheError('ERR_BAD_URL', `invalid URL '${redactUrl(url)}'`, { path: url, cause: e });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'file:') {
+    throw new FetchCacheError(
+      'ERR_BAD_URL',
+      `unsupported URL scheme '${u.protocol}' in '${redactUrl(url)}'`,
+      {
+        path: redactUrl(url),
+      },
+    );
+  }
+  return u;
+}
+
+function httpError(message: string, url: string, cause?: unknown): FetchCacheError {
+  return new FetchCacheError('ERR_HTTP', message, {
+    path: redactUrl(url),
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/** Statuses Nix retries (§6.5): 408, 429 and every 5xx but 501, 505, 511. */
+function retryableStatus(status: number): boolean {
+  return (
+    status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505 && status !== 511)
+  );
+}
+
+/** Connection-level failures (refused, reset, timeouts, dropped mid-body) are worth another try. */
+function transientError(e: unknown): boolean {
+  if (e instanceof FetchCacheError) return false;
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code !== 'string') return false;
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return false;
+  return code.startsWith('UND_ERR_') || /^E[A-Z]+$/.test(code);
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    return typeof code === 'string' ? `${e.message} (${code})` : e.message;
+  }
+  return String(e);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface Opened {
+  readonly client: Client;
+  readonly res: Dispatcher.ResponseData;
+  readonly url: string;
+  /** Set when the connection saw data after the end of a response. */
+  trailing: Error | undefined;
+}
+
+function header(res: Dispatcher.ResponseData, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export class HttpClient {
+  private readonly o: Required<HttpClientOptions>;
+
+  constructor(options: HttpClientOptions = {}) {
+    this.o = {
+      userAgent: options.userAgent ?? USER_AGENT,
+      maxRedirects: options.maxRedirects ?? 10,
+      attempts: options.attempts ?? 5,
+      retryBaseMs: options.retryBaseMs ?? 250,
+      retryMaxMs: options.retryMaxMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
+      headersTimeoutMs: options.headersTimeoutMs ?? 60_000,
+      bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
+      offline: options.offline ?? false,
+    };
+  }
+
+  get offline(): boolean {
+    return this.o.offline;
+  }
+
+  /** Start a download: resolves once a response (or a 304) is there; the body streams after. */
+  async download(req: DownloadRequest): Promise<Download> {
+    const urls = [req.url, ...(req.mirrors ?? [])];
+    for (const u of urls) parseUrl(u);
+    let first: unknown;
+    for (const [i, url] of urls.entries()) {
+      try {
+        return await this.downloadOne(
+          url,
+          i === 0 ? req : { ...req, etag: undefined, lastModified: undefined },
+        );
+      } catch (e) {
+        if (e instanceof FetchCacheError && (e.code === 'ERR_OFFLINE' || e.code === 'ERR_BAD_URL')) throw e;
+        first ??= e;
+      }
+    }
+    if (urls.length > 1 && first instanceof FetchCacheError) {
+      throw new FetchCacheError(first.code, `${first.message} (and ${urls.length - 1} mirror(s) failed)`, {
+        ...(first.path === undefined ? {} : { path: first.path }),
+        cause: first,
+      });
+    }
+    throw first;
+  }
+
+  private async downloadOne(url: string, req: DownloadRequest): Promise<Download> {
+    const u = parseUrl(url);
+    if (u.protocol === 'file:') return this.readFile(u, req);
+    if (this.o.offline) {
+      throw new FetchCacheError('ERR_OFFLINE', `offline mode: not downloading '${redactUrl(url)}'`, {
+        path: redactUrl(url),
+      });
+    }
+    const conditional: Record<string, string> = {};
+    if (req.etag !== undefined) conditional['if-none-match'] = req.etag;
+    if (req.lastModified !== undefined) conditional['if-modified-since'] = req.lastModified;
+    const budget = { left: this.o.attempts };
+    const opened = await this.openWithRetries(url, conditional, budget, req);
+    const status = opened.res.statusCode;
+    if (status === 304) {
+      await this.discard(opened);
+      return { notModified: true, url: opened.url };
+    }
+    const lengthText = header(opened.res, 'content-length');
+    const size = lengthText === undefined ? undefined : Number(lengthText);
+    return {
+      notModified: false,
+      url: opened.url,
+      etag: header(opened.res, 'etag'),
+      lastModified: header(opened.res, 'last-modified'),
+      size,
+      body: this.body(opened, size, budget, req),
+    };
+  }
+
+  private async readFile(u: URL, req: DownloadRequest): Promise<Download> {
+    const path = fileURLToPath(u);
+    let size: number;
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+      size = st.size;
+    } catch (e) {
+      throw new FetchCacheError('ERR_IO', `cannot read '${u.href}': ${describe(e)}`, { path, cause: e });
+    }
+    const progress = new ProgressMeter(size, req.onProgress);
+    async function* body(): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of createReadStream(path)) {
+          progress.add((chunk as Buffer).length);
+          yield chunk as Buffer;
+        }
+      } catch (e) {
+        throw new FetchCacheError('ERR_IO', `cannot read '${u.href}': ${describe(e)}`, { path, cause: e });
+      }
+      progress.finish();
+    }
+    return { notModified: false, url: u.href, etag: undefined, lastModified: undefined, size, body: body() };
+  }
+
+  private backoff(attempt: number): Promise<void> {
+    const base = Math.min(this.o.retryMaxMs, this.o.retryBaseMs * 2 ** (attempt - 1));
+    return sleep(base / 2 + (Math.random() * base) / 2);
+  }
+
+  /** Open `url` (following redirects), retrying transient failures; a final non-2xx/304 is ERR_HTTP. */
+  private async openWithRetries(
+    url: string,
+    headers: Record<string, string>,
+    budget: { left: number },
+    req: DownloadRequest,
+  ): Promise<Opened> {
+    for (let attempt = 1; ; attempt++) {
+      budget.left--;
+      let reason: string;
+      let lastError: FetchCacheError;
+      try {
+        const opened = await this.open(url, headers);
+        const status = opened.res.statusCode;
+        if ((status >= 200 && status < 300) || status === 304) return opened;
+        await this.discard(opened);
+        lastError = httpError(
+          `HTTP error ${status} (${STATUS_CODES[status] ?? 'unknown'}) fetching '${redactUrl(opened.url)}'`,
+          opened.url,
+        );
+        if (!retryableStatus(status)) throw lastError;
+        reason = `HTTP ${status}`;
+      } catch (e) {
+        if (e instanceof FetchCacheError) throw e;
+        if (!transientError(e)) throw e;
+        lastError = httpError(`cannot fetch '${redactUrl(url)}': ${describe(e)}`, url, e);
+        reason = describe(e);
+      }
+      if (budget.left <= 0) throw lastError;
+      req.onRetry?.({ url: redactUrl(url), attempt, reason, resumeAt: 0 });
+      await this.backoff(attempt);
+    }
+  }
+
+  /** One request, following up to `maxRedirects` redirects. Transport errors propagate raw. */
+  private async open(url: string, headers: Record<string, string>): Promise<Opened> {
+    let current = url;
+    for (let hops = 0; ; hops++) {
+      const u = new URL(current);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+        throw httpError(`redirected to unsupported URL '${redactUrl(current)}'`, url);
+      }
+      const client = new Client(u.origin, {
+        connect: { timeout: this.o.connectTimeoutMs },
+        headersTimeout: this.o.headersTimeoutMs,
+        bodyTimeout: this.o.bodyTimeoutMs,
+      });
+      const opened: Opened = { client, url: current, trailing: undefined, res: undefined as never };
+      client.on('disconnect', (_origin, _targets, err) => {
+        const e = err as Error & { code?: string };
+        if (e && (e.message === 'bad response' || e.name === 'HTTPParserError' || e.code?.startsWith('HPE_')))
+          opened.trailing ??= e;
+      });
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await client.request({
+          path: `${u.pathname}${u.search}`,
+          method: 'GET',
+          headers: { 'user-agent': this.o.userAgent, ...headers },
+        });
+      } catch (e) {
+        await client.destroy().catch(() => {});
+        throw e;
+      }
+      const location = header(res, 'location');
+      if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && location !== undefined) {
+        await this.discard({ ...opened, res });
+        if (hops >= this.o.maxRedirects) {
+          throw httpError(
+            `too many redirects (more than ${this.o.maxRedirects}) fetching '${redactUrl(url)}'`,
+            url,
+          );
+        }
+        current = new URL(location, current).href;
+        continue;
+      }
+      return Object.assign(opened, { res });
+    }
+  }
+
+  private async discard(opened: Opened): Promise<void> {
+    await opened.res.body.dump().catch(() => {});
+    await opened.client.destroy().catch(() => {});
+  }
+
+  /**
+   * The body of `first`, resuming after a dropped connection. `handed` counts
+   * the bytes given to the consumer: a restart from 0 is only allowed while it
+   * is 0, afterwards only a 206 continuing at `handed` is accepted.
+   */
+  private async *body(
+    first: Opened,
+    size: number | undefined,
+    budget: { left: number },
+    req: DownloadRequest,
+  ): AsyncGenerator<Uint8Array> {
+    const validator = strongValidator(first.res);
+    const progress = new ProgressMeter(size, req.onProgress);
+    let current = first;
+    let handed = 0;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          for await (const chunk of current.res.body as AsyncIterable<Buffer>) {
+            handed += chunk.length;
+            if (size !== undefined && handed > size) {
+              throw httpError(
+                `body of '${redactUrl(current.url)}' is longer than its Content-Length ${size}`,
+                current.url,
+              );
+            }
+            progress.add(chunk.length);
+            yield chunk;
+          }
+          if (size !== undefined && handed < size) {
+            throw httpError(
+              `body of '${redactUrl(current.url)}' ended after ${handed} of ${size} bytes (Content-Length)`,
+              current.url,
+            );
+          }
+          // Bytes after the declared end show up as a broken connection right after it.
+          await sleep(5);
+          if (current.trailing !== undefined) {
+            throw httpError(
+              `body of '${redactUrl(current.url)}' is longer than its Content-Length ${size ?? ''}`.trimEnd(),
+              current.url,
+              current.trailing,
+            );
+          }
+          progress.finish();
+          return;
+        } catch (e) {
+          if (e instanceof FetchCacheError || !transientError(e)) throw e;
+          await current.client.destroy().catch(() => {});
+          const what = `transfer of '${redactUrl(current.url)}' failed after ${handed}${size === undefined ? '' : ` of ${size}`} bytes: ${describe(e)}`;
+          if (budget.left <= 0) throw httpError(what, current.url, e);
+          req.onRetry?.({ url: redactUrl(current.url), attempt, reason: describe(e), resumeAt: handed });
+          await this.backoff(attempt);
+          if (handed === 0) {
+            current = await this.restart(first.url, budget, req);
+          } else {
+            budget.left--;
+            current = await this.resume(current.url, handed, size, validator, what);
+          }
+        }
+      }
+    } finally {
+      await current.client.destroy().catch(() => {});
+    }
+  }
+
+  private async restart(url: string, budget: { left: number }, req: DownloadRequest): Promise<Opened> {
+    const opened = await this.openWithRetries(url, {}, budget, req);
+    if (opened.res.statusCode !== 200) {
+      await this.discard(opened);
+      throw httpError(`restarting '${redactUrl(url)}' gave HTTP ${opened.res.statusCode}`, url);
+    }
+    return opened;
+  }
+
+  /** `Range: bytes=N-`; only a 206 starting at N (and of the same total size) continues the body. */
+  private async resume(
+    url: string,
+    at: number,
+    size: number | undefined,
+    validator: string | undefined,
+    what: string,
+  ): Promise<Opened> {
+    const headers: Record<string, string> = { range: `bytes=${at}-` };
+    if (validator !== undefined) headers['if-range'] = validator;
+    let opened: Opened;
+    try {
+      opened = await this.open(url, headers);
+    } catch (e) {
+      if (e instanceof FetchCacheError) throw e;
+      throw httpError(`${what}; resuming failed: ${describe(e)}`, url, e);
+    }
+    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(opened.res, 'content-range') ?? '');
+    const ok =
+      opened.res.statusCode === 206 &&
+      range !== null &&
+      Number(range[1]) === at &&
+      (size === undefined || range[3] === '*' || Number(range[3]) === size);
+    if (!ok) {
+      await this.discard(opened);
+      throw httpError(
+        `${what}; the server cannot resume it (HTTP ${opened.res.statusCode} to a Range request)`,
+        url,
+      );
+    }
+    return opened;
+  }
+}
+
+/** `If-Range` needs a strong validator: a non-weak ETag, else Last-Modified. */
+function strongValidator(res: Dispatcher.ResponseData): string | undefined {
+  const etag = header(res, 'etag');
+  if (etag !== undefined && !etag.startsWith('W/')) return etag;
+  return header(res, 'last-modified');
+}
+
+/** Counts bytes and reports at most every 100 ms, plus once at the end. */
+class ProgressMeter {
+  private bytes = 0;
+  private readonly start = Date.now();
+  private last = 0;
+
+  constructor(
+    private readonly total: number | undefined,
+    private readonly report: ((p: DownloadProgress) => void) | undefined,
+  ) {}
+
+  add(n: number): void {
+    this.bytes += n;
+    const now = Date.now();
+    if (this.report && now - this.last >= 100) {
+      this.last = now;
+      this.emit(false);
+    }
+  }
+
+  finish(): void {
+    this.emit(true);
+  }
+
+  private emit(done: boolean): void {
+    const seconds = (Date.now() - this.start) / 1000;
+    this.report?.({
+      bytes: this.bytes,
+      total: this.total,
+      rate: seconds > 0 ? this.bytes / seconds : 0,
+      done,
+    });
+  }
+}
