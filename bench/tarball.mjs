@@ -1,0 +1,153 @@
+/**
+ * Tarball ingest benchmark: a generated source-like tree (~120 MB unpacked, ~16,000 text files, GNU tar +
+ * gzip -6) streamed through `ingestTarball()` into a fresh on-disk cache root, then NAR-hashed; compared in
+ * the same run with Nix's `nix-prefetch-url --unpack` (unpack to disk, NAR hash, add to a fresh chroot
+ * store) and with plain `tar -xzf` to disk. Each run is a fresh process (wall time and peak RSS through
+ * bench/measure.py). Run alone with `node bench/tarball.mjs` (inputs in $BENCH_WORK, default .bench-work/).
+ */
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hasCommand, NIX_ENV, prng, REPO } from './lib.mjs';
+
+const WORDS = [
+  'static',
+  'int',
+  'return',
+  'if',
+  'for',
+  'struct',
+  'const',
+  'char',
+  'size_t',
+  'while',
+  '{',
+  '}',
+  ';',
+  '(',
+  ')',
+  '=',
+  'buf',
+  'len',
+  'ptr',
+  'err',
+  '0',
+  '1',
+  '->',
+  'NULL',
+];
+
+/** ~120 MB of C-like text in ~16,000 files, deterministic. */
+function makeSourceTarball(work) {
+  const out = join(work, 'source.tar.gz');
+  if (existsSync(out)) return out;
+  const tree = join(work, 'source-tree');
+  rmSync(tree, { recursive: true, force: true });
+  const rnd = prng(2024);
+  let total = 0;
+  for (let i = 0; total < 120e6; i++) {
+    const dir = join(tree, 'project-1.0', `mod${i % 64}`, `sub${(i >> 6) % 16}`);
+    mkdirSync(dir, { recursive: true });
+    // Log-normal-ish sizes: mostly 1–10 KB, a few up to ~300 KB.
+    const size = Math.floor(Math.exp(7 + ((rnd() % 1000) / 1000) * 2 + (rnd() % 20 === 0 ? 3 : 0)));
+    const lines = [];
+    let n = 0;
+    while (n < size) {
+      const line = Array.from({ length: 1 + (rnd() % 12) }, () => WORDS[rnd() % WORDS.length]).join(' ');
+      lines.push(line);
+      n += line.length + 1;
+    }
+    writeFileSync(join(dir, `file${i}.${i % 5 === 0 ? 'h' : 'c'}`), `${lines.join('\n')}\n`, {
+      mode: i % 30 === 0 ? 0o755 : 0o644,
+    });
+    total += n;
+  }
+  spawnSync(
+    'sh',
+    [
+      '-c',
+      `tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1600000000 -C '${tree}' -cf - project-1.0 | gzip -6 -n > '${out}.tmp' && mv '${out}.tmp' '${out}'`,
+    ],
+    { stdio: 'inherit' },
+  );
+  rmSync(tree, { recursive: true, force: true });
+  return out;
+}
+
+function measureFresh(argvFor, { runs = 3, env = process.env } = {}) {
+  const results = [];
+  for (let i = 0; i <= runs; i++) {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-bench-tarball-'));
+    try {
+      const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argvFor(dir)], {
+        env,
+        encoding: 'utf8',
+      });
+      const m = JSON.parse(r.stdout);
+      if (m.code !== 0) throw new Error(`${argvFor(dir).join(' ')} exited ${m.code}: ${r.stderr}`);
+      if (i > 0) results.push({ ...m, stderr: r.stderr });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  results.sort((a, b) => a.wall - b.wall);
+  const median = results[Math.floor(results.length / 2)];
+  return {
+    wall: median.wall,
+    maxRssMiB: Math.max(...results.map((m) => m.maxRssKiB)) / 1024,
+    stderr: median.stderr,
+  };
+}
+
+const work = join(process.env.BENCH_WORK ?? join(REPO, '.bench-work'), 'tarball');
+mkdirSync(work, { recursive: true });
+const archive = makeSourceTarball(work);
+const unpacked = Number(
+  spawnSync('sh', ['-c', `gzip -dc '${archive}' | wc -c`], { encoding: 'utf8' }).stdout.trim(),
+);
+console.log(
+  `archive ${archive}: ${(statSync(archive).size / 1e6).toFixed(1)} MB gzip, ${(unpacked / 1e6).toFixed(1)} MB tar`,
+);
+
+const ours = measureFresh((d) => [
+  'node',
+  '--import',
+  'tsx',
+  join(REPO, 'bench/tarball-child.ts'),
+  archive,
+  join(d, 'root'),
+]);
+const inner = JSON.parse(ours.stderr.trim().split('\n').pop());
+const tar = measureFresh((d) => ['tar', '-xzf', archive, '-C', d]);
+const rows = [
+  ['fetch-cache ingestTarball + NAR hash (fresh process)', ours],
+  ['tar -xzf to disk', tar],
+];
+if (hasCommand('nix-prefetch-url')) {
+  const nix = measureFresh(
+    (d) => [
+      'env',
+      `HOME=${d}`,
+      'nix-prefetch-url',
+      '--store',
+      join(d, 'store'),
+      '--unpack',
+      `file://${archive}`,
+    ],
+    { env: NIX_ENV },
+  );
+  rows.push(['nix-prefetch-url --unpack (Nix 2.8)', nix]);
+}
+console.log(`\n## tarball ingest (${(unpacked / 1e6).toFixed(0)} MB unpacked)`);
+console.log('| case | wall (s) | MB/s unpacked | peak RSS (MiB) |');
+console.log('|---|---|---|---|');
+for (const [name, m] of rows) {
+  console.log(
+    `| ${name} | ${m.wall.toFixed(2)} | ${(unpacked / 1e6 / m.wall).toFixed(0)} | ${m.maxRssMiB.toFixed(0)} |`,
+  );
+}
+console.log(
+  `inside our process: ingest ${inner.ingestSeconds.toFixed(2)} s (${(unpacked / 1e6 / inner.ingestSeconds).toFixed(0)} MB/s), NAR hash ${inner.narSeconds.toFixed(2)} s, ${inner.narHash}`,
+);
