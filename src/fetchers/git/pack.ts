@@ -1,0 +1,219 @@
+/**
+ * A reader for one git packfile through its version-2 index, so objects are
+ * found by binary search and read with one positioned read each (no whole-pack
+ * load), with resolved delta bases kept in a small LRU.
+ *
+ * `.idx` v2 (gitformat-pack(5)): `\377tOc`, version 2, fan-out table of 256
+ * big-endian u32 (cumulative counts by first id byte), N sorted 20-byte ids,
+ * N CRC32s, N u32 offsets (high bit set: index into the following table of
+ * u64 offsets), then checksums. `.pack` entry: a size/type varint (first byte
+ * `1ttt ssss`: type in bits 4–6, low size bits; then 7 bits per byte), then
+ * for OFS_DELTA (6) a negative base offset (big-endian base-128 with +1 per
+ * continuation), for REF_DELTA (7) the base id, then zlib data. A delta is two
+ * varint sizes and copy (`1xxxxxxx`: offset/size bytes by bit mask; size 0 =
+ * 0x10000) / insert (`0nnnnnnn`: n literal bytes) instructions.
+ */
+
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { inflateSync } from 'node:zlib';
+import { FetchCacheError } from '../../errors.js';
+
+export const OBJECT_TYPES = ['', 'commit', 'tree', 'blob', 'tag'] as const;
+
+export interface PackedObject {
+  readonly type: string;
+  readonly data: Uint8Array;
+}
+
+function badPack(file: string, why: string): FetchCacheError {
+  return new FetchCacheError('ERR_GIT', `corrupt git pack '${file}': ${why}`, { path: file });
+}
+
+export class PackFile {
+  private readonly fanout: Uint32Array;
+  private readonly ids: Buffer;
+  private readonly offsets: number[];
+  /** Entry offsets in pack order, to know where each entry's data ends. */
+  private readonly sortedOffsets: Float64Array;
+  private readonly packSize: number;
+  private fd: number | undefined;
+  private readonly bases = new Map<number, PackedObject>();
+  private basesBytes = 0;
+
+  constructor(
+    readonly idxFile: string,
+    readonly packFile: string,
+    /** Looks up a REF_DELTA base outside this pack. */
+    private readonly external: (oid: string) => PackedObject | undefined,
+  ) {
+    const idx = readFileSync(idxFile);
+    if (idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2)
+      throw badPack(idxFile, 'not a version 2 index');
+    this.fanout = new Uint32Array(256);
+    for (let i = 0; i < 256; i++) this.fanout[i] = idx.readUInt32BE(8 + i * 4);
+    const n = this.fanout[255]!;
+    const idsAt = 8 + 256 * 4;
+    this.ids = idx.subarray(idsAt, idsAt + n * 20);
+    const offAt = idsAt + n * 24;
+    const bigAt = offAt + n * 4;
+    this.offsets = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const v = idx.readUInt32BE(offAt + i * 4);
+      this.offsets[i] = v & 0x80000000 ? Number(idx.readBigUInt64BE(bigAt + (v & 0x7fffffff) * 8)) : v;
+    }
+    this.sortedOffsets = Float64Array.from(this.offsets).sort();
+    this.packSize = statSync(packFile).size;
+  }
+
+  /** Index of `oid` (hex) in this pack, or -1. */
+  private find(oid: string): number {
+    const key = Buffer.from(oid, 'hex');
+    let lo = key[0]! === 0 ? 0 : this.fanout[key[0]! - 1]!;
+    let hi = this.fanout[key[0]!]!;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      // Compares ids[mid] with the key.
+      const c = this.ids.compare(key, 0, 20, mid * 20, mid * 20 + 20);
+      if (c === 0) return mid;
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return -1;
+  }
+
+  has(oid: string): boolean {
+    return this.find(oid) >= 0;
+  }
+
+  /** The object, or undefined when it is not in this pack. The pack is open only during the call. */
+  read(oid: string): PackedObject | undefined {
+    const i = this.find(oid);
+    if (i < 0) return undefined;
+    const own = this.fd === undefined;
+    if (own) this.fd = openSync(this.packFile, 'r');
+    try {
+      return this.readAt(this.offsets[i]!);
+    } finally {
+      if (own && this.fd !== undefined) closeSync(this.fd);
+      if (own) this.fd = undefined;
+    }
+  }
+
+  private entryEnd(offset: number): number {
+    const s = this.sortedOffsets;
+    let lo = 0;
+    let hi = s.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (s[mid]! <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < s.length ? s[lo]! : this.packSize - 20;
+  }
+
+  private readAt(offset: number, depth = 0): PackedObject {
+    const cached = this.bases.get(offset);
+    if (cached) return cached;
+    if (depth > 10_000) throw badPack(this.packFile, 'delta chain too long');
+    if (this.fd === undefined) throw new TypeError('pack read outside read()');
+    const end = this.entryEnd(offset);
+    const buf = Buffer.allocUnsafe(end - offset);
+    if (readSync(this.fd, buf, 0, buf.length, offset) !== buf.length)
+      throw badPack(this.packFile, 'truncated entry');
+    let p = 0;
+    let c = buf[p++]!;
+    const type = (c >> 4) & 7;
+    let size = c & 15;
+    let shift = 4;
+    while (c & 0x80) {
+      c = buf[p++]!;
+      size += (c & 0x7f) * 2 ** shift;
+      shift += 7;
+    }
+    let result: PackedObject;
+    if (type >= 1 && type <= 4) {
+      result = { type: OBJECT_TYPES[type]!, data: this.inflate(buf.subarray(p), size) };
+    } else if (type === 6 || type === 7) {
+      let base: PackedObject | undefined;
+      if (type === 6) {
+        c = buf[p++]!;
+        let rel = c & 0x7f;
+        while (c & 0x80) {
+          c = buf[p++]!;
+          rel = (rel + 1) * 128 + (c & 0x7f);
+        }
+        base = this.readAt(offset - rel, depth + 1);
+        this.remember(offset - rel, base);
+      } else {
+        const baseId = buf.toString('hex', p, p + 20);
+        p += 20;
+        const i = this.find(baseId);
+        base = i >= 0 ? this.readAt(this.offsets[i]!, depth + 1) : this.external(baseId);
+        if (base === undefined) throw badPack(this.packFile, `missing delta base ${baseId}`);
+      }
+      result = {
+        type: base.type,
+        data: applyDelta(base.data, this.inflate(buf.subarray(p), size), this.packFile),
+      };
+    } else throw badPack(this.packFile, `unknown entry type ${type} at ${offset}`);
+    return result;
+  }
+
+  private inflate(data: Buffer, size: number): Uint8Array {
+    const out = inflateSync(data);
+    if (out.length !== size)
+      throw badPack(this.packFile, `entry inflates to ${out.length} bytes, expected ${size}`);
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  /** Keeps delta bases (most recent last) up to 64 MiB. */
+  private remember(offset: number, obj: PackedObject): void {
+    this.bases.delete(offset);
+    this.bases.set(offset, obj);
+    this.basesBytes += obj.data.length;
+    while (this.basesBytes > 64 << 20 && this.bases.size > 1) {
+      const [k, v] = this.bases.entries().next().value as [number, PackedObject];
+      this.bases.delete(k);
+      this.basesBytes -= v.data.length;
+    }
+  }
+}
+
+function readVarint(d: Uint8Array, pos: { p: number }): number {
+  let n = 0;
+  let shift = 0;
+  let c: number;
+  do {
+    c = d[pos.p++]!;
+    n += (c & 0x7f) * 2 ** shift;
+    shift += 7;
+  } while (c & 0x80);
+  return n;
+}
+
+export function applyDelta(base: Uint8Array, delta: Uint8Array, file = 'delta'): Uint8Array {
+  const pos = { p: 0 };
+  if (readVarint(delta, pos) !== base.length) throw badPack(file, 'delta base size mismatch');
+  const out = new Uint8Array(readVarint(delta, pos));
+  let o = 0;
+  while (pos.p < delta.length) {
+    const op = delta[pos.p++]!;
+    if (op & 0x80) {
+      let off = 0;
+      let len = 0;
+      for (let b = 0; b < 4; b++) if (op & (1 << b)) off += delta[pos.p++]! * 2 ** (8 * b);
+      for (let b = 0; b < 3; b++) if (op & (16 << b)) len += delta[pos.p++]! << (8 * b);
+      if (len === 0) len = 0x10000;
+      if (off + len > base.length || o + len > out.length) throw badPack(file, 'delta copy out of range');
+      out.set(base.subarray(off, off + len), o);
+      o += len;
+    } else if (op > 0) {
+      if (o + op > out.length || pos.p + op > delta.length) throw badPack(file, 'delta insert out of range');
+      out.set(delta.subarray(pos.p, pos.p + op), o);
+      o += op;
+      pos.p += op;
+    } else throw badPack(file, 'delta opcode 0');
+  }
+  if (o !== out.length) throw badPack(file, 'delta result size mismatch');
+  return out;
+}

@@ -1,0 +1,111 @@
+/**
+ * The smart-HTTP side, through isomorphic-git: listing a remote's refs
+ * (protocol v1 advertisement, which carries HEAD's symref target and peeled
+ * tags) and fetching into a mirror. Offline, no request is made: the HTTP
+ * client is wrapped so that even a stray call fails with ERR_OFFLINE before
+ * any socket opens. Transport failures become ERR_HTTP; protocol-level ones
+ * ERR_GIT.
+ */
+
+import * as fs from 'node:fs';
+import { getRemoteInfo2, fetch as gitFetch, type HttpClient } from 'isomorphic-git';
+import { FetchCacheError, isFetchCacheError } from '../../errors.js';
+import type { RefListing } from './refs.js';
+import type { GitRepo } from './repo-cache.js';
+
+/** The client to use: the caller's, else isomorphic-git's node client (loaded on first use). */
+export function guardedHttp(offline: boolean, url: string, http: HttpClient | undefined): HttpClient {
+  return {
+    async request(req) {
+      if (offline) {
+        throw new FetchCacheError('ERR_OFFLINE', `offline: cannot fetch '${url}' (not in the cache)`, {
+          path: url,
+        });
+      }
+      const client = http ?? (await import('isomorphic-git/http/node')).default;
+      return client.request(req);
+    },
+  };
+}
+
+function transportError(url: string, e: unknown): FetchCacheError {
+  if (isFetchCacheError(e)) return e;
+  const err = e as {
+    code?: string;
+    message?: string;
+    data?: { statusCode?: number; statusMessage?: string };
+  };
+  if (err.code === 'HttpError') {
+    const status = err.data?.statusCode;
+    return new FetchCacheError(
+      'ERR_HTTP',
+      `HTTP ${status ?? '?'} ${err.data?.statusMessage ?? ''} from '${url}'`.trim(),
+      {
+        path: url,
+        actual: String(status ?? ''),
+        cause: e,
+      },
+    );
+  }
+  if (typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code)) {
+    return new FetchCacheError('ERR_HTTP', `cannot reach '${url}': ${err.message ?? err.code}`, {
+      path: url,
+      cause: e,
+    });
+  }
+  return new FetchCacheError('ERR_GIT', `git fetch from '${url}' failed: ${err.message ?? String(e)}`, {
+    path: url,
+    cause: e,
+  });
+}
+
+export interface RemoteListing extends RefListing {
+  /** Peeled commit of each annotated tag ref. */
+  readonly peeled: ReadonlyMap<string, string>;
+}
+
+export async function listRemote(url: string, http: HttpClient): Promise<RemoteListing> {
+  try {
+    const info = await getRemoteInfo2({ http, url, protocolVersion: 1 });
+    const refs = new Map<string, string>();
+    const peeled = new Map<string, string>();
+    let head: string | undefined;
+    for (const r of info.refs ?? []) {
+      refs.set(r.ref, r.oid);
+      if (r.peeled) peeled.set(r.ref, r.peeled);
+      if (r.ref === 'HEAD' && r.target) head = r.target;
+    }
+    return { refs, head, peeled };
+  } catch (e) {
+    throw transportError(url, e);
+  }
+}
+
+export interface FetchOptions {
+  /** Fetch only `remoteRef` (and what it needs); else every branch and tag. */
+  readonly remoteRef?: string;
+  /** A local ref whose commit is sent as a `have` (incremental fetch). */
+  readonly haveRef?: string;
+  /** Commits of history to fetch (1 = shallow); undefined = all. */
+  readonly depth?: number;
+}
+
+export async function fetchInto(repo: GitRepo, http: HttpClient, options: FetchOptions): Promise<void> {
+  try {
+    await gitFetch({
+      fs,
+      http,
+      gitdir: repo.gitdir,
+      url: repo.url,
+      remote: 'origin',
+      ...(options.remoteRef !== undefined ? { remoteRef: options.remoteRef } : {}),
+      ...(options.haveRef !== undefined ? { ref: options.haveRef } : { ref: 'HEAD' }),
+      ...(options.depth !== undefined ? { depth: options.depth } : {}),
+      singleBranch: options.remoteRef !== undefined,
+      tags: options.remoteRef === undefined,
+      cache: {},
+    });
+  } catch (e) {
+    throw transportError(repo.url, e);
+  }
+}
