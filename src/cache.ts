@@ -1,7 +1,8 @@
 /**
  * `openCache()`: the one composition root. Resolves the cache root, checks the
  * on-disk layout version, opens the LevelDB under `<root>/db` (or an in-memory
- * database) and builds every service on its own sublevel.
+ * database) and builds every service on its own sublevel (the fetch index
+ * of the fetchers included).
  *
  * Layout (version 1): `<root>/layout.json` = `{"layout":1}`; `<root>/db` the
  * LevelDB; `<root>/owner.json` names the process that has the database open.
@@ -47,6 +48,8 @@ export interface Cache {
   readonly directories: DirectoryService;
   readonly pathInfos: PathInfoService;
   readonly narCalc: NarCalculator;
+  /** The `fetch` sublevel: the fetch index of src/fetchers/fetch-index.ts (URL → last result, ETag). */
+  readonly fetchIndex: KV;
   close(): Promise<void>;
 }
 
@@ -88,6 +91,7 @@ function compose(db: KV, root: string | undefined, storeDir: string, close: () =
     directories,
     pathInfos,
     narCalc,
+    fetchIndex: binarySublevel(db, 'fetch'),
     close: () => {
       closed ??= close();
       return closed;

@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { FetchCacheError } from '../errors.js';
 import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLine } from './command.js';
+import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
 import { keygenCommand } from './commands/keygen.js';
 import { addCommand, exportCommand, narCommand, pathInfoCommand } from './commands/store.js';
@@ -16,6 +17,7 @@ const COMMANDS: Command[] = [
   hashPathCommand,
   hashFileCommand,
   addCommand,
+  ...FETCH_COMMANDS,
   narCommand,
   exportCommand,
   pathInfoCommand,

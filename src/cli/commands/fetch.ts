@@ -1,0 +1,159 @@
+/**
+ * `fetch url|tarball|git|nar`: the fetcher base behind the CLI contract
+ * (CLI.md). Plain output is the store path; `--json` the path info plus
+ * `url`, `cached` (no body was downloaded), `hash` (flat SRI) for url fetches
+ * and `rev`/`revCount`/`lastModified` where the source knows them. Progress
+ * goes to stderr through src/cli/progress.ts. Library modules load when the
+ * command runs.
+ */
+
+import type { FetchResult, FetchSpec } from '../../fetchers/types.js';
+import { toSRI } from '../../nix/hash.js';
+import { formatStorePath } from '../../nix/store-path.js';
+import {
+  type Command,
+  type CommandContext,
+  expectArgs,
+  type OptionSpec,
+  stringOption,
+  UsageError,
+  withCache,
+  writeJson,
+  writeLine,
+} from '../command.js';
+import { pathInfoJson } from '../format.js';
+import { progressLine } from '../progress.js';
+
+function mirrors(ctx: CommandContext): string[] {
+  const v = ctx.values.mirror;
+  if (v === undefined) return [];
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((m) => {
+    if (typeof m !== 'string') throw new UsageError('option --mirror needs a value');
+    return m;
+  });
+}
+
+async function runFetch(ctx: CommandContext, spec: FetchSpec): Promise<void> {
+  await withCache(ctx, async (cache) => {
+    const { Fetcher } = await import('../../fetchers/base.js');
+    const progress = progressLine(ctx.stderr, ctx.globals.quiet);
+    const fetcher = new Fetcher(cache, {
+      offline: ctx.globals.offline,
+      onProgress: (e) => progress.update(e),
+      onWarning: (message) => {
+        progress.clear();
+        if (!ctx.globals.quiet) writeLine(ctx.stderr, `warning: ${message}`);
+      },
+    });
+    let result: FetchResult;
+    try {
+      result = await fetcher.fetch(spec);
+    } finally {
+      progress.clear();
+    }
+    if (!ctx.globals.json) {
+      writeLine(ctx.stdout, formatStorePath(result.storePath, cache.storeDir));
+      return;
+    }
+    const out = pathInfoJson(result.pathInfo, cache.storeDir);
+    out.url = spec.type === 'path' ? spec.path : spec.url;
+    out.cached = result.cached;
+    if (result.hash !== undefined) out.hash = toSRI(result.hash);
+    const m = result.metadata;
+    if (m.rev !== undefined) out.rev = m.rev;
+    if (m.revCount !== undefined) out.revCount = m.revCount;
+    if (m.lastModified !== undefined) out.lastModified = m.lastModified;
+    writeJson(ctx.stdout, out);
+  });
+}
+
+const COMMON = { hash: { type: 'string' }, name: { type: 'string' } } as const satisfies OptionSpec;
+const MIRROR = { mirror: { type: 'string', multiple: true } } as const satisfies OptionSpec;
+
+export const fetchUrlCommand: Command = {
+  words: ['fetch', 'url'],
+  usage: 'fetch url URL [--hash H] [--name N] [--executable] [--mirror URL]…',
+  summary: 'fetch a file like `builtins.fetchurl` (flat hash; NAR hash with --executable)',
+  options: { ...COMMON, ...MIRROR, executable: { type: 'boolean' } },
+  async run(ctx) {
+    const [url] = expectArgs(ctx, 1, 'one URL');
+    await runFetch(ctx, {
+      type: 'url',
+      url: url!,
+      hash: stringOption(ctx, 'hash'),
+      name: stringOption(ctx, 'name'),
+      executable: ctx.values.executable === true,
+      mirrors: mirrors(ctx),
+    });
+  },
+};
+
+export const fetchTarballCommand: Command = {
+  words: ['fetch', 'tarball'],
+  usage: 'fetch tarball URL [--hash H] [--name N] [--mirror URL]…',
+  summary: 'fetch and unpack an archive like `builtins.fetchTarball` (NAR hash of the tree)',
+  options: { ...COMMON, ...MIRROR },
+  async run(ctx) {
+    const [url] = expectArgs(ctx, 1, 'one URL');
+    await runFetch(ctx, {
+      type: 'tarball',
+      url: url!,
+      hash: stringOption(ctx, 'hash'),
+      name: stringOption(ctx, 'name'),
+      mirrors: mirrors(ctx),
+    });
+  },
+};
+
+export const fetchGitCommand: Command = {
+  words: ['fetch', 'git'],
+  usage: 'fetch git URL [--ref R] [--rev SHA] [--submodules] [--shallow] [--hash H] [--name N]',
+  summary: 'fetch the tree of a git commit like `builtins.fetchGit`',
+  options: {
+    ...COMMON,
+    ref: { type: 'string' },
+    rev: { type: 'string' },
+    submodules: { type: 'boolean' },
+    shallow: { type: 'boolean' },
+  },
+  async run(ctx) {
+    const [url] = expectArgs(ctx, 1, 'one URL');
+    await runFetch(ctx, {
+      type: 'git',
+      url: url!,
+      ref: stringOption(ctx, 'ref'),
+      rev: stringOption(ctx, 'rev'),
+      submodules: ctx.values.submodules === true,
+      shallow: ctx.values.shallow === true,
+      hash: stringOption(ctx, 'hash'),
+      name: stringOption(ctx, 'name'),
+    });
+  },
+};
+
+export const fetchNarCommand: Command = {
+  words: ['fetch', 'nar'],
+  usage: 'fetch nar URL --hash H [--name N] [--mirror URL]…',
+  summary: 'fetch a NAR (.nar, .nar.xz, .nar.zst, .nar.bz2, .nar.gz) and ingest its tree',
+  options: { ...COMMON, ...MIRROR },
+  async run(ctx) {
+    const [url] = expectArgs(ctx, 1, 'one URL');
+    const hash = stringOption(ctx, 'hash');
+    if (hash === undefined) throw new UsageError('fetch nar needs --hash');
+    await runFetch(ctx, {
+      type: 'nar',
+      url: url!,
+      hash,
+      name: stringOption(ctx, 'name'),
+      mirrors: mirrors(ctx),
+    });
+  },
+};
+
+export const FETCH_COMMANDS: readonly Command[] = [
+  fetchUrlCommand,
+  fetchTarballCommand,
+  fetchGitCommand,
+  fetchNarCommand,
+];
