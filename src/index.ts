@@ -12,6 +12,25 @@ export { type IngestEntry, ingestEntries } from './castore/ingest.js';
 export type { Node } from './castore/nodes.js';
 export type { DirectoryService } from './directory/service.js';
 export { type ErrorCode, FetchCacheError, isFetchCacheError } from './errors.js';
+export {
+  DEFAULT_TTL_SECONDS,
+  Fetcher,
+  type FetcherOptions,
+  fetchSpec,
+  ingestAndPersist,
+} from './fetchers/base.js';
+export { HttpClient, type HttpClientOptions } from './fetchers/http.js';
+export type {
+  FetchMetadata,
+  FetchResult,
+  FetchSpec,
+  GitSpec,
+  NarSpec,
+  PathSpec,
+  ProgressEvent,
+  TarballSpec,
+  UrlSpec,
+} from './fetchers/types.js';
 export { addPath } from './fs/add.js';
 export { exportNode } from './fs/export.js';
 export { hashFile, hashPath } from './fs/hash.js';

@@ -47,10 +47,8 @@ import { type TreeSource, walkTree } from './git/tree.js';
 import { type GitLocation, parseGitUrl, resolveSubmoduleUrl } from './git/url.js';
 import type { FetchMetadata, GitSpec } from './types.js';
 
-export interface GitFetchSpec extends GitSpec {
-  /** Leave out `export-ignore` paths; default `!submodules`. */
-  readonly exportIgnore?: boolean | undefined;
-}
+/** Kept as a name for callers; `exportIgnore` now lives on GitSpec itself. */
+export type GitFetchSpec = GitSpec;
 
 export interface GitFetchContext {
   readonly services: IngestServices;

@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, type Dispatcher } from 'undici';
 import { FetchCacheError } from '../errors.js';
 
-export const USER_AGENT = 'fetch-cache/0.1 (+https://github.com/fetch-cache)';
+export const USER_AGENT = 'fetch-cache/0.1';
 
 export interface HttpClientOptions {
   readonly userAgent?: string;

@@ -47,6 +47,11 @@ export interface GitSpec extends SpecBase {
   readonly rev?: string | undefined;
   readonly submodules?: boolean | undefined;
   readonly shallow?: boolean | undefined;
+  /**
+   * Leave out `export-ignore` paths (.gitattributes). Default: true unless
+   * `submodules`, as `builtins.fetchGit` does (both at once is an error).
+   */
+  readonly exportIgnore?: boolean | undefined;
 }
 
 export interface NarSpec extends SpecBase {
