@@ -28,7 +28,9 @@ export type ErrorCode =
   | 'ERR_BAD_URL'
   | 'ERR_HTTP'
   | 'ERR_OFFLINE'
-  | 'ERR_GIT';
+  | 'ERR_GIT'
+  | 'ERR_BAD_MANIFEST'
+  | 'ERR_BAD_LOCKFILE';
 
 export interface FetchCacheErrorFields {
   /** What was expected, e.g. an SRI hash or a digest in hex. */

@@ -34,6 +34,27 @@ export type {
 export { addPath } from './fs/add.js';
 export { exportNode } from './fs/export.js';
 export { hashFile, hashPath } from './fs/hash.js';
+export { type CheckReport, checkLock, type PinCheck } from './lock/check.js';
+export { type ImportedInput, type ImportReport, importLock } from './lock/import.js';
+export {
+  emptyLockfile,
+  formatLockfile,
+  type LockedPin,
+  type Lockfile,
+  parseLockfile,
+  readLockfile,
+  writeLockfile,
+} from './lock/lockfile.js';
+export { type Manifest, type Pin, parseManifest, pinDigest } from './lock/manifest.js';
+export { type ResolveOptions, resolvePin } from './lock/resolve.js';
+export {
+  planSync,
+  type SyncOptions,
+  type SyncReport,
+  type SyncResult,
+  settledPlan,
+  synchronize,
+} from './lock/sync.js';
 export { ingestNar } from './nar-render/ingest-nar.js';
 export { narSizeOf, renderNar } from './nar-render/render.js';
 export {

@@ -11,6 +11,7 @@ import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLin
 import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
 import { keygenCommand } from './commands/keygen.js';
+import { lockCommand, updateCommand } from './commands/lock.js';
 import { addCommand, exportCommand, narCommand, pathInfoCommand } from './commands/store.js';
 
 const COMMANDS: Command[] = [
@@ -22,6 +23,8 @@ const COMMANDS: Command[] = [
   exportCommand,
   pathInfoCommand,
   keygenCommand,
+  lockCommand,
+  updateCommand,
 ];
 
 /** Global options that take a value, so their value is not mistaken for a command word. */

@@ -1,0 +1,290 @@
+/**
+ * Import and verify other tools' locks: a `flake.lock` (versions 5–7,
+ * nix-formats.md §5.7) or an npins `sources.json` (peers.md B1). Every input
+ * of a type we fetch is prefetched into the cache and our NAR hash compared
+ * with the recorded one; other types (indirect, path, gitlab, sourcehut,
+ * mercurial, containers…) are reported as skipped.
+ *
+ * What the recorded hashes mean, and so how each input is fetched:
+ * - flake `tarball` / `github`: NAR hash of the unpacked tree (github via
+ *   `<base>/<owner>/<repo>/archive/<rev>.tar.gz`, base overridable);
+ * - flake `file`: NAR hash of the single file;
+ * - flake `git`: fetchTree semantics, so `exportIgnore` is off;
+ * - npins forge pins (`Git`/`GitRelease` on GitHub/GitLab/Forgejo), `Channel`,
+ *   `Tarball`: `nix-prefetch-url --unpack` of the recorded URL;
+ * - npins plain `Git`: `nix-prefetch-git`, a checkout without `.git` (no
+ *   export-ignore);
+ * - npins `PyPi`: the flat hash of the file.
+ */
+
+import type { Cache } from '../cache.js';
+import { FetchCacheError, isFetchCacheError } from '../errors.js';
+import { Fetcher, type FetcherOptions } from '../fetchers/base.js';
+import type { FetchSpec } from '../fetchers/types.js';
+import { toSRI } from '../nix/hash.js';
+import { formatStorePath } from '../nix/store-path.js';
+import { parseUserHash } from './hashes.js';
+import { DEFAULT_GITHUB_BASE } from './manifest.js';
+import { DEFAULT_CONCURRENCY, mapLimited } from './pool.js';
+import { githubArchiveUrl } from './resolve.js';
+
+export type ImportStatus = 'ok' | 'differs' | 'skipped' | 'error';
+
+export interface ImportedInput {
+  readonly name: string;
+  readonly type: string;
+  readonly status: ImportStatus;
+  readonly url?: string | undefined;
+  /** The recorded hash (SRI) and ours. */
+  readonly expected?: string | undefined;
+  readonly actual?: string | undefined;
+  readonly storePath?: string | undefined;
+  readonly reason?: string | undefined;
+}
+
+export interface ImportReport {
+  readonly format: 'flake.lock' | 'npins';
+  readonly version: number;
+  readonly ok: boolean;
+  readonly inputs: ImportedInput[];
+}
+
+export interface ImportOptions {
+  readonly cache: Cache;
+  readonly offline?: boolean | undefined;
+  readonly concurrency?: number | undefined;
+  /** Archive host for github inputs (default https://github.com); rewrites npins' github.com URLs too. */
+  readonly githubBase?: string | undefined;
+  readonly fetcher?: FetcherOptions | undefined;
+  /** Names the file in errors. */
+  readonly file?: string | undefined;
+}
+
+/** One input to verify: a fetch and the hash to compare (`flat`: compare the flat hash, else the NAR hash). */
+interface Plan {
+  readonly name: string;
+  readonly type: string;
+  readonly spec?: FetchSpec;
+  readonly expected?: string;
+  readonly flat?: boolean;
+  readonly skip?: string;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (o: Obj, k: string): string | undefined =>
+  typeof o[k] === 'string' ? (o[k] as string) : undefined;
+
+function bad(file: string | undefined, message: string): FetchCacheError {
+  return new FetchCacheError(
+    'ERR_BAD_LOCKFILE',
+    `${file ?? 'lock'}: ${message}`,
+    file === undefined ? {} : { path: file },
+  );
+}
+
+function sriOf(
+  file: string | undefined,
+  where: string,
+  text: string | undefined,
+  sha256Only: boolean,
+): string {
+  if (text === undefined) throw bad(file, `${where}: missing hash`);
+  try {
+    return toSRI(parseUserHash(text, sha256Only));
+  } catch (e) {
+    throw bad(file, `${where}: bad hash: ${(e as Error).message}`);
+  }
+}
+
+function githubUrl(base: string | undefined, o: Obj, rev: string): string {
+  const host = str(o, 'host');
+  const b = base ?? (host !== undefined ? `https://${host}` : DEFAULT_GITHUB_BASE);
+  return githubArchiveUrl(b, str(o, 'owner') ?? '', str(o, 'repo') ?? '', rev);
+}
+
+function flakePlans(doc: Obj, opts: ImportOptions): Plan[] {
+  const file = opts.file;
+  if (!isObj(doc.nodes)) throw bad(file, "'nodes' must be an object");
+  const plans: Plan[] = [];
+  for (const [name, node] of Object.entries(doc.nodes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (name === doc.root || !isObj(node) || node.locked === undefined) continue;
+    if (!isObj(node.locked)) throw bad(file, `nodes.${name}.locked must be an object`);
+    const l = node.locked;
+    const type = str(l, 'type') ?? '?';
+    const where = `nodes.${name}.locked`;
+    const url = str(l, 'url')?.replace(/^(git|tarball|file)\+/, '');
+    const rev = str(l, 'rev');
+    const expected = () => sriOf(file, where, str(l, 'narHash'), true);
+    switch (type) {
+      case 'tarball':
+        if (url === undefined) throw bad(file, `${where}: missing url`);
+        plans.push({ name, type, spec: { type: 'tarball', url }, expected: expected() });
+        break;
+      case 'file':
+        if (url === undefined) throw bad(file, `${where}: missing url`);
+        plans.push({ name, type, spec: { type: 'url', url, name: 'source' }, expected: expected() });
+        break;
+      case 'git':
+        if (url === undefined || rev === undefined)
+          throw bad(file, `${where}: a git input needs url and rev`);
+        plans.push({
+          name,
+          type,
+          spec: {
+            type: 'git',
+            url,
+            rev,
+            ...(str(l, 'ref') === undefined ? {} : { ref: str(l, 'ref') }),
+            submodules: l.submodules === true,
+            shallow: l.shallow === true,
+            exportIgnore: l.exportIgnore === true,
+          },
+          expected: expected(),
+        });
+        break;
+      case 'github':
+        if (rev === undefined) throw bad(file, `${where}: a github input needs rev`);
+        plans.push({
+          name,
+          type,
+          spec: { type: 'tarball', url: githubUrl(opts.githubBase, l, rev) },
+          expected: expected(),
+        });
+        break;
+      default:
+        plans.push({ name, type, skip: `input type '${type}' is not fetched by fetch-cache` });
+    }
+  }
+  return plans;
+}
+
+function rebase(url: string, base: string | undefined): string {
+  return base !== undefined && url.startsWith(`${DEFAULT_GITHUB_BASE}/`)
+    ? `${base.replace(/\/+$/, '')}${url.slice(DEFAULT_GITHUB_BASE.length)}`
+    : url;
+}
+
+function npinsPlans(doc: Obj, opts: ImportOptions): Plan[] {
+  const file = opts.file;
+  if (!isObj(doc.pins)) throw bad(file, "'pins' must be an object");
+  const plans: Plan[] = [];
+  for (const [name, pin] of Object.entries(doc.pins).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!isObj(pin)) throw bad(file, `pins.${name} must be an object`);
+    const type = str(pin, 'type') ?? '?';
+    const where = `pins.${name}`;
+    const repo = isObj(pin.repository) ? pin.repository : undefined;
+    const rev = str(pin, 'revision');
+    const url = str(pin, 'locked_url') ?? str(pin, 'url');
+    if ((type === 'Git' || type === 'GitRelease') && repo !== undefined) {
+      const hash = sriOf(file, where, str(pin, 'hash'), true);
+      if (str(repo, 'type') === 'Git') {
+        const gitUrl = str(repo, 'url');
+        if (gitUrl === undefined || rev === undefined)
+          throw bad(file, `${where}: a Git pin needs repository.url and revision`);
+        const submodules = pin.submodules === true;
+        plans.push({
+          name,
+          type,
+          spec: { type: 'git', url: gitUrl, rev, submodules, exportIgnore: false },
+          expected: hash,
+        });
+      } else {
+        let archive = url;
+        if (archive === undefined && str(repo, 'type') === 'GitHub' && rev !== undefined)
+          archive = githubUrl(undefined, repo, rev);
+        if (archive === undefined) throw bad(file, `${where}: missing url`);
+        plans.push({
+          name,
+          type,
+          spec: { type: 'tarball', url: rebase(archive, opts.githubBase) },
+          expected: hash,
+        });
+      }
+    } else if (type === 'Channel' || type === 'Tarball') {
+      if (url === undefined) throw bad(file, `${where}: missing url`);
+      plans.push({
+        name,
+        type,
+        spec: { type: 'tarball', url: rebase(url, opts.githubBase) },
+        expected: sriOf(file, where, str(pin, 'hash'), true),
+      });
+    } else if (type === 'PyPi') {
+      if (url === undefined) throw bad(file, `${where}: missing url`);
+      plans.push({
+        name,
+        type,
+        spec: { type: 'url', url },
+        expected: sriOf(file, where, str(pin, 'hash'), false),
+        flat: true,
+      });
+    } else plans.push({ name, type, skip: `pin type '${type}' is not fetched by fetch-cache` });
+  }
+  return plans;
+}
+
+async function verify(plan: Plan, fetcher: Fetcher, cache: Cache): Promise<ImportedInput> {
+  const base = { name: plan.name, type: plan.type };
+  if (plan.skip !== undefined || plan.spec === undefined)
+    return { ...base, status: 'skipped', reason: plan.skip };
+  const spec = plan.spec;
+  const url = spec.type === 'path' ? spec.path : spec.url;
+  // Never the recorded hash as the expected one: the cache is content-addressed, so a wrong hash naming
+  // other cached content would "verify". Fetched by URL / rev, then compared.
+  const sha256 = plan.expected?.startsWith('sha256-') === true;
+  try {
+    const r = await fetcher.fetch(plan.flat && !sha256 ? { ...spec, hash: plan.expected } : spec);
+    const actual = toSRI(plan.flat ? r.hash! : r.narHash);
+    return {
+      ...base,
+      status: actual === plan.expected ? 'ok' : 'differs',
+      url,
+      expected: plan.expected,
+      actual,
+      storePath: formatStorePath(r.storePath, cache.storeDir),
+    };
+  } catch (e) {
+    if (isFetchCacheError(e, 'ERR_HASH_MISMATCH'))
+      return { ...base, status: 'differs', url, expected: plan.expected, actual: e.actual };
+    if (isFetchCacheError(e))
+      return { ...base, status: 'error', url, expected: plan.expected, reason: e.toLine() };
+    throw e;
+  }
+}
+
+/** Parse a flake.lock or npins sources.json text and verify every fetchable input. */
+export async function importLock(text: string, opts: ImportOptions): Promise<ImportReport> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw bad(opts.file, `invalid JSON: ${(e as Error).message}`);
+  }
+  if (!isObj(doc)) throw bad(opts.file, 'must be a JSON object');
+  const version = doc.version;
+  let format: ImportReport['format'];
+  let plans: Plan[];
+  if (doc.nodes !== undefined) {
+    format = 'flake.lock';
+    if (version !== 5 && version !== 6 && version !== 7)
+      throw bad(
+        opts.file,
+        `unsupported flake.lock version ${JSON.stringify(version ?? null)} (5 to 7 are read)`,
+      );
+    plans = flakePlans(doc, opts);
+  } else if (doc.pins !== undefined) {
+    format = 'npins';
+    if (typeof version !== 'number' || version < 3 || version > 8)
+      throw bad(
+        opts.file,
+        `unsupported npins sources.json version ${JSON.stringify(version ?? null)} (3 to 8 are read)`,
+      );
+    plans = npinsPlans(doc, opts);
+  } else throw bad(opts.file, "neither a flake.lock ('nodes') nor an npins sources.json ('pins')");
+  const fetcher = new Fetcher(opts.cache, { ...opts.fetcher, offline: opts.offline === true });
+  const inputs = await mapLimited(plans, opts.concurrency ?? DEFAULT_CONCURRENCY, (p) =>
+    verify(p, fetcher, opts.cache),
+  );
+  const ok = inputs.every((i) => i.status === 'ok' || i.status === 'skipped');
+  return { format, version: version as number, ok, inputs };
+}
