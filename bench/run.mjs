@@ -6,6 +6,8 @@
 import { join } from 'node:path';
 import { benchHashPath } from './hash-path.mjs';
 import { REPO } from './lib.mjs';
+import { benchStore } from './store.mjs';
 
 const work = process.env.BENCH_WORK ?? join(REPO, '.bench-work');
 benchHashPath(work);
+await benchStore(work);

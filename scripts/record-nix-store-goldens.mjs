@@ -9,6 +9,7 @@
  * the logical /nix/store/… path): the store path, `nix path-info --json` narHash/narSize/ca/references, and
  * sha256 + size of `nix-store --dump` of the source. Regular-file roots are also added with
  * `nix-store --add-fixed sha256` (flat), with their path info. Nix's narHash is kept exactly as printed.
+ * `named`: two cases added under another name with `nix store add-path --name` / `nix store add-file --name`.
  *
  * Needs the Nix CLI (2.8.0, Debian nix-bin); runs offline with a throw-away HOME, never touches /nix.
  * The TypeScript helpers are loaded through Vite's module runner (Node 20 cannot import .ts itself).
@@ -48,8 +49,15 @@ async function nixAdd(store, args) {
   return nix.runNixOk(['--store', store, ...args], { bin: 'nix-store' });
 }
 
+/** Cases also added under another name (`add --name`), with `nix store add-path|add-file --name`. */
+const NAMED = {
+  modes: { name: 'renamed-tree', flat: false },
+  'file-root': { name: 'renamed-file', flat: true },
+};
+
 const work = await mkdtemp(join(tmpdir(), 'fc-record-store-'));
 const cases = {};
+const named = {};
 try {
   const store = join(work, 'store');
   const srcDir = join(work, 'src');
@@ -67,6 +75,17 @@ try {
       const flat = await nixAdd(store, ['--add-fixed', 'sha256', root]);
       entry.addFixed = { path: flat, ...(await pathInfo(store, flat)) };
     }
+    if (NAMED[treeCase.name]) {
+      const { name, flat } = NAMED[treeCase.name];
+      const args = ['store', flat ? 'add-file' : 'add-path', '--store', store, '--name', name, root];
+      const namedPath = await nix.runNixOk(args);
+      named[treeCase.name] = {
+        name,
+        flat,
+        command: `nix ${args.slice(0, 2).join(' ')} --name ${name}`,
+        path: namedPath,
+      };
+    }
     cases[treeCase.name] = entry;
     await rm(root, { recursive: true, force: true });
     // The chroot store keeps a copy; drop big ones so the temp dir stays small.
@@ -81,5 +100,5 @@ const note =
   'store path from `nix-store --store <tmp> --add ROOT` (and `--add-fixed sha256 ROOT` for regular-file roots as addFixed); narHash (as Nix printed it), narSize, ca, references from `nix path-info --json --store <tmp>`; narDump = sha256 (hex) and size of `nix-store --dump ROOT`. Trees from test/helpers/trees.ts and test/helpers/source-tree.ts.';
 await writeFile(
   join(outDir, 'store.json'),
-  `${JSON.stringify({ source, nixVersion: version, note, cases }, null, 2)}\n`,
+  `${JSON.stringify({ source, nixVersion: version, note, cases, named }, null, 2)}\n`,
 );

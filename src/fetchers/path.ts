@@ -5,7 +5,7 @@
  * the file) hashed on the way in and stored as a non-executable file.
  */
 
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { ingestEntries, uploadBlob } from '../castore/ingest.js';
 import { fileNode } from '../castore/nodes.js';
 import { FetchCacheError } from '../errors.js';
@@ -24,7 +24,14 @@ export const pathSource: Source<PathSpec> = {
     } catch (e) {
       throw ioError(e, spec.path);
     }
-    const [entry] = localEntries(real);
+    // Check the root itself: a directory's entry stream starts with its children.
+    let isFile: boolean;
+    try {
+      isFile = statSync(real).isFile();
+    } catch (e) {
+      throw ioError(e, spec.path);
+    }
+    const [entry] = isFile ? localEntries(real) : [];
     if (entry?.type !== 'file' || !('contents' in entry)) {
       throw new FetchCacheError('ERR_UNSUPPORTED_FILE_TYPE', `'${spec.path}' is not a regular file`, {
         path: spec.path,

@@ -10,7 +10,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +39,11 @@ interface GoldenCase {
 
 const goldens = JSON.parse(
   readFileSync(new URL('../../fixtures/nix-goldens/store.json', import.meta.url), 'utf8'),
-) as { source: string; cases: Record<string, GoldenCase> };
+) as {
+  source: string;
+  cases: Record<string, GoldenCase>;
+  named: Record<string, { name: string; flat: boolean; path: string }>;
+};
 
 const live = nixAvailable();
 const CASES: readonly TreeCase[] = [...TREE_CASES, SOURCE_TREE];
@@ -254,18 +258,38 @@ describe.each(CASES)('tree $name', (treeCase) => {
   });
 
   if (treeCase.kind === 'regular') {
-    it('add --flat equals nix-store --add-fixed sha256', async () => {
-      const fixed = g().addFixed;
+    // Nix 2.8's `--add-fixed` builds the store object's NAR from the file on
+    // disk, so an executable file stays executable (NAR 32 bytes longer: the
+    // `executable ""` marker). Modern Nix stores a flat object as its bytes
+    // only (`restorePath(…, Flat)` = writeFile), never executable, since the
+    // content address cannot vouch for a mode bit. We follow modern Nix: the
+    // store path and CA equal Nix 2.8's, the NAR is that of a non-executable
+    // file with the same bytes.
+    it('add --flat equals nix-store --add-fixed sha256 (path and CA; flat objects never executable)', async () => {
+      const fixed = g().addFixed as GoldenInfo;
       expect(fixed).toBeDefined();
-      const r = await cli(['add', '--flat', rootOf(treeCase.name)]);
+      const file = rootOf(treeCase.name);
+      const executable = ((await lstat(file)).mode & 0o100) !== 0;
+      const r = await cli(['add', '--flat', file]);
       expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-      expect(r.stdout, 'golden').toBe(`${fixed?.path}\n`);
-      const json = await cli(['add', '--flat', '--json', rootOf(treeCase.name)]);
-      expect(comparable(JSON.parse(json.stdout)), 'golden').toEqual(comparable(fixed as GoldenInfo));
+      expect(r.stdout, 'golden').toBe(`${fixed.path}\n`);
+      const json = comparable(JSON.parse((await cli(['add', '--flat', '--json', file])).stdout));
+      const expected = async (nix: GoldenInfo) => {
+        if (!executable) return comparable(nix);
+        // The same bytes as a non-executable file, hashed by Nix when it is here.
+        const copy = join(work, `flat-${treeCase.name}`);
+        await writeFile(copy, await readFile(file), { mode: 0o644 });
+        const hex = live
+          ? await nixHashPath(copy, 'sha256', 'base16')
+          : (await runCli(['hash', 'path', '--base16', copy])).stdout.trim();
+        await rm(copy);
+        return { ...comparable(nix), narHash: hex, narSize: nix.narSize - 32 };
+      };
+      expect(json, 'golden').toEqual(await expected(fixed));
       if (live) {
         const nix = (await liveNix(treeCase.name)).addFixed as GoldenInfo;
         expect(r.stdout, 'live Nix').toBe(`${nix.path}\n`);
-        expect(comparable(JSON.parse(json.stdout)), 'live Nix').toEqual(comparable(nix));
+        expect(json, 'live Nix').toEqual(await expected(nix));
       }
     });
   }
@@ -301,6 +325,48 @@ describe.each(CASES)('tree $name', (treeCase) => {
     } finally {
       await rm(target, { recursive: true, force: true });
     }
+  });
+});
+
+describe('add --name', () => {
+  it.each(Object.entries(goldens.named))(
+    '%s under another name equals nix store add-path|add-file --name',
+    async (caseName, named) => {
+      const args = [
+        '--json',
+        'add',
+        rootOf(caseName),
+        '--name',
+        named.name,
+        ...(named.flat ? ['--flat'] : []),
+      ];
+      const r = await cli(args);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+      const info = JSON.parse(r.stdout);
+      expect(info.path, 'golden').toBe(named.path);
+      // Only the name differs from the unnamed add: same NAR, same content address.
+      const unnamed = named.flat ? golden(caseName).addFixed : golden(caseName).add;
+      expect(comparable(info)).toEqual({ ...comparable(unnamed as GoldenInfo), path: named.path });
+      if (live) {
+        const sub = named.flat ? 'add-file' : 'add-path';
+        const nixPath = await runNixOk([
+          'store',
+          sub,
+          '--store',
+          nixStore,
+          '--name',
+          named.name,
+          rootOf(caseName),
+        ]);
+        expect(info.path, 'live Nix').toBe(nixPath);
+      }
+    },
+  );
+
+  it('an invalid --name exits 1 with ERR_BAD_STORE_PATH', async () => {
+    const r = await cli(['add', rootOf('modes'), '--name', 'bad name']);
+    expect(r.code).toBe(1);
+    expectOneErrorLine(r.stderr, 'ERR_BAD_STORE_PATH');
   });
 });
 
@@ -370,11 +436,17 @@ describe('store command errors', () => {
     }
   });
 
-  it('add --flat of a directory exits 1 with one ERR_ line', async () => {
+  it('add --flat of a directory exits 1 with one ERR_ line, as nix-store --add-fixed fails', async () => {
     const r = await cli(['add', '--flat', rootOf('modes')]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expectOneErrorLine(r.stderr);
+    if (live) {
+      const nix = await runNix(['--store', nixStore, '--add-fixed', 'sha256', rootOf('modes')], {
+        bin: 'nix-store',
+      });
+      expect(nix.code).toBe(1);
+    }
   });
 
   it('nar, export and path-info of a well-formed path not in the cache exit 1 with ERR_NOT_FOUND', async () => {
