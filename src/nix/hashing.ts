@@ -11,7 +11,16 @@
  */
 
 import { createHash } from 'node:crypto';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { createRequire } from 'node:module';
+
+type Blake3Module = typeof import('@napi-rs/blake-hash');
+let blake3Module: Blake3Module | undefined;
+
+/** The native BLAKE3 addon, loaded on first use: commands that only need SHA (`hash path`) start faster. */
+function blake3Native(): Blake3Module {
+  blake3Module ??= createRequire(import.meta.url)('@napi-rs/blake-hash') as Blake3Module;
+  return blake3Module;
+}
 
 /** The algorithms Nix hashes (`HashAlgorithm` in nix/src/libutil/hash.cc). */
 export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
@@ -50,7 +59,7 @@ export function sha256(data: Uint8Array | string): Uint8Array {
 }
 
 export function createBlake3Hasher(): Hasher {
-  const h = new Blake3Hasher();
+  const h = new (blake3Native().Blake3Hasher)();
   return {
     update(data) {
       h.update(data);
@@ -64,8 +73,6 @@ export function createBlake3Hasher(): Hasher {
 
 /** BLAKE3-256 of `data`, the castore digest of blobs and directories. */
 export function blake3(data: Uint8Array): Uint8Array {
-  const h = new Blake3Hasher();
-  h.update(data);
-  const d = h.digestBuffer();
+  const d = blake3Native().blake3(data);
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
