@@ -12,6 +12,7 @@ import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
 import { keygenCommand } from './commands/keygen.js';
 import { lockCommand, updateCommand } from './commands/lock.js';
+import { serveCommand } from './commands/serve.js';
 import { addCommand, exportCommand, narCommand, pathInfoCommand } from './commands/store.js';
 
 const COMMANDS: Command[] = [
@@ -25,6 +26,7 @@ const COMMANDS: Command[] = [
   keygenCommand,
   lockCommand,
   updateCommand,
+  serveCommand,
 ];
 
 /** Global options that take a value, so their value is not mistaken for a command word. */

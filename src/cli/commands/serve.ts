@@ -1,0 +1,87 @@
+/**
+ * `serve [--bind HOST:PORT] [--sign-key FILE]… [--priority N]
+ * [--upload-token-file FILE]`: run the binary cache over the cache root until
+ * SIGTERM/SIGINT, writing JSON log lines to stdout. The cache root stays open
+ * (and locked) while serving.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { FetchCacheError } from '../../errors.js';
+import type { SecretKey } from '../../nix/signing.js';
+import { type Command, stringOption, UsageError, withCache } from '../command.js';
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new FetchCacheError('ERR_IO', `cannot read ${what} '${path}': ${(e as Error).message}`, {
+      path,
+      cause: e,
+    });
+  }
+}
+
+export const serveCommand: Command = {
+  words: ['serve'],
+  usage: 'serve [--bind HOST:PORT|unix:PATH] [--sign-key FILE]… [--priority N] [--upload-token-file FILE]',
+  summary: 'serve the cache as a Nix binary cache (substitute from it, `nix copy --to` it)',
+  options: {
+    bind: { type: 'string' },
+    'sign-key': { type: 'string', multiple: true },
+    priority: { type: 'string' },
+    'upload-token-file': { type: 'string' },
+    'max-renders': { type: 'string' },
+  },
+  async run(ctx) {
+    if (ctx.args.length !== 0) throw new UsageError('serve takes no arguments');
+    const { parseBind, DEFAULT_BIND, serveUntilSignal } = await import('../../server/server.js');
+    const { createServices } = await import('../../server/services.js');
+    const { jsonLogger } = await import('../../server/log.js');
+    const { parseSecretKey } = await import('../../nix/signing.js');
+    let bind: ReturnType<typeof parseBind>;
+    try {
+      bind = parseBind(stringOption(ctx, 'bind') ?? DEFAULT_BIND);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const priorityText = stringOption(ctx, 'priority');
+    if (priorityText !== undefined && !/^-?\d{1,9}$/.test(priorityText))
+      throw new UsageError('--priority must be an integer');
+    const rendersText = stringOption(ctx, 'max-renders');
+    if (rendersText !== undefined && !/^[1-9]\d{0,5}$/.test(rendersText))
+      throw new UsageError('--max-renders must be a positive integer');
+    const keyFiles = (ctx.values['sign-key'] as string[] | undefined) ?? [];
+    const signingKeys: SecretKey[] = [];
+    for (const file of keyFiles)
+      signingKeys.push(parseSecretKey((await readText(file, 'signing key')).trim()));
+    const tokenFile = stringOption(ctx, 'upload-token-file');
+    let uploadToken: string | undefined;
+    if (tokenFile !== undefined) {
+      uploadToken = (await readText(tokenFile, 'upload token file')).trim();
+      if (uploadToken === '')
+        throw new FetchCacheError('ERR_IO', `upload token file '${tokenFile}' is empty`);
+    }
+    await withCache(ctx, async (cache) => {
+      const services = createServices(cache, {
+        priority: priorityText === undefined ? undefined : Number(priorityText),
+        signingKeys,
+        uploadToken,
+        maxRenders: rendersText === undefined ? undefined : Number(rendersText),
+        log: jsonLogger(ctx.stdout),
+      });
+      try {
+        await serveUntilSignal(services, bind);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+          throw new FetchCacheError(
+            'ERR_IO',
+            `cannot listen on ${stringOption(ctx, 'bind') ?? DEFAULT_BIND}: ${code}`,
+            { cause: e },
+          );
+        }
+        throw e;
+      }
+    });
+  },
+};

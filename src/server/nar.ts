@@ -1,0 +1,179 @@
+/**
+ * `/nar/<NarHash nix32>.nar[.ext]`. GET/HEAD find the path through the NAR-hash
+ * index and stream `renderNar` with a Content-Length; a Range starts the
+ * render at its offset (no bytes before it are produced or read) and is
+ * answered 206 without any Content-Encoding. Renders beyond the limiter's cap
+ * queue or get 503. HEAD also answers for uploads still waiting for their
+ * narinfo, so Nix does not send the same NAR twice. PUT (upload token only)
+ * ingests a NAR file (upload.ts). Compressed names are never served: the
+ * narinfo always says `Compression: none`. No Content-Encoding is applied:
+ * Node 20's zlib has no zstd, and gzip/br cost more CPU than they save on the
+ * networks a fetch cache usually serves.
+ */
+
+import type { ServerResponse } from 'node:http';
+import { renderNar } from '../nar-render/render.js';
+import { encodeNix32 } from '../nix/nixbase32.js';
+import type { PathInfo } from '../pathinfo/path-info.js';
+import { HttpError, NO_STORE, type RequestContext, sendBody } from './http.js';
+import { describeError } from './log.js';
+import { parseRange } from './range.js';
+import type { ServerServices } from './services.js';
+import { NAR_EXTENSIONS, parseNarName, receiveNar } from './upload.js';
+
+export const NAR_CONTENT_TYPE = 'application/x-nix-nar';
+
+/** Pieces smaller than this are gathered before writing. */
+const WRITE_BATCH = 128 * 1024;
+
+async function storedByNarHash(s: ServerServices, narSha256: Uint8Array): Promise<PathInfo | undefined> {
+  const holder = await s.store.pathInfos.byNarHash(narSha256);
+  return holder === undefined ? undefined : s.store.pathInfos.get(holder);
+}
+
+export async function getNar(ctx: RequestContext, s: ServerServices): Promise<void> {
+  const [name = '', ext = ''] = ctx.params;
+  const hash = parseNarName(name);
+  if (NAR_EXTENSIONS[ext] === undefined) throw new HttpError(404, 'no such NAR file');
+  if (ext !== '') {
+    // Only ever a pending upload (HEAD before PUT); this cache serves uncompressed NARs.
+    if (ctx.head && s.uploads.byFileHash(hash) !== undefined) {
+      sendBody(ctx, 200, NAR_CONTENT_TYPE, '', { 'Cache-Control': NO_STORE });
+      return;
+    }
+    throw new HttpError(404, 'no such NAR file');
+  }
+  const info = await storedByNarHash(s, hash);
+  if (info === undefined) {
+    const pending = ctx.head ? s.uploads.byFileHash(hash) : undefined;
+    if (pending !== undefined) {
+      ctx.res.writeHead(200, {
+        'Content-Type': NAR_CONTENT_TYPE,
+        'Content-Length': String(pending.narSize),
+        'Cache-Control': NO_STORE,
+      });
+      ctx.res.end();
+      return;
+    }
+    throw new HttpError(404, `no NAR with hash ${name} in this cache`);
+  }
+  const size = info.narSize;
+  const etag = `"${encodeNix32(info.narSha256)}"`;
+  const ifRange = ctx.req.headers['if-range'];
+  const range = parseRange(
+    ctx.req.headers.range,
+    size,
+    typeof ifRange === 'string' ? ifRange : undefined,
+    etag,
+  );
+  const common = {
+    'Content-Type': NAR_CONTENT_TYPE,
+    'Accept-Ranges': 'bytes',
+    ETag: etag,
+    'Cache-Control': 'public, max-age=31536000, immutable',
+  };
+  if (range.kind === 'unsatisfiable') {
+    throw new HttpError(416, `range not satisfiable for a ${size}-byte NAR`, {
+      'Content-Range': `bytes */${size}`,
+    });
+  }
+  const start = range.kind === 'partial' ? range.start : 0;
+  const length = range.kind === 'partial' ? range.end - range.start + 1 : size;
+  const status = range.kind === 'partial' ? 206 : 200;
+  const headers: Record<string, string> = { ...common, 'Content-Length': String(length) };
+  if (range.kind === 'partial') headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+  if (ctx.head) {
+    ctx.res.writeHead(status, headers);
+    ctx.res.end();
+    return;
+  }
+  const abort = new AbortController();
+  const onClose = () => abort.abort();
+  ctx.res.once('close', onClose);
+  let release: (() => void) | undefined;
+  try {
+    release = await s.renders.acquire(abort.signal);
+  } catch (e) {
+    ctx.res.off('close', onClose);
+    if (e instanceof HttpError) throw e;
+    return; // the client left while queued
+  }
+  try {
+    ctx.res.writeHead(status, headers);
+    await streamNar(ctx, s, info, start, length, abort.signal);
+  } catch (e) {
+    // Headers are out: the only honest signal left is a truncated body.
+    s.log.log('error', 'NAR render failed', { path: ctx.path, error: describeError(e) });
+    ctx.res.destroy();
+  } finally {
+    ctx.res.off('close', onClose);
+    release();
+  }
+}
+
+async function streamNar(
+  ctx: RequestContext,
+  s: ServerServices,
+  info: PathInfo,
+  start: number,
+  length: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const res = ctx.res;
+  let remaining = length;
+  // Small pieces (tokens, small files) are gathered into one write: a syscall per file would dominate.
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  const flush = async () => {
+    if (batched === 0) return;
+    const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+    batch = [];
+    batched = 0;
+    if (!res.write(out)) await drained(res, signal);
+  };
+  for await (const chunk of renderNar(info.node, s.store, start)) {
+    if (signal.aborted) return;
+    const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
+    remaining -= part.length;
+    ctx.bytesSent += part.length;
+    if (part.length >= WRITE_BATCH) {
+      await flush();
+      if (!res.write(part)) await drained(res, signal);
+    } else {
+      batch.push(part);
+      batched += part.length;
+      if (batched >= WRITE_BATCH) await flush();
+    }
+    if (remaining === 0) break;
+  }
+  await flush();
+  if (signal.aborted) return;
+  if (remaining !== 0) throw new Error(`NAR render ended ${remaining} bytes short of its NarSize`);
+  res.end();
+}
+
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export async function putNar(ctx: RequestContext, s: ServerServices): Promise<void> {
+  const [name = '', ext = ''] = ctx.params;
+  const fileHash = parseNarName(name);
+  const pending = await receiveNar(ctx.req, fileHash, ext, s.store);
+  s.uploads.add(pending);
+  s.log.log('info', 'NAR uploaded', {
+    nar: `nar/${name}.nar${ext}`,
+    narSize: pending.narSize,
+    fileSize: pending.fileSize,
+  });
+  sendBody(ctx, 200, 'text/plain; charset=utf-8', 'ok\n', { 'Cache-Control': NO_STORE });
+}

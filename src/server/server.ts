@@ -1,0 +1,140 @@
+/**
+ * The HTTP server around the app: node:http with keep-alive, a header
+ * timeout and a request timeout (a client that dribbles its headers or body
+ * is cut off), an idle-socket timeout (a client that stops reading a NAR frees
+ * its render slot), listening on `HOST:PORT` or a unix socket, and a graceful
+ * stop: no new connections, idle keep-alive sockets closed, in-flight
+ * requests given `graceMs` to finish, then everything closed.
+ * `serveUntilSignal` is the one place that holds a cache open for serving:
+ * it runs the server until SIGTERM/SIGINT and then stops it (the caller
+ * closes the cache).
+ */
+
+import { rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app.js';
+import type { ServerServices } from './services.js';
+
+export interface Bind {
+  readonly kind: 'tcp' | 'unix';
+  readonly host?: string;
+  readonly port?: number;
+  readonly path?: string;
+}
+
+export const DEFAULT_BIND = '127.0.0.1:5000';
+
+/**
+ * `HOST:PORT`, `[v6]:PORT`, `:PORT` (all interfaces), or a unix socket as
+ * `unix:/path` or an absolute path.
+ */
+export function parseBind(text: string): Bind {
+  if (text.startsWith('unix:')) return { kind: 'unix', path: text.slice(5) };
+  if (text.startsWith('/')) return { kind: 'unix', path: text };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (m === null || port > 65535)
+    throw new TypeError(`bad --bind '${text}': expected HOST:PORT or a unix socket path`);
+  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
+  return { kind: 'tcp', host, port };
+}
+
+export interface ServerTimeouts {
+  /** Whole request (headers and body) must arrive within this (default 15 min, for large uploads). */
+  requestMs?: number;
+  /** Headers must arrive within this (default 10 s). */
+  headersMs?: number;
+  /** A socket with no traffic either way for this long is closed (default 60 s). */
+  idleMs?: number;
+  /** Idle keep-alive connections are kept this long (default 5 s). */
+  keepAliveMs?: number;
+}
+
+export interface RunningServer {
+  /** `http://host:port` or `unix:/path`. */
+  readonly url: string;
+  readonly server: Server;
+  /** Stop gracefully (idempotent). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startServer(
+  services: ServerServices,
+  bind: Bind,
+  timeouts: ServerTimeouts = {},
+): Promise<RunningServer> {
+  const app = createApp(services);
+  const server = createServer({
+    keepAlive: true,
+    requestTimeout: timeouts.requestMs ?? 15 * 60_000,
+    headersTimeout: timeouts.headersMs ?? 10_000,
+    // Node enforces both timeouts only when it sweeps connections (30 s by default).
+    connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs ?? 1_000),
+    noDelay: true,
+  });
+  server.keepAliveTimeout = timeouts.keepAliveMs ?? 5_000;
+  server.timeout = timeouts.idleMs ?? 60_000;
+  server.on('request', (req, res) => app(req, res));
+  server.on('checkContinue', (req, res) => app(req, res, true));
+  if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (bind.kind === 'unix') server.listen(bind.path, resolve);
+    else server.listen(bind.port, bind.host, resolve);
+  });
+  const address = server.address();
+  const url =
+    bind.kind === 'unix'
+      ? `unix:${bind.path}`
+      : `http://${formatHost((address as AddressInfo).address)}:${(address as AddressInfo).port}`;
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    server,
+    stop(graceMs = 10_000) {
+      stopping ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return stopping;
+    },
+  };
+}
+
+function formatHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+/** Run until SIGTERM or SIGINT, then stop gracefully. Resolves once stopped. */
+export async function serveUntilSignal(
+  services: ServerServices,
+  bind: Bind,
+  timeouts: ServerTimeouts = {},
+): Promise<void> {
+  const running = await startServer(services, bind, timeouts);
+  services.log.log('info', 'listening', {
+    url: running.url,
+    priority: services.config.priority,
+    signingKeys: services.config.signingKeys.map((k) => k.name).join(' '),
+    uploads: services.auth.enabled,
+  });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      resolve(sig);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+  services.log.log('info', 'stopping', { signal });
+  await running.stop();
+  services.log.log('info', 'stopped');
+}

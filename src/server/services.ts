@@ -1,0 +1,83 @@
+/**
+ * Everything a handler may use, injected once into the route table (STYLE.md
+ * lesson 10): the store (castore + path infos of an open cache), the
+ * configuration, the narinfo source with its signing keys, the render limiter,
+ * pending uploads, upload auth, store statistics, telemetry and the logger.
+ * Tests build these around an in-memory cache; the CLI around the cache root.
+ */
+
+import type { Cache } from '../cache.js';
+import type { SecretKey } from '../nix/signing.js';
+import { UploadAuth } from './auth.js';
+import { type Logger, silentLogger } from './log.js';
+import { NarInfoSource } from './narinfo-source.js';
+import { RenderLimiter } from './render-limit.js';
+import { StoreStats } from './store-stats.js';
+import { Telemetry } from './telemetry.js';
+import { PendingUploads } from './upload.js';
+
+/** The parts of an open cache the server reads and writes. */
+export type ServerStore = Pick<Cache, 'blobs' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir'>;
+
+export interface ServerConfig {
+  /** `Priority` in nix-cache-info; lower is preferred (default 30, ahead of cache.nixos.org's 40). */
+  readonly priority: number;
+  readonly signingKeys: readonly SecretKey[];
+  /**
+   * NAR renders at once (default 16: each holds a blob read-ahead window of a
+   * few MiB, and one thread gains nothing from more) and waiting (default 1024) before 503.
+   */
+  readonly maxRenders: number;
+  readonly maxQueuedRenders: number;
+  /** Largest narinfo body accepted (default 1 MiB). */
+  readonly maxNarInfoBytes: number;
+}
+
+export interface ServerServices {
+  readonly store: ServerStore;
+  readonly config: ServerConfig;
+  readonly narInfos: NarInfoSource;
+  readonly renders: RenderLimiter;
+  readonly uploads: PendingUploads;
+  readonly auth: UploadAuth;
+  readonly stats: StoreStats;
+  readonly telemetry: Telemetry;
+  readonly log: Logger;
+  readonly startedAt: number;
+}
+
+export interface ServicesOptions {
+  priority?: number | undefined;
+  signingKeys?: readonly SecretKey[] | undefined;
+  /** The upload token; uploads are off without one. */
+  uploadToken?: string | undefined;
+  maxRenders?: number | undefined;
+  maxQueuedRenders?: number | undefined;
+  maxNarInfoBytes?: number | undefined;
+  log?: Logger | undefined;
+}
+
+export const DEFAULT_PRIORITY = 30;
+
+export function createServices(store: ServerStore, options: ServicesOptions = {}): ServerServices {
+  const config: ServerConfig = {
+    priority: options.priority ?? DEFAULT_PRIORITY,
+    signingKeys: options.signingKeys ?? [],
+    maxRenders: options.maxRenders ?? 16,
+    maxQueuedRenders: options.maxQueuedRenders ?? 1024,
+    maxNarInfoBytes: options.maxNarInfoBytes ?? 1024 * 1024,
+  };
+  if (!Number.isInteger(config.priority)) throw new TypeError('priority must be an integer');
+  return {
+    store,
+    config,
+    narInfos: new NarInfoSource(config.signingKeys, store.storeDir),
+    renders: new RenderLimiter(config.maxRenders, config.maxQueuedRenders),
+    uploads: new PendingUploads(),
+    auth: new UploadAuth(options.uploadToken),
+    stats: new StoreStats(store.pathInfos),
+    telemetry: new Telemetry(),
+    log: options.log ?? silentLogger,
+    startedAt: Date.now(),
+  };
+}
