@@ -1,13 +1,31 @@
 /**
  * All benchmarks in one command: `npm run bench`. Inputs are generated once
- * into .bench-work/ (or $BENCH_WORK) and reused by later runs.
+ * into .bench-work/ (or $BENCH_WORK) and reused by later runs. Each section
+ * prints its ratios against the reference tool measured in the same run.
+ * `BENCH_ONLY=hash-path,store,tarball,git,lock,serve,ops` runs a subset.
+ * Needs nix (and for `serve`, nginx and wrk from Debian).
  */
 
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { benchGit } from './git.mjs';
 import { benchHashPath } from './hash-path.mjs';
 import { REPO } from './lib.mjs';
+import { benchLock } from './lock.mjs';
+import { benchServe } from './serve.mjs';
 import { benchStore } from './store.mjs';
 
 const work = process.env.BENCH_WORK ?? join(REPO, '.bench-work');
-benchHashPath(work);
-await benchStore(work);
+const only = process.env.BENCH_ONLY?.split(',');
+const want = (name) => only === undefined || only.includes(name);
+
+if (want('hash-path')) benchHashPath(work);
+if (want('store')) await benchStore(work);
+if (want('tarball')) spawnSync(process.execPath, [join(REPO, 'bench/tarball.mjs')], { stdio: 'inherit' });
+if (want('git')) await benchGit(work);
+if (want('lock')) await benchLock(work);
+if (want('serve')) await benchServe(work);
+if (want('ops')) {
+  const { benchOps } = await import('./ops.mjs');
+  await benchOps(work);
+}
