@@ -12,11 +12,19 @@
  * store chunks first and the list last, so a crash cannot leave a blob whose
  * list names a missing chunk; a crash can leave orphan chunks (for gc).
  * Every chunk is re-verified against its digest when read.
+ *
+ * Writes of all writers go through one group commit (storage/group-commit.ts):
+ * concurrent small blobs share a LevelDB batch, and one `hasMany` per batch
+ * drops chunks already stored. Measured on 20,000 small files (memory-level
+ * and classic-level alike): a batch, an existence read and a list read per
+ * file made the database round trips most of the ingest; grouped, 32 files
+ * take one batch and one read.
  */
 
 import { type B3Digest, b3Equals, b3ToHex, EMPTY_B3, isB3Digest } from '../castore/digest.js';
 import { FetchCacheError } from '../errors.js';
-import { blake3, createBlake3Hasher } from '../nix/hashing.js';
+import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
+import { GroupCommit, type Put } from '../storage/group-commit.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
 import { decodeChunkList, encodeChunkList } from './chunk-list.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
@@ -29,7 +37,11 @@ export const BLOBS_SUBLEVEL = 'blobs';
 export interface LevelBlobServiceOptions {
   /** FastCDC parameters; changing them only costs dedup against existing data. */
   readonly chunker?: ChunkerParams;
-  /** New chunks are written in batches of about this many bytes (default 8 MiB). */
+  /**
+   * A group of new chunks starts writing once it holds this many bytes
+   * (default 8 MiB); writers wait while a full group waits for the one being
+   * written, so memory stays near two groups.
+   */
   readonly batchBytes?: number;
   /** Reads fetch chunks ahead in windows of about this many bytes (default 4 MiB). */
   readonly readAheadBytes?: number;
@@ -41,8 +53,9 @@ export class LevelBlobService implements BlobService {
   readonly chunks: KV;
   readonly blobs: KV;
   readonly chunker: ChunkerParams;
-  private readonly batchBytes: number;
   private readonly readAheadBytes: number;
+  /** Chunks and chunk lists of all writers go through one group commit. */
+  readonly commit: GroupCommit;
 
   /**
    * `db` is the database (or a sublevel) in which the service makes the
@@ -59,7 +72,10 @@ export class LevelBlobService implements BlobService {
     }
     this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     new Chunker(this.chunker); // validates the parameters now rather than on the first write
-    this.batchBytes = options.batchBytes ?? 8 << 20;
+    this.commit = new GroupCommit({
+      groupBytes: options.batchBytes ?? 8 << 20,
+      filter: (puts) => this.unstored(puts),
+    });
     this.readAheadBytes = options.readAheadBytes ?? 4 << 20;
   }
 
@@ -88,37 +104,39 @@ export class LevelBlobService implements BlobService {
       checkOffset(offset, 0);
       return nothing();
     }
-    const list = await this.blobs.get(digest);
-    if (list !== undefined) {
-      const { size, chunks } = decodeChunkList(list, b3ToHex(digest));
-      checkOffset(offset, size);
-      return this.readChunks(digest, chunks, offset);
-    }
+    // The chunk first: most blobs are one chunk, so most reads take one get.
     const chunk = await this.chunks.get(digest);
-    if (chunk === undefined) return undefined;
-    checkOffset(offset, chunk.length);
-    return single(chunk, digest, offset);
+    if (chunk !== undefined) {
+      checkOffset(offset, chunk.length);
+      return single(chunk, digest, offset);
+    }
+    const list = await this.blobs.get(digest);
+    if (list === undefined) return undefined;
+    const { size, chunks } = decodeChunkList(list, b3ToHex(digest));
+    checkOffset(offset, size);
+    return this.readChunks(digest, chunks, offset);
   }
 
   writer(): BlobWriter {
-    return new LevelBlobWriter(this, new Chunker(this.chunker), this.batchBytes);
+    return new LevelBlobWriter(this, new Chunker(this.chunker));
   }
 
-  /** Store those of `chunks` that are not stored yet, in one batch. */
-  async storeChunks(chunks: readonly { digest: B3Digest; bytes: Uint8Array }[]): Promise<void> {
-    const unique = new Map<string, { digest: B3Digest; bytes: Uint8Array }>();
-    for (const c of chunks) unique.set(Buffer.from(c.digest).toString('latin1'), c);
-    const list = [...unique.values()];
-    const present = await this.chunks.hasMany(list.map((c) => c.digest));
-    const ops = list
-      .filter((_, i) => !present[i])
-      .map((c) => ({ type: 'put' as const, key: c.digest, value: c.bytes }));
-    if (ops.length > 0) await this.chunks.batch(ops);
-  }
-
-  /** Store a blob's chunk list; its chunks must be stored already. */
-  async storeList(digest: B3Digest, chunks: readonly ChunkMeta[]): Promise<void> {
-    if (!(await this.blobs.has(digest))) await this.blobs.put(digest, encodeChunkList(chunks));
+  /**
+   * Drop from a group the chunks already stored (one `hasMany` for the whole
+   * group, and duplicates within it): rewriting them would be harmless but
+   * costs a LevelDB write of their bytes. Chunk lists are small and always put.
+   */
+  private async unstored(puts: readonly Put[]): Promise<readonly Put[]> {
+    const chunks = new Map<string, Put>();
+    const rest: Put[] = [];
+    for (const p of puts) {
+      if (p.kv === this.chunks) chunks.set(Buffer.from(p.key).toString('latin1'), p);
+      else rest.push(p);
+    }
+    if (chunks.size === 0) return rest;
+    const unique = [...chunks.values()];
+    const present = await this.chunks.hasMany(unique.map((p) => p.key));
+    return [...unique.filter((_, i) => !present[i]), ...rest];
   }
 
   /**
@@ -195,18 +213,22 @@ export class LevelBlobService implements BlobService {
 }
 
 /**
- * Streams bytes through the chunker. New chunks collect into a batch of about
- * `batchBytes`; a full batch is written while the next one fills, and a write
- * waits for the previous batch first, so memory stays near two batches plus
- * one chunk whatever the blob size.
+ * Streams bytes through the chunker and hands each finished chunk to the
+ * service's group commit at once (awaiting `room()`, so memory stays near two
+ * groups however many writers run). `close()` waits until every earlier chunk
+ * is written, then puts the last chunks and the chunk list in one group: a
+ * list is never durable before its chunks. The blob digest of a one-chunk
+ * blob is its chunk digest, so a whole-blob hasher is only started (fed the
+ * first chunk) when a second chunk appears: small files are hashed once.
  */
 class LevelBlobWriter implements BlobWriter {
-  private readonly hasher = createBlake3Hasher();
+  private hasher: Hasher | undefined;
   private readonly list: ChunkMeta[] = [];
+  private first: Uint8Array | undefined;
   private size = 0;
-  private pending: { digest: B3Digest; bytes: Uint8Array }[] = [];
-  private pendingBytes = 0;
-  private inFlight: Promise<void> | undefined;
+  /** Chunks handed to the group commit; awaited before the list is put. */
+  private written: Promise<void>[] = [];
+  private failure: { error: unknown } | undefined;
   private busy = false;
   private aborted = false;
   private result: Promise<{ digest: B3Digest; size: number }> | undefined;
@@ -214,19 +236,25 @@ class LevelBlobWriter implements BlobWriter {
   constructor(
     private readonly service: LevelBlobService,
     private readonly chunker: Chunker,
-    private readonly batchBytes: number,
   ) {}
 
   async write(data: Uint8Array): Promise<void> {
     if (!(data instanceof Uint8Array)) throw new TypeError('BlobWriter.write takes a Uint8Array');
     if (this.result !== undefined || this.aborted) throw new TypeError('write after close or abort');
     if (this.busy) throw new TypeError('await each BlobWriter.write before the next');
+    if (this.failure) throw this.failure.error;
     this.busy = true;
     try {
-      this.hasher.update(data);
       this.size += data.length;
-      for (const chunk of this.chunker.push(data)) this.add(chunk);
-      if (this.pendingBytes >= this.batchBytes) await this.flush();
+      const chunks = this.chunker.push(data);
+      if (chunks.length === 0) return;
+      const puts = chunks.map((c) => this.add(c));
+      const written = this.service.commit.put(puts);
+      written.catch((error: unknown) => {
+        this.failure ??= { error };
+      });
+      this.written.push(written);
+      await this.service.commit.room();
     } finally {
       this.busy = false;
     }
@@ -244,42 +272,40 @@ class LevelBlobWriter implements BlobWriter {
   async abort(): Promise<void> {
     if (this.result !== undefined || this.aborted) return;
     this.aborted = true;
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.inFlight?.catch(() => {});
-    this.inFlight = undefined;
+    await Promise.allSettled(this.written);
+    this.written = [];
   }
 
-  private add(bytes: Uint8Array): void {
+  private add(bytes: Uint8Array): Put {
     const digest = blake3(bytes);
+    if (this.list.length === 0) this.first = bytes;
+    else {
+      if (this.hasher === undefined) {
+        this.hasher = createBlake3Hasher();
+        this.hasher.update(this.first!);
+        this.first = undefined;
+      }
+      this.hasher.update(bytes);
+    }
     this.list.push({ digest, size: bytes.length });
-    this.pending.push({ digest, bytes });
-    this.pendingBytes += bytes.length;
-  }
-
-  /** Wait for the batch being written, then start writing the pending one. */
-  private async flush(): Promise<void> {
-    const previous = this.inFlight;
-    this.inFlight = undefined;
-    await previous;
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    const writing = this.service.storeChunks(batch);
-    writing.catch(() => {}); // surfaces at the next flush or close
-    this.inFlight = writing;
+    return { kv: this.service.chunks, key: digest, value: bytes };
   }
 
   private async finish(): Promise<{ digest: B3Digest; size: number }> {
-    for (const chunk of this.chunker.finish()) this.add(chunk);
-    await this.flush();
-    await this.flush();
-    const digest = this.hasher.digest();
-    if (this.list.length === 1 && !b3Equals(this.list[0]!.digest, digest)) {
-      throw new Error('blob writer: a single chunk must hash to the blob digest'); // cannot happen
+    const last = this.chunker.finish().map((c) => this.add(c));
+    if (this.list.length === 0) return { digest: EMPTY_B3.slice(), size: 0 };
+    await Promise.all(this.written);
+    this.written = [];
+    if (this.list.length === 1) {
+      this.first = undefined;
+      await this.service.commit.put(last);
+      return { digest: this.list[0]!.digest, size: this.size };
     }
-    if (this.list.length > 1) await this.service.storeList(digest, this.list);
+    const digest = this.hasher!.digest();
+    await this.service.commit.put([
+      ...last,
+      { kv: this.service.blobs, key: digest, value: encodeChunkList(this.list) },
+    ]);
     return { digest, size: this.size };
   }
 }
