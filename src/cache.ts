@@ -5,15 +5,18 @@
  * of the fetchers included).
  *
  * Layout (version 1): `<root>/layout.json` = `{"layout":1}`; `<root>/db` the
- * LevelDB; `<root>/owner.json` names the process that has the database open.
- * LevelDB admits one opener: a second process waits up to `lockTimeoutMs` for
- * the owner to close it, then fails with ERR_STORE_LOCKED naming the owner.
+ * LevelDB; `<root>/owner.json` names the process that has the database open;
+ * `<root>/db.sock` the socket over which that process serves the database to
+ * the others. LevelDB admits one opener, so every further process on the
+ * same root reaches the database through the opener (storage/shared-db.ts)
+ * and takes over when it exits; only when the lock is held and nobody
+ * answers does it wait up to `lockTimeoutMs`, then fail with
+ * ERR_STORE_LOCKED naming the owner.
  */
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
 import { LevelDirectoryService } from './directory/leveldb.js';
@@ -24,8 +27,13 @@ import { DEFAULT_STORE_DIR } from './nix/store-path.js';
 import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
 import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
+import { openSharedDb } from './storage/shared-db.js';
 
 export const LAYOUT_VERSION = 1;
+
+/** Sublevels the cache makes itself (the services name theirs in their own files). */
+export const NARCALC_SUBLEVEL = 'narcalc';
+export const FETCH_SUBLEVEL = 'fetch';
 
 export interface CacheOptions {
   /** Cache root; default from `FETCH_CACHE_ROOT`, then the platform cache dir. Ignored with `memory`. */
@@ -33,7 +41,7 @@ export interface CacheOptions {
   storeDir?: string | undefined;
   /** Keep everything in memory (tests, throwaway use). */
   memory?: boolean;
-  /** How long to wait for another process to release the database (default 10 s). */
+  /** How long to wait for a process that holds the database but does not serve it (default 10 s). */
   lockTimeoutMs?: number;
   /** Told once when we start waiting for another process. */
   onWait?: (owner: string) => void;
@@ -50,6 +58,8 @@ export interface Cache {
   readonly narCalc: NarCalculator;
   /** The `fetch` sublevel: the fetch index of src/fetchers/fetch-index.ts (URL → last result, ETag). */
   readonly fetchIndex: KV;
+  /** The whole database, for operations over every sublevel (src/ops/: gc, verify, stats, leases). */
+  readonly db: KV;
   close(): Promise<void>;
 }
 
@@ -67,22 +77,38 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
   const root = resolveRoot(options.root, options.env);
   mkdirSync(root, { recursive: true });
   checkLayout(root);
-  const db = await openLocked(join(root, 'db'), root, options);
-  writeFileSync(
-    join(root, 'owner.json'),
-    JSON.stringify({ pid: process.pid, command: process.argv.slice(1).join(' ') }),
-  );
-  return compose(db as unknown as KV, root, storeDir, async () => {
-    rmSync(join(root, 'owner.json'), { force: true });
-    await db.close();
+  const ownerFile = join(root, 'owner.json');
+  const shared = await openSharedDb(join(root, 'db'), root, {
+    timeoutMs: options.lockTimeoutMs,
+    owner: () => describeOwner(root),
+    onWait: options.onWait,
+    onHost: (hosting) => {
+      if (hosting) {
+        writeFileSync(
+          ownerFile,
+          JSON.stringify({ pid: process.pid, command: process.argv.slice(1).join(' ') }),
+        );
+      } else if (ownedByUs(ownerFile)) {
+        rmSync(ownerFile, { force: true });
+      }
+    },
   });
+  return compose(shared.db, root, storeDir, () => shared.close());
+}
+
+function ownedByUs(file: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { pid?: number }).pid === process.pid;
+  } catch {
+    return false;
+  }
 }
 
 function compose(db: KV, root: string | undefined, storeDir: string, close: () => Promise<void>): Cache {
   const blobs = new LevelBlobService(db);
   const directories = new LevelDirectoryService(db);
   const pathInfos = new LevelPathInfoService(db);
-  const narCalc = new NarCalculator(binarySublevel(db, 'narcalc'), { blobs, directories });
+  const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
   let closed: Promise<void> | undefined;
   return {
     root,
@@ -91,7 +117,8 @@ function compose(db: KV, root: string | undefined, storeDir: string, close: () =
     directories,
     pathInfos,
     narCalc,
-    fetchIndex: binarySublevel(db, 'fetch'),
+    fetchIndex: binarySublevel(db, FETCH_SUBLEVEL),
+    db,
     close: () => {
       closed ??= close();
       return closed;
@@ -132,40 +159,5 @@ function describeOwner(root: string): string {
     return `pid ${o.pid ?? '?'} (${o.command ?? 'unknown command'})`;
   } catch {
     return 'another process';
-  }
-}
-
-async function openLocked(location: string, root: string, options: CacheOptions) {
-  const deadline = Date.now() + (options.lockTimeoutMs ?? 10_000);
-  let told = false;
-  for (;;) {
-    const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
-      keyEncoding: 'view',
-      valueEncoding: 'view',
-    });
-    try {
-      await db.open();
-      return db;
-    } catch (e) {
-      const locked = (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
-      if (!locked) {
-        const msg = e instanceof Error ? (e as { cause?: Error }).cause?.message || e.message : String(e);
-        throw new FetchCacheError('ERR_IO', `cannot open cache database '${location}': ${msg}`, {
-          path: location,
-          cause: e,
-        });
-      }
-      const owner = describeOwner(root);
-      if (Date.now() >= deadline) {
-        throw new FetchCacheError('ERR_STORE_LOCKED', `cache root '${root}' is in use by ${owner}`, {
-          path: root,
-        });
-      }
-      if (!told) {
-        told = true;
-        options.onWait?.(owner);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * `openCache()`: root resolution, the versioned on-disk layout, and a clear
- * error naming the owner when another process holds the database.
+ * error naming the owner when another process holds the database and does not serve it; otherwise
+ * a second process reaches the database through the first (storage/shared-db.ts).
  */
 
 import { spawn } from 'node:child_process';
@@ -49,31 +50,60 @@ describe('openCache on disk', () => {
     );
   });
 
-  it('names the owning process when the root is in use', async () => {
+  it('lets a second process use the root through the first one', async () => {
     const root = tempRoot();
     const first = await openCache({ root });
     try {
-      // Another process: LevelDB's lock is per process.
+      await first.fetchIndex.put(Buffer.from('k'), Buffer.from('from the first process'));
+      const script = `
+        import { openCache } from ${JSON.stringify(new URL('../src/cache.ts', import.meta.url).pathname)};
+        const c = await openCache({ root: ${JSON.stringify(root)}, lockTimeoutMs: 300 });
+        console.log(Buffer.from(await c.fetchIndex.get(Buffer.from('k'))).toString());
+        await c.fetchIndex.put(Buffer.from('k2'), Buffer.from('from the second'));
+        await c.close();
+      `;
+      expect(await runScript(script)).toBe('from the first process');
+      expect(Buffer.from((await first.fetchIndex.get(Buffer.from('k2')))!).toString()).toBe(
+        'from the second',
+      );
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('names the owning process when the database is locked and nobody serves it', async () => {
+    const root = tempRoot();
+    await (await openCache({ root })).close();
+    // A holder that takes LevelDB's lock but does not host (an older fetch-cache, say).
+    const { ClassicLevel } = await import('classic-level');
+    const raw = new ClassicLevel(join(root, 'db'));
+    await raw.open();
+    writeFileSync(join(root, 'owner.json'), JSON.stringify({ pid: process.pid, command: 'holder' }));
+    try {
       const script = `
         import { openCache } from ${JSON.stringify(new URL('../src/cache.ts', import.meta.url).pathname)};
         try { await openCache({ root: ${JSON.stringify(root)}, lockTimeoutMs: 300 }); console.log('opened'); }
         catch (e) { console.log(e.code + ' ' + e.message); }
       `;
-      const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        let text = '';
-        child.stdout.on('data', (d: Buffer) => {
-          text += d.toString();
-        });
-        child.on('error', reject);
-        child.on('close', () => resolve(text.trim()));
-      });
-      expect(out).toMatch(/^ERR_STORE_LOCKED .*in use by pid \d+/);
+      const out = await runScript(script);
+      expect(out).toMatch(/^ERR_STORE_LOCKED .*in use by pid \d+ \(holder\)/);
       expect(out).toContain(String(process.pid));
     } finally {
-      await first.close();
+      await raw.close();
     }
   });
 });
+
+function runScript(script: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', () => resolve(text.trim()));
+  });
+}

@@ -1,0 +1,115 @@
+/**
+ * Opening the LevelDB of a cache root when several processes use the root at
+ * once (ARCHITECTURE.md "Many processes, one root"). LevelDB admits one
+ * opener. The first process to open it becomes the host: it uses the
+ * database directly and serves it to the others over a unix socket in the
+ * root (db-host.ts). A process that finds the database locked becomes a
+ * guest: it reaches the database through the socket (remote-level.ts), and
+ * when the host exits it fails over to the next host or hosts itself
+ * (link.ts). Only when the lock is held and nobody answers on the socket (an
+ * older fetch-cache, or a process stuck while opening) does it wait, for a
+ * bounded, reported time, then fail with ERR_STORE_LOCKED naming the owner.
+ *
+ * The socket is `<root>/db.sock`; a root whose path is too long for a unix
+ * socket address (~107 bytes) uses `<tmpdir>/fetch-cache-<sha256 of the root>.sock`.
+ */
+
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FetchCacheError } from '../errors.js';
+import { sha256 } from '../nix/hashing.js';
+import { type DbHost, hostDatabase } from './db-host.js';
+import type { KV } from './kv.js';
+import { isLockedError, Link, openLevel } from './link.js';
+import { RemoteLevel } from './remote-level.js';
+
+export interface SharedDbOptions {
+  /** Longest wait for a host or the lock (default 10 s). */
+  readonly timeoutMs?: number | undefined;
+  readonly owner: () => string;
+  readonly onWait?: ((owner: string) => void) | undefined;
+  /** Told when this process starts or stops hosting the database. */
+  readonly onHost?: ((hosting: boolean) => void) | undefined;
+}
+
+export interface SharedDb {
+  readonly db: KV;
+  /** Whether this process hosts the database now (it may start hosting later, after a failover). */
+  hosting(): boolean;
+  close(): Promise<void>;
+}
+
+const MAX_SOCKET_PATH = 100;
+
+export function socketPathFor(root: string): string {
+  const inRoot = join(root, 'db.sock');
+  if (Buffer.byteLength(inRoot) <= MAX_SOCKET_PATH) return inRoot;
+  const digest = Buffer.from(sha256(Buffer.from(root, 'utf8')))
+    .toString('hex')
+    .slice(0, 32);
+  return join(tmpdir(), `fetch-cache-${digest}.sock`);
+}
+
+export async function openSharedDb(
+  location: string,
+  root: string,
+  options: SharedDbOptions,
+): Promise<SharedDb> {
+  const socketPath = socketPathFor(root);
+  const level = openLevel(location);
+  try {
+    await level.open();
+  } catch (e) {
+    await level.close().catch(() => {});
+    if (!isLockedError(e)) {
+      const msg = e instanceof Error ? (e as { cause?: Error }).cause?.message || e.message : String(e);
+      throw new FetchCacheError('ERR_IO', `cannot open cache database '${location}': ${msg}`, {
+        path: location,
+        cause: e,
+      });
+    }
+    return openGuest(location, socketPath, options);
+  }
+  let host: DbHost;
+  try {
+    host = await hostDatabase(level as unknown as KV, socketPath);
+  } catch (e) {
+    await level.close();
+    throw new FetchCacheError('ERR_IO', `cannot listen on '${socketPath}': ${(e as Error).message}`, {
+      path: socketPath,
+      cause: e,
+    });
+  }
+  options.onHost?.(true);
+  let closing: Promise<void> | undefined;
+  return {
+    db: level as unknown as KV,
+    hosting: () => closing === undefined,
+    close: () => {
+      closing ??= (async () => {
+        await host.close();
+        await level.close();
+        options.onHost?.(false);
+      })();
+      return closing;
+    },
+  };
+}
+
+async function openGuest(location: string, socketPath: string, options: SharedDbOptions): Promise<SharedDb> {
+  const link = await Link.open({
+    location,
+    socketPath,
+    timeoutMs: options.timeoutMs ?? 10_000,
+    owner: options.owner,
+    onWait: options.onWait,
+    onHost: options.onHost,
+  });
+  const db = new RemoteLevel(link);
+  await db.open();
+  return {
+    db: db as unknown as KV,
+    hosting: () => link.hosting,
+    close: () => db.close(),
+  };
+}
