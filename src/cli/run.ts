@@ -12,6 +12,7 @@ import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
 import { keygenCommand } from './commands/keygen.js';
 import { lockCommand, updateCommand } from './commands/lock.js';
+import { OPS_COMMANDS } from './commands/ops.js';
 import { serveCommand } from './commands/serve.js';
 import { addCommand, exportCommand, narCommand, pathInfoCommand } from './commands/store.js';
 
@@ -27,6 +28,7 @@ const COMMANDS: Command[] = [
   lockCommand,
   updateCommand,
   serveCommand,
+  ...OPS_COMMANDS,
 ];
 
 /** Global options that take a value, so their value is not mistaken for a command word. */

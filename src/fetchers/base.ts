@@ -40,6 +40,8 @@ import {
   storePathBaseName,
   validateStorePathName,
 } from '../nix/store-path.js';
+import { withIngestLease } from '../ops/leases.js';
+import { touchPath } from '../ops/usage.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { FetchIndex, type FetchIndexEntry, fetchIndexKey } from './fetch-index.js';
 import { HttpClient, type HttpClientOptions, type RetryInfo, redactUrl } from './http.js';
@@ -190,7 +192,12 @@ export class Fetcher {
     const key = flightKey(spec, name, expected);
     const running = this.inFlight.get(key);
     if (running) return running;
-    const p = this.run(spec, name, expected, call).finally(() => this.inFlight.delete(key));
+    // Under an ingest lease (no gc deletes while it writes); its last use is recorded for gc --max-size.
+    const p = withIngestLease(this.cache, async () => {
+      const result = await this.run(spec, name, expected, call);
+      await touchPath(this.cache, result.storePath.digest);
+      return result;
+    }).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, p);
     return p;
   }
@@ -199,9 +206,11 @@ export class Fetcher {
   async ingestAndPersist(name: string, spec: FetchSpec, call: FetchCallOptions = {}): Promise<FetchResult> {
     validateStorePathName(name);
     const expected = specHash(spec);
-    const out = await sourceFor(spec).ingest(spec, this.context(spec, expected, undefined, call));
-    if (out.notModified) throw new TypeError('a source answered "not modified" to an unconditional fetch');
-    return this.persist(name, spec, expected, out);
+    return withIngestLease(this.cache, async () => {
+      const out = await sourceFor(spec).ingest(spec, this.context(spec, expected, undefined, call));
+      if (out.notModified) throw new TypeError('a source answered "not modified" to an unconditional fetch');
+      return this.persist(name, spec, expected, out);
+    });
   }
 
   private async run(

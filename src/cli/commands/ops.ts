@@ -1,0 +1,116 @@
+/**
+ * Operating a cache root: `gc`, `verify` and `stats` (CLI.md), thin over
+ * src/ops/. `verify` exits 1 (ERR_INTEGRITY on stderr) when damage remains
+ * after it ran — with `--repair`, when some path could not be repaired —
+ * and still prints its full report on stdout first.
+ */
+
+import { FetchCacheError } from '../../errors.js';
+import { parseStorePath } from '../../nix/store-path.js';
+import { type Command, stringOption, UsageError, withCache, writeJson, writeLine } from '../command.js';
+
+function byteCount(text: string, option: string): number {
+  const m = /^(\d+)([KMGT]i?B?|B)?$/i.exec(text.trim());
+  if (m === null) throw new UsageError(`--${option} takes a byte count like 500000000, 500M or 2G`);
+  const unit = (m[2] ?? '').toUpperCase().replace(/I?B$/, '');
+  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[unit] ?? 1;
+  return Number(m[1]) * scale;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export const gcCommand: Command = {
+  words: ['gc'],
+  usage: 'gc [--max-size BYTES] [--keep-recent SECONDS]',
+  summary:
+    'delete what no path info reaches; with --max-size, then evict least recently used paths until the store fits',
+  options: { 'max-size': { type: 'string' }, 'keep-recent': { type: 'string' } },
+  async run(ctx) {
+    if (ctx.args.length > 0) throw new UsageError('gc takes no arguments');
+    const max = stringOption(ctx, 'max-size');
+    const keep = stringOption(ctx, 'keep-recent');
+    if (keep !== undefined && !/^\d+$/.test(keep)) throw new UsageError('--keep-recent takes whole seconds');
+    await withCache(ctx, async (cache) => {
+      const { gc } = await import('../../ops/gc.js');
+      const report = await gc(cache, {
+        maxSize: max === undefined ? undefined : byteCount(max, 'max-size'),
+        keepRecentMs: keep === undefined ? undefined : Number(keep) * 1000,
+        onWait: (why) => {
+          if (!ctx.globals.quiet) writeLine(ctx.stderr, `gc: ${why}…`);
+        },
+      });
+      if (ctx.globals.json) writeJson(ctx.stdout, report);
+      else {
+        const d = report.deleted;
+        writeLine(
+          ctx.stdout,
+          `freed ${mib(report.freedBytes)}: ${d.chunks} chunks, ${d.chunkLists} chunk lists, ${d.directories} directories, ${d.pathInfos} paths evicted; ${report.paths} paths left in ${mib(report.storedBytes)}`,
+        );
+      }
+    });
+  },
+};
+
+export const verifyCommand: Command = {
+  words: ['verify'],
+  usage: 'verify [STORE-PATH…|--all] [--repair]',
+  summary:
+    're-hash everything the paths reach and check their NAR hashes; --repair fetches damaged paths again',
+  options: { all: { type: 'boolean' }, repair: { type: 'boolean' } },
+  async run(ctx) {
+    const all = ctx.values.all === true;
+    if (all === ctx.args.length > 0) throw new UsageError('give STORE-PATHs or --all (not both)');
+    await withCache(ctx, async (cache) => {
+      const { verify } = await import('../../ops/verify.js');
+      const paths = all ? undefined : ctx.args.map((a) => parseStorePath(a, cache.storeDir));
+      const report = await verify(cache, { paths, repair: ctx.values.repair === true });
+      if (ctx.globals.json) writeJson(ctx.stdout, report);
+      else {
+        for (const d of report.damaged) {
+          const fate = d.repaired ? ' (repaired)' : d.removed ? ' (removed)' : '';
+          writeLine(ctx.stdout, `damaged: ${d.path}${fate}`);
+          for (const p of d.problems) writeLine(ctx.stdout, `  ${p}`);
+        }
+        const seconds = report.durationMs / 1000;
+        writeLine(
+          ctx.stdout,
+          `checked ${report.checked} paths (${mib(report.bytes)} of NAR in ${seconds.toFixed(1)} s), ${report.damaged.length} damaged`,
+        );
+      }
+      const left = report.damaged.filter((d) => !d.repaired);
+      if (left.length > 0) {
+        throw new FetchCacheError(
+          'ERR_INTEGRITY',
+          `${left.length} of ${report.checked} paths are damaged${ctx.values.repair ? ' and could not be repaired' : ''}`,
+        );
+      }
+    });
+  },
+};
+
+export const statsCommand: Command = {
+  words: ['stats'],
+  usage: 'stats',
+  summary: 'paths, logical and stored bytes, dedup ratio, chunk count',
+  options: {},
+  async run(ctx) {
+    if (ctx.args.length > 0) throw new UsageError('stats takes no arguments');
+    await withCache(ctx, async (cache) => {
+      const { storeStats } = await import('../../ops/stats.js');
+      const s = await storeStats(cache);
+      if (ctx.globals.json) writeJson(ctx.stdout, s);
+      else {
+        writeLine(ctx.stdout, `paths:         ${s.paths}`);
+        writeLine(ctx.stdout, `logical bytes: ${s.logicalBytes} (${mib(s.logicalBytes)})`);
+        writeLine(ctx.stdout, `stored bytes:  ${s.storedBytes} (${mib(s.storedBytes)})`);
+        writeLine(ctx.stdout, `dedup ratio:   ${s.dedupRatio}`);
+        writeLine(ctx.stdout, `chunks:        ${s.chunks}`);
+        writeLine(ctx.stdout, `unreachable:   ${s.unreachable.bytes} bytes (gc deletes them)`);
+      }
+    });
+  },
+};
+
+export const OPS_COMMANDS: Command[] = [gcCommand, verifyCommand, statsCommand];

@@ -1,0 +1,237 @@
+/**
+ * Garbage collection (`fetch-cache gc`). Marks everything the path infos
+ * reach (root node → directories → blobs → chunks, reach.ts) and deletes the
+ * chunks, chunk lists, directories, NAR-sum cache entries, last-use records,
+ * NAR-hash index entries and fetch-index entries nobody reaches. With
+ * `maxSize` it then evicts least recently used path infos (usage.ts) until
+ * the reachable store fits, never a path a reader holds or one used within
+ * `keepRecentMs`.
+ *
+ * Safe while fetches and `serve` run, in this or other processes:
+ * 1. Without any lock: snapshot the path infos, mark, list candidates (every
+ *    stored key not marked). This is the slow part; ingests go on.
+ * 2. Exclusive against ingests (leases.ts): new ingests wait, running ones
+ *    are waited for. Path infos written or changed since the snapshot are
+ *    marked too (an ingest may have reused a candidate chunk), then
+ *    evictions, then deletions in batches — readers keep being served
+ *    between batches, and nothing reachable is ever deleted.
+ * A crash at any point leaves only garbage, never a path info pointing at
+ * missing data: evicted path infos are deleted before their data. A gc
+ * killed mid-way leaves a stale record that the next ingest or gc removes
+ * (its process is gone), so gc can never get stuck (attic#65).
+ */
+
+import type { Cache } from '../cache.js';
+import { bytesEqual } from '../castore/bytes.js';
+import { encodeEntry } from '../castore/nodes.js';
+import type { FetchIndexEntry } from '../fetchers/fetch-index.js';
+import { parseStorePathBaseName, storePathBaseName } from '../nix/store-path.js';
+import type { PathInfo } from '../pathinfo/path-info.js';
+import { decodePathInfo } from '../pathinfo/proto.js';
+import type { KV } from '../storage/kv.js';
+import { beginExclusive, listLeases } from './leases.js';
+import { keyBytes, keyOf, type RawStore, rawStore, readAll } from './raw-store.js';
+import { closureOf, RefCounts } from './reach.js';
+import { readAtimes } from './usage.js';
+
+export interface GcOptions {
+  /** After collecting garbage, evict least recently used paths until the store holds at most this many bytes. */
+  readonly maxSize?: number | undefined;
+  /** Never evict a path used within this many milliseconds (default 0). */
+  readonly keepRecentMs?: number | undefined;
+  /** Keys deleted per batch (default 1000). */
+  readonly batchSize?: number | undefined;
+  /** Longest wait for running fetches before the exclusive phase (default 10 minutes). */
+  readonly waitTimeoutMs?: number | undefined;
+  readonly onWait?: ((why: string) => void) | undefined;
+  readonly now?: (() => number) | undefined;
+}
+
+export interface GcReport {
+  /** Bytes of stored values deleted (chunks, chunk lists, directories, path infos, small records). */
+  freedBytes: number;
+  deleted: {
+    pathInfos: number;
+    directories: number;
+    chunkLists: number;
+    chunks: number;
+    narSums: number;
+    records: number;
+  };
+  /** Store paths evicted by `maxSize`, oldest use first. */
+  evicted: string[];
+  /** Paths left, and the bytes their data takes (chunks, chunk lists, directories). */
+  paths: number;
+  storedBytes: number;
+  durationMs: number;
+}
+
+const EMPTY_NAME = new Uint8Array(0);
+
+/** A path info from its raw value, or undefined when it is damaged (verify reports those). */
+export function decodeStored(key: string, value: Uint8Array): PathInfo | undefined {
+  try {
+    const info = decodePathInfo(value);
+    return keyOf(info.storePath.digest) === key ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcReport> {
+  const started = performance.now();
+  const now = options.now ?? Date.now;
+  const batchSize = options.batchSize ?? 1000;
+  const raw = rawStore(cache);
+  const report: GcReport = {
+    freedBytes: 0,
+    deleted: { pathInfos: 0, directories: 0, chunkLists: 0, chunks: 0, narSums: 0, records: 0 },
+    evicted: [],
+    paths: 0,
+    storedBytes: 0,
+    durationMs: 0,
+  };
+
+  // Phase 1, concurrent with everything.
+  const first = await readAll(raw.pathinfo);
+  const refs = new RefCounts();
+  for (const [key, value] of first) {
+    const info = decodeStored(key, value);
+    if (info !== undefined) refs.add(await closureOf(raw, info.node));
+  }
+  const candidates = {
+    dirs: await unmarked(raw.directories, (k) => refs.live('dirs', k)),
+    lists: await unmarked(raw.lists, (k) => refs.live('lists', k)),
+    chunks: await unmarked(raw.chunks, (k) => refs.live('chunks', k)),
+  };
+
+  // Phase 2, exclusive against ingests.
+  const end = await beginExclusive(cache, { timeoutMs: options.waitTimeoutMs, onWait: options.onWait });
+  try {
+    const second = await readAll(raw.pathinfo);
+    const live = new Map<string, PathInfo>();
+    for (const [key, value] of second) {
+      const info = decodeStored(key, value);
+      if (info === undefined) continue;
+      live.set(key, info);
+      const before = first.get(key);
+      if (before === undefined || !bytesEqual(before, value)) refs.add(await closureOf(raw, info.node));
+    }
+
+    if (options.maxSize !== undefined) {
+      let stored = refs.storedBytes();
+      const atimes = await readAtimes(cache);
+      const held = new Set((await listLeases(cache)).filter((l) => l.kind === 'use').map((l) => l.path));
+      const keepAfter = now() - (options.keepRecentMs ?? 0);
+      const lastUse = (info: PathInfo) => atimes.get(Buffer.from(info.storePath.digest).toString('hex')) ?? 0;
+      const order = [...live.entries()]
+        .filter(([, info]) => !held.has(Buffer.from(info.storePath.digest).toString('hex')))
+        .filter(([, info]) => lastUse(info) <= keepAfter)
+        .sort(([ka, a], [kb, b]) => lastUse(a) - lastUse(b) || (ka < kb ? -1 : 1));
+      for (const [key, info] of order) {
+        if (stored <= options.maxSize) break;
+        // The path info goes first: a crash after this leaves only garbage.
+        await cache.pathInfos.delete(info.storePath.digest);
+        report.freedBytes += second.get(key)!.length;
+        report.deleted.pathInfos++;
+        report.evicted.push(storePathBaseName(info.storePath));
+        live.delete(key);
+        const { freed, bytes } = refs.remove(await closureOf(raw, info.node));
+        stored -= bytes;
+        candidates.dirs.push(...freed.dirs);
+        candidates.lists.push(...freed.lists);
+        candidates.chunks.push(...freed.chunks);
+      }
+    }
+
+    const sweep = async (kv: KV, keys: Iterable<string>) => {
+      const r = await deleteKeys(kv, keys, batchSize);
+      report.freedBytes += r.bytes;
+      return r.count;
+    };
+    // Metadata that names dead paths or nodes first, then the data, roots before leaves.
+    const liveNodes = new Set([...live.values()].map((i) => keyOf(encodeEntry(EMPTY_NAME, i.node))));
+    report.deleted.narSums += await sweep(raw.narcalc, await unmarked(raw.narcalc, (k) => liveNodes.has(k)));
+    report.deleted.records += await sweep(raw.atime, await unmarked(raw.atime, (k) => live.has(k)));
+    report.deleted.records += await sweep(
+      raw.narhash,
+      await unmarked(raw.narhash, (k) => live.has(k.slice(32))),
+    );
+    report.deleted.records += await sweep(raw.fetch, await deadFetchEntries(raw, live));
+    report.deleted.directories += await sweep(
+      raw.directories,
+      candidates.dirs.filter((k) => !refs.live('dirs', k)),
+    );
+    report.deleted.chunkLists += await sweep(
+      raw.lists,
+      candidates.lists.filter((k) => !refs.live('lists', k)),
+    );
+    report.deleted.chunks += await sweep(
+      raw.chunks,
+      candidates.chunks.filter((k) => !refs.live('chunks', k)),
+    );
+    report.paths = live.size;
+    report.storedBytes = refs.storedBytes();
+  } finally {
+    await end();
+  }
+  report.durationMs = Math.round(performance.now() - started);
+  return report;
+}
+
+/** Keys of `kv` for which `isLive` is false. */
+async function unmarked(kv: KV, isLive: (key: string) => boolean): Promise<string[]> {
+  const out: string[] = [];
+  for await (const key of kv.keys()) {
+    const k = keyOf(key);
+    if (!isLive(k)) out.push(k);
+  }
+  return out;
+}
+
+/** Fetch-index entries whose store path has no path info (any more). */
+async function deadFetchEntries(raw: RawStore, live: Map<string, PathInfo>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const [key, value] of raw.fetch.iterator()) {
+    let alive = false;
+    try {
+      const entry = JSON.parse(Buffer.from(value).toString('utf8')) as FetchIndexEntry;
+      alive = live.has(keyOf(parseStorePathBaseName(entry.storePath).digest));
+    } catch {
+      alive = false;
+    }
+    if (!alive) out.push(keyOf(key));
+  }
+  return out;
+}
+
+/** Delete keys in batches, measuring what was there; returns the count and bytes deleted. */
+export async function deleteKeys(
+  kv: KV,
+  keys: Iterable<string>,
+  batchSize: number,
+): Promise<{ count: number; bytes: number }> {
+  let count = 0;
+  let bytes = 0;
+  let page: Uint8Array[] = [];
+  const flush = async () => {
+    if (page.length === 0) return;
+    const values = await kv.getMany(page);
+    const ops = [];
+    for (let i = 0; i < page.length; i++) {
+      const v = values[i];
+      if (v === undefined) continue;
+      bytes += v.length;
+      count++;
+      ops.push({ type: 'del' as const, key: page[i]! });
+    }
+    if (ops.length > 0) await kv.batch(ops);
+    page = [];
+  };
+  for (const k of keys) {
+    page.push(keyBytes(k));
+    if (page.length >= batchSize) await flush();
+  }
+  await flush();
+  return { count, bytes };
+}

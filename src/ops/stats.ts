@@ -1,0 +1,84 @@
+/**
+ * `fetch-cache stats`: what the store holds. Logical bytes are the NAR
+ * sizes of all paths (what a Nix store would hold); stored bytes are what
+ * their data takes here (distinct chunks, chunk lists and directories);
+ * the dedup ratio is logical over stored. Values nobody reaches (left by
+ * failed or killed fetches; `gc` deletes them) are counted apart, so a
+ * rejected input leaves the main figures exactly as they were.
+ */
+
+import type { Cache } from '../cache.js';
+import type { KV } from '../storage/kv.js';
+import { decodeStored } from './gc.js';
+import { keyBytes, keyOf, rawStore } from './raw-store.js';
+import { closureOf, RefCounts } from './reach.js';
+
+export interface StoreStats {
+  paths: number;
+  logicalBytes: number;
+  storedBytes: number;
+  /** logicalBytes / storedBytes (1 for an empty store). */
+  dedupRatio: number;
+  /** Distinct chunks reachable from a path. */
+  chunks: number;
+  chunkBytes: number;
+  directories: number;
+  /** Path infos that cannot be decoded (verify reports them). */
+  damagedPathInfos: number;
+  /** What gc would delete. */
+  unreachable: { chunks: number; chunkLists: number; directories: number; bytes: number };
+}
+
+export async function storeStats(cache: Cache): Promise<StoreStats> {
+  const raw = rawStore(cache);
+  const refs = new RefCounts();
+  let paths = 0;
+  let logicalBytes = 0;
+  let damagedPathInfos = 0;
+  for await (const [key, value] of raw.pathinfo.iterator()) {
+    const info = decodeStored(keyOf(key), value);
+    if (info === undefined) {
+      damagedPathInfos++;
+      continue;
+    }
+    paths++;
+    logicalBytes += info.narSize;
+    refs.add(await closureOf(raw, info.node));
+  }
+  const storedBytes = refs.storedBytes();
+  let chunkBytes = 0;
+  for (const size of refs.sizes.chunks.values()) chunkBytes += size;
+  const chunks = await unreachable(raw.chunks, (k) => refs.live('chunks', k));
+  const lists = await unreachable(raw.lists, (k) => refs.live('lists', k));
+  const dirs = await unreachable(raw.directories, (k) => refs.live('dirs', k));
+  return {
+    paths,
+    logicalBytes,
+    storedBytes,
+    dedupRatio: storedBytes === 0 ? 1 : Math.round((logicalBytes / storedBytes) * 1000) / 1000,
+    chunks: refs.counts.chunks.size,
+    chunkBytes,
+    directories: refs.counts.dirs.size,
+    damagedPathInfos,
+    unreachable: {
+      chunks: chunks.count,
+      chunkLists: lists.count,
+      directories: dirs.count,
+      bytes: chunks.bytes + lists.bytes + dirs.bytes,
+    },
+  };
+}
+
+/** Count and size of the values of `kv` nobody reaches (sizes read only for those). */
+async function unreachable(
+  kv: KV,
+  isLive: (k: string) => boolean,
+): Promise<{ count: number; bytes: number }> {
+  const dead: Uint8Array[] = [];
+  for await (const key of kv.keys()) if (!isLive(keyOf(key))) dead.push(keyBytes(keyOf(key)));
+  let bytes = 0;
+  for (let at = 0; at < dead.length; at += 512) {
+    for (const v of await kv.getMany(dead.slice(at, at + 512))) bytes += v?.length ?? 0;
+  }
+  return { count: dead.length, bytes };
+}

@@ -1,0 +1,217 @@
+/**
+ * `fetch-cache verify`: proves that every path info (or the ones named)
+ * still describes intact data. Per path: the path info must decode; its
+ * tree is rendered as a NAR, which reads and re-hashes every directory,
+ * chunk list, chunk and blob it reaches (the services verify on read), and
+ * the NAR's sha256 and size must equal the recorded ones; a flat content
+ * address must equal the file's own hash, a NAR one the NAR hash. A path
+ * that fails is walked again piece by piece (damage.ts) to say exactly what
+ * is missing or damaged — this is what attic users could not find out
+ * (attic#211, #330).
+ *
+ * `repair`: damaged values are deleted, then the path is fetched again from
+ * each source the fetch index recorded for it (sources.ts), pinned to its
+ * own content address, and checked again. A path that cannot be repaired
+ * loses its path info, so the next fetch or upload of it starts afresh
+ * instead of being answered from broken data. Without `repair`, verify
+ * changes nothing except a wrong entry in the NAR-sum cache, which it drops.
+ */
+
+import type { Cache } from '../cache.js';
+import { bytesEqual } from '../castore/bytes.js';
+import { encodeEntry } from '../castore/nodes.js';
+import { FetchCacheError, isFetchCacheError } from '../errors.js';
+import type { Fetcher } from '../fetchers/base.js';
+import { computeNarSum, type NarSum } from '../nar-render/nar-calc.js';
+import { toSRI } from '../nix/hash.js';
+import { createHasher } from '../nix/hashing.js';
+import { encodeNix32 } from '../nix/nixbase32.js';
+import { formatStorePath, type StorePath, storePathBaseName } from '../nix/store-path.js';
+import type { PathInfo } from '../pathinfo/path-info.js';
+import { locateDamage } from './damage.js';
+import { decodeStored } from './gc.js';
+import { keyBytes, keyOf, type RawStore, rawStore } from './raw-store.js';
+import { pinnedTo, recordedSources } from './sources.js';
+
+export interface VerifyOptions {
+  /** Only these paths (default: every path info). */
+  readonly paths?: readonly StorePath[] | undefined;
+  readonly repair?: boolean | undefined;
+  /** Fetches for repairs (default: a new Fetcher on the cache). */
+  readonly fetcher?: Pick<Fetcher, 'ingestAndPersist'> | undefined;
+  /** Told after each path. */
+  readonly onPath?: ((path: string, ok: boolean) => void) | undefined;
+}
+
+export interface DamagedPath {
+  /** The full store path (`<storeDir>/<hash>-<name>`; just the hash when the path info itself is unreadable). */
+  path: string;
+  problems: string[];
+  /** With `repair`: fetched again and now intact. */
+  repaired?: boolean;
+  /** With `repair`: could not be repaired, its path info was deleted. */
+  removed?: boolean;
+}
+
+export interface VerifyReport {
+  checked: number;
+  damaged: DamagedPath[];
+  /** NAR bytes rendered and hashed. */
+  bytes: number;
+  durationMs: number;
+}
+
+const EMPTY_NAME = new Uint8Array(0);
+
+export async function verify(cache: Cache, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const started = performance.now();
+  const raw = rawStore(cache);
+  const report: VerifyReport = { checked: 0, damaged: [], bytes: 0, durationMs: 0 };
+  const targets: [string, Uint8Array | undefined][] = [];
+  if (options.paths === undefined) {
+    for await (const [key, value] of raw.pathinfo.iterator()) targets.push([keyOf(key), value]);
+  } else {
+    for (const sp of options.paths) {
+      const value = await raw.pathinfo.get(sp.digest);
+      const info = value === undefined ? undefined : decodeStored(keyOf(sp.digest), value);
+      if (value === undefined || (info !== undefined && info.storePath.name !== sp.name)) {
+        const path = formatStorePath(sp, cache.storeDir);
+        throw new FetchCacheError('ERR_NOT_FOUND', `path '${path}' is not in the cache`, { path });
+      }
+      targets.push([keyOf(sp.digest), value]);
+    }
+  }
+  const broken: { key: string; info: PathInfo | undefined; entry: DamagedPath }[] = [];
+  for (const [key, value] of targets) {
+    report.checked++;
+    const r = await checkPath(cache, raw, key, value);
+    report.bytes += r.bytes;
+    options.onPath?.(r.path, r.problems.length === 0);
+    if (r.problems.length > 0) {
+      const entry: DamagedPath = { path: r.path, problems: r.problems };
+      report.damaged.push(entry);
+      broken.push({ key, info: r.info, entry });
+    }
+  }
+  if (options.repair && broken.length > 0) await repair(cache, raw, broken, options);
+  report.durationMs = Math.round(performance.now() - started);
+  return report;
+}
+
+interface Checked {
+  path: string;
+  info: PathInfo | undefined;
+  problems: string[];
+  bytes: number;
+}
+
+async function checkPath(
+  cache: Cache,
+  raw: RawStore,
+  key: string,
+  value: Uint8Array | undefined,
+): Promise<Checked> {
+  const info = value === undefined ? undefined : decodeStored(key, value);
+  if (info === undefined) {
+    const path = `${cache.storeDir}/${encodeNix32(keyBytes(key))}`;
+    return { path, info, problems: ['the path info is missing or cannot be decoded'], bytes: 0 };
+  }
+  const path = formatStorePath(info.storePath, cache.storeDir);
+  const problems: string[] = [];
+  let sum: NarSum | undefined;
+  try {
+    sum = await computeNarSum(info.node, cache);
+  } catch (e) {
+    if (!isFetchCacheError(e)) throw e;
+    problems.push(`cannot render the NAR: ${e.message}`);
+  }
+  if (sum !== undefined) {
+    if (!bytesEqual(sum.narSha256, info.narSha256)) {
+      problems.push(
+        `NAR hash is ${toSRI({ algo: 'sha256', digest: sum.narSha256 })}, recorded ${toSRI({ algo: 'sha256', digest: info.narSha256 })}`,
+      );
+    }
+    if (sum.narSize !== info.narSize) problems.push(`NAR size is ${sum.narSize}, recorded ${info.narSize}`);
+    const cached = await raw.narcalc.get(encodeEntry(EMPTY_NAME, info.node));
+    if (
+      cached !== undefined &&
+      (cached.length !== 40 || !bytesEqual(cached.subarray(0, 32), sum.narSha256))
+    ) {
+      await cache.narCalc.forget(info.node);
+    }
+    problems.push(...(await checkContentAddress(cache, info, sum)));
+  }
+  if (problems.length > 0) problems.push(...(await locateDamage(raw, info.node)).problems);
+  return { path, info, problems, bytes: sum?.narSize ?? 0 };
+}
+
+/** The CA must describe the content: flat = the file's hash, NAR sha256 = the NAR hash. */
+async function checkContentAddress(cache: Cache, info: PathInfo, sum: NarSum): Promise<string[]> {
+  const ca = info.ca;
+  if (ca === undefined) return [];
+  if (ca.method === 'nar' && ca.hash.algo === 'sha256' && !bytesEqual(ca.hash.digest, sum.narSha256)) {
+    return [`content address ${toSRI(ca.hash)} is not the NAR hash`];
+  }
+  if (ca.method === 'flat') {
+    if (info.node.type !== 'file') return ['flat content address on something that is not a file'];
+    const hasher = createHasher(ca.hash.algo);
+    const chunks = await cache.blobs.read(info.node.digest);
+    if (chunks === undefined) return ['file blob is missing'];
+    for await (const c of chunks) hasher.update(c);
+    const actual = { algo: ca.hash.algo, digest: hasher.digest() };
+    if (!bytesEqual(actual.digest, ca.hash.digest)) {
+      return [`file hash is ${toSRI(actual)}, content address says ${toSRI(ca.hash)}`];
+    }
+  }
+  return [];
+}
+
+async function repair(
+  cache: Cache,
+  raw: RawStore,
+  broken: { key: string; info: PathInfo | undefined; entry: DamagedPath }[],
+  options: VerifyOptions,
+): Promise<void> {
+  const sources = await recordedSources(cache);
+  let fetcher = options.fetcher;
+  if (fetcher === undefined) {
+    const { Fetcher } = await import('../fetchers/base.js');
+    fetcher = new Fetcher(cache);
+  }
+  // Delete every damaged value first: paths may share them, and a re-fetch only writes what is absent.
+  for (const b of broken) {
+    if (b.info === undefined) continue;
+    const { damaged } = await locateDamage(raw, b.info.node);
+    if (damaged.dirs.length) await raw.directories.batch(damaged.dirs.map((key) => ({ type: 'del', key })));
+    if (damaged.lists.length) await raw.lists.batch(damaged.lists.map((key) => ({ type: 'del', key })));
+    if (damaged.chunks.length) await raw.chunks.batch(damaged.chunks.map((key) => ({ type: 'del', key })));
+    await cache.narCalc.forget(b.info.node);
+  }
+  for (const b of broken) {
+    const info = b.info;
+    if (info !== undefined) {
+      for (const spec of sources.get(storePathBaseName(info.storePath)) ?? []) {
+        const pinned = pinnedTo(spec, info);
+        if (pinned === undefined) continue;
+        try {
+          await fetcher.ingestAndPersist(info.storePath.name, pinned);
+        } catch (e) {
+          if (!isFetchCacheError(e)) throw e;
+          b.entry.problems.push(
+            `repair from ${spec.type === 'path' ? spec.path : spec.url} failed: ${e.message}`,
+          );
+          continue;
+        }
+        const again = await checkPath(cache, raw, b.key, await raw.pathinfo.get(info.storePath.digest));
+        if (again.problems.length === 0) {
+          b.entry.repaired = true;
+          break;
+        }
+      }
+    }
+    if (b.entry.repaired) continue;
+    if (info !== undefined) await cache.pathInfos.delete(info.storePath.digest);
+    await raw.pathinfo.del(keyBytes(b.key));
+    b.entry.removed = true;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Small stores for the operations tests (gc, verify, stats): trees written
+ * to a temp dir and added with the fetcher base, so path infos, blobs,
+ * chunk lists and directories are exactly what real fetches write.
+ * `corruptChunk` and friends damage a store the way a bad disk would.
+ */
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Cache } from '../../src/cache.js';
+import { addPath } from '../../src/fs/add.js';
+import { rawStore } from '../../src/ops/raw-store.js';
+import type { PathInfo } from '../../src/pathinfo/path-info.js';
+
+const made: string[] = [];
+
+export function tempDir(prefix = 'fc-ops-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
+export function cleanTempDirs(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** Deterministic bytes: `size` bytes from seed (xorshift32). */
+export function bytes(seed: number, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i + 4 <= size; i += 4) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out.writeUInt32LE(x, i);
+  }
+  return out;
+}
+
+/** Write `files` (relative path → contents) under a fresh dir called `name` and add it. */
+export async function addTree(
+  cache: Cache,
+  name: string,
+  files: Record<string, Uint8Array | string>,
+): Promise<PathInfo> {
+  const dir = join(tempDir(), name);
+  for (const [rel, content] of Object.entries(files)) {
+    mkdirSync(join(dir, rel, '..'), { recursive: true });
+    writeFileSync(join(dir, rel), content);
+  }
+  mkdirSync(dir, { recursive: true });
+  return addPath(cache, dir);
+}
+
+/** Overwrite the stored bytes of a chunk (flip its first byte). */
+export async function corruptChunk(cache: Cache, digest: Uint8Array): Promise<void> {
+  const { chunks } = rawStore(cache);
+  const value = await chunks.get(digest);
+  if (value === undefined) throw new Error('no such chunk');
+  const bad = new Uint8Array(value);
+  bad[0] = bad[0]! ^ 0xff;
+  await chunks.put(digest, bad);
+}
+
+/** Digests of every chunk stored, hex. */
+export async function chunkKeys(cache: Cache): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of rawStore(cache).chunks.keys()) out.push(Buffer.from(k).toString('hex'));
+  return out;
+}

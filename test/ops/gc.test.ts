@@ -1,0 +1,163 @@
+/**
+ * gc: what no path info reaches goes, everything reachable stays and still
+ * verifies; --max-size evicts least recently used paths first, never a held
+ * one or a recent one; a running ingest is waited for, and a dead process's
+ * lease never blocks.
+ */
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Cache, openCache } from '../../src/cache.js';
+import { gc } from '../../src/ops/gc.js';
+import { listLeases, OPS_SUBLEVEL, withIngestLease } from '../../src/ops/leases.js';
+import { rawStore } from '../../src/ops/raw-store.js';
+import { missingData } from '../../src/ops/reach.js';
+import { storeStats } from '../../src/ops/stats.js';
+import { holdPath, touchPath } from '../../src/ops/usage.js';
+import { verify } from '../../src/ops/verify.js';
+import { binarySublevel } from '../../src/storage/kv.js';
+import { addTree, bytes, chunkKeys, cleanTempDirs } from '../helpers/ops-store.js';
+
+afterEach(cleanTempDirs);
+
+async function writeOrphan(cache: Cache, seed: number, size: number): Promise<void> {
+  const w = cache.blobs.writer();
+  await w.write(bytes(seed, size));
+  await w.close();
+}
+
+describe('gc', () => {
+  it('deletes only what no path info reaches, and the store still verifies', async () => {
+    const cache = await openCache({ memory: true });
+    await addTree(cache, 'one', { 'a.bin': bytes(1, 300_000), 'sub/b.txt': 'hello\n', 'c.txt': 'x' });
+    await addTree(cache, 'two', { 'a.bin': bytes(1, 300_000), 'd.bin': bytes(2, 50_000) });
+    const before = await storeStats(cache);
+    const chunksBefore = (await chunkKeys(cache)).length;
+    await writeOrphan(cache, 3, 400_000); // a failed fetch's leftovers
+    const dirty = await storeStats(cache);
+    expect(dirty.unreachable.chunks).toBeGreaterThan(0);
+    const report = await gc(cache);
+    expect(report.deleted.chunks).toBe(dirty.unreachable.chunks);
+    expect(report.deleted.chunkLists).toBe(1);
+    expect(report.freedBytes).toBeGreaterThanOrEqual(400_000);
+    expect(report.deleted.pathInfos).toBe(0);
+    expect((await chunkKeys(cache)).length).toBe(chunksBefore);
+    const after = await storeStats(cache);
+    expect({ ...after, unreachable: undefined }).toEqual({ ...before, unreachable: undefined });
+    expect(after.unreachable.bytes).toBe(0);
+    expect((await verify(cache)).damaged).toEqual([]);
+    await cache.close();
+  });
+
+  it('is a no-op on a clean store and on an empty one', async () => {
+    const empty = await openCache({ memory: true });
+    expect((await gc(empty)).freedBytes).toBe(0);
+    const cache = await openCache({ memory: true });
+    await addTree(cache, 'one', { f: bytes(9, 100_000) });
+    const r = await gc(cache);
+    expect(r.freedBytes).toBe(0);
+    expect(r.paths).toBe(1);
+  });
+
+  it('--max-size evicts least recently used paths first, keeping shared data of the others', async () => {
+    const cache = await openCache({ memory: true });
+    const shared = bytes(10, 200_000);
+    const old = await addTree(cache, 'old', { s: shared, own: bytes(11, 200_000) });
+    const mid = await addTree(cache, 'mid', { s: shared, own: bytes(12, 200_000) });
+    const fresh = await addTree(cache, 'fresh', { s: shared, own: bytes(13, 200_000) });
+    await touchPath(cache, old.storePath.digest, 1_000);
+    await touchPath(cache, mid.storePath.digest, 2_000);
+    await touchPath(cache, fresh.storePath.digest, 3_000);
+    const stats = await storeStats(cache);
+    // Room for everything but one path's own 200 kB.
+    const report = await gc(cache, { maxSize: stats.storedBytes - 150_000, now: () => 10_000 });
+    expect(report.evicted).toEqual([expect.stringMatching(/-old$/)]);
+    expect(report.freedBytes).toBeGreaterThanOrEqual(200_000);
+    expect(report.storedBytes).toBeLessThanOrEqual(stats.storedBytes - 150_000);
+    expect(await cache.pathInfos.get(old.storePath.digest)).toBeUndefined();
+    const v = await verify(cache);
+    expect(v.checked).toBe(2);
+    expect(v.damaged).toEqual([]);
+  });
+
+  it('never evicts a held path or one used within keepRecentMs', async () => {
+    const cache = await openCache({ memory: true });
+    const a = await addTree(cache, 'a', { f: bytes(20, 100_000) });
+    const b = await addTree(cache, 'b', { f: bytes(21, 100_000) });
+    const c = await addTree(cache, 'c', { f: bytes(22, 100_000) });
+    await touchPath(cache, a.storePath.digest, 1);
+    await touchPath(cache, b.storePath.digest, 2);
+    await touchPath(cache, c.storePath.digest, Date.now());
+    const release = await holdPath(cache, a.storePath.digest);
+    const r = await gc(cache, { maxSize: 0, keepRecentMs: 60_000 });
+    expect(r.evicted).toEqual([expect.stringMatching(/-b$/)]);
+    expect(await cache.pathInfos.get(a.storePath.digest)).toBeDefined();
+    await release();
+    const r2 = await gc(cache, { maxSize: 0 });
+    expect(r2.evicted.length).toBe(2);
+    expect(r2.paths).toBe(0);
+    expect((await storeStats(cache)).chunks).toBe(0);
+    expect(await chunkKeys(cache)).toEqual([]);
+  });
+
+  it('waits for a running ingest and keeps the data it reused or wrote', async () => {
+    const cache = await openCache({ memory: true });
+    await addTree(cache, 'base', { f: bytes(30, 100_000) });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    // An ingest that wrote its blob but not yet its path info when gc starts.
+    const ingest = withIngestLease(cache, async () => {
+      await writeOrphan(cache, 31, 250_000);
+      await gate;
+      return addTree(cache, 'late', { f: bytes(31, 250_000) });
+    });
+    while ((await listLeases(cache)).length === 0) await new Promise((r) => setTimeout(r, 5));
+    let gcDone = false;
+    const running = gc(cache).then((r) => {
+      gcDone = true;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(gcDone).toBe(false);
+    release();
+    const late = await ingest;
+    const report = await running;
+    expect(report.paths).toBe(2);
+    expect(await cache.pathInfos.get(late.storePath.digest)).toBeDefined();
+    expect((await verify(cache)).damaged).toEqual([]);
+  });
+
+  it('is not blocked by leases of processes that are gone, and removes them', async () => {
+    const cache = await openCache({ memory: true });
+    await addTree(cache, 'a', { f: 'x' });
+    const ops = binarySublevel(cache.db, OPS_SUBLEVEL);
+    const dead = {
+      id: 'x',
+      kind: 'ingest',
+      pid: 2 ** 22 + 12345,
+      host: (await import('node:os')).hostname(),
+      startedAt: 0,
+    };
+    await ops.put(Buffer.from('lease/x'), Buffer.from(JSON.stringify(dead)));
+    await ops.put(Buffer.from('gc/y'), Buffer.from(JSON.stringify({ ...dead, id: 'y', kind: 'gc' })));
+    const r = await gc(cache, { waitTimeoutMs: 2_000 });
+    expect(r.paths).toBe(1);
+    expect(await listLeases(cache)).toEqual([]);
+    // An ingest is not held up by the dead gc record either.
+    await addTree(cache, 'b', { f: 'y' });
+    expect(await ops.keys().all()).toEqual([]);
+  });
+
+  it('missingData names what a tree lacks, for writers that commit after a gc could have run', async () => {
+    const cache = await openCache({ memory: true });
+    const info = await addTree(cache, 'a', { big: bytes(40, 300_000), small: 's' });
+    const raw = rawStore(cache);
+    expect(await missingData(raw, info.node)).toEqual([]);
+    const [first] = await raw.chunks.keys({ limit: 1 }).all();
+    await raw.chunks.del(first!);
+    expect(await missingData(raw, info.node)).toEqual([
+      `chunk ${Buffer.from(first!).toString('hex')} is missing`,
+    ]);
+  });
+});
