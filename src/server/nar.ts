@@ -8,7 +8,9 @@
  * ingests a NAR file (upload.ts). Compressed names are never served: the
  * narinfo always says `Compression: none`. No Content-Encoding is applied:
  * Node 20's zlib has no zstd, and gzip/br cost more CPU than they save on the
- * networks a fetch cache usually serves.
+ * networks a fetch cache usually serves. From before it queues for a render
+ * slot until its last byte, a GET holds its path (path-use.ts) so that
+ * `gc --max-size` never evicts a path while it is being served.
  */
 
 import type { ServerResponse } from 'node:http';
@@ -17,6 +19,7 @@ import { encodeNix32 } from '../nix/nixbase32.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { HttpError, NO_STORE, type RequestContext, sendBody } from './http.js';
 import { describeError } from './log.js';
+import { holdServed } from './path-use.js';
 import { parseRange } from './range.js';
 import type { ServerServices } from './services.js';
 import { NAR_EXTENSIONS, parseNarName, receiveNar } from './upload.js';
@@ -43,8 +46,8 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
     }
     throw new HttpError(404, 'no such NAR file');
   }
-  const info = await storedByNarHash(s, hash);
-  if (info === undefined) {
+  const found = await storedByNarHash(s, hash);
+  if (found === undefined) {
     const pending = ctx.head ? s.uploads.byFileHash(hash) : undefined;
     if (pending !== undefined) {
       ctx.res.writeHead(200, {
@@ -57,6 +60,33 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
     }
     throw new HttpError(404, `no NAR with hash ${name} in this cache`);
   }
+  const response = narResponse(ctx, found);
+  if (ctx.head) {
+    ctx.res.writeHead(response.status, response.headers);
+    ctx.res.end();
+    return;
+  }
+  const unhold = await holdServed(s, found.storePath.digest);
+  try {
+    // A gc may have evicted the path between the lookup and the hold; a held path stays.
+    if ((await storedByNarHash(s, hash)) === undefined)
+      throw new HttpError(404, `no NAR with hash ${name} in this cache`);
+    await sendNar(ctx, s, found, response);
+  } finally {
+    await unhold();
+  }
+}
+
+interface NarResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  /** The byte range of the NAR to send. */
+  readonly start: number;
+  readonly length: number;
+}
+
+/** Status and headers of a GET of this NAR (200, or 206 for a Range); 416 for an unsatisfiable Range. */
+function narResponse(ctx: RequestContext, info: PathInfo): NarResponse {
   const size = info.narSize;
   const etag = `"${encodeNix32(info.narSha256)}"`;
   const ifRange = ctx.req.headers['if-range'];
@@ -82,11 +112,15 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
   const status = range.kind === 'partial' ? 206 : 200;
   const headers: Record<string, string> = { ...common, 'Content-Length': String(length) };
   if (range.kind === 'partial') headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
-  if (ctx.head) {
-    ctx.res.writeHead(status, headers);
-    ctx.res.end();
-    return;
-  }
+  return { status, headers, start, length };
+}
+
+async function sendNar(
+  ctx: RequestContext,
+  s: ServerServices,
+  info: PathInfo,
+  { status, headers, start, length }: NarResponse,
+): Promise<void> {
   const abort = new AbortController();
   const onClose = () => abort.abort();
   ctx.res.once('close', onClose);

@@ -3,12 +3,15 @@
  * hash part (400 when it is not one, 404 when the cache lacks it) and serve
  * the signed text from `NarInfoSource`. PUT (upload token only, checked by
  * the app) commits a narinfo whose NAR was uploaded before (upload.ts).
+ * A GET hit and an upload count as a use of the path for `gc --max-size`
+ * (path-use.ts); HEAD, an existence check, does not.
  */
 
 import { decodeNix32 } from '../nix/nixbase32.js';
 import { storePathHashPart } from '../nix/store-path.js';
 import { HttpError, NO_STORE, type RequestContext, readSmallBody, sendBody } from './http.js';
 import { NARINFO_CONTENT_TYPE } from './narinfo-source.js';
+import { touchServed } from './path-use.js';
 import type { ServerServices } from './services.js';
 import { commitNarInfo } from './upload.js';
 
@@ -28,6 +31,7 @@ export async function getNarInfo(ctx: RequestContext, s: ServerServices): Promis
   const hashPart = ctx.params[0]!;
   const info = await s.store.pathInfos.get(parseHashPart(hashPart));
   if (info === undefined) throw new HttpError(404, `no path with hash ${hashPart} in this cache`);
+  if (!ctx.head) await touchServed(s, info.storePath.digest);
   sendBody(ctx, 200, NARINFO_CONTENT_TYPE, s.narInfos.text(info), { 'Cache-Control': 'public, max-age=300' });
 }
 
@@ -42,6 +46,7 @@ export async function putNarInfo(ctx: RequestContext, s: ServerServices): Promis
     throw new HttpError(400, 'narinfo is not UTF-8');
   }
   const info = await commitNarInfo(text, hashPart, s.store, s.uploads);
+  await touchServed(s, info.storePath.digest);
   s.narInfos.invalidate(storePathHashPart(info.storePath));
   s.stats.invalidate();
   s.log.log('info', 'path uploaded', {

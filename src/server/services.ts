@@ -16,8 +16,12 @@ import { StoreStats } from './store-stats.js';
 import { Telemetry } from './telemetry.js';
 import { PendingUploads } from './upload.js';
 
-/** The parts of an open cache the server reads and writes. */
-export type ServerStore = Pick<Cache, 'blobs' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir'>;
+/**
+ * The parts of an open cache the server reads and writes; `db` carries the
+ * gc leases and last-use records of src/ops (uploads ingest under a lease,
+ * served paths are touched and held).
+ */
+export type ServerStore = Pick<Cache, 'blobs' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir' | 'db'>;
 
 export interface ServerConfig {
   /** `Priority` in nix-cache-info; lower is preferred (default 30, ahead of cache.nixos.org's 40). */

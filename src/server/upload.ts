@@ -16,6 +16,17 @@
  * leaves no path info; blobs already written are unreferenced until gc.
  * Pending uploads expire after `ttlMs` and are lost on restart (like
  * nar-bridge's root-node LRU): Nix then fails the copy and a re-run repeats it.
+ *
+ * gc (src/ops) runs beside the server. Ingesting a NAR and committing a
+ * narinfo each run under an ingest lease (ops/leases.ts), but not the wait
+ * in between — a lease held until a narinfo that may never come would keep
+ * gc out of its exclusive phase indefinitely. So a gc in that gap deletes a
+ * pending upload's data (no path info reaches it yet); the commit therefore
+ * checks, under its lease, that everything the node reaches is still stored
+ * (`missingData`). If not, it answers 409 Conflict, drops the pending entry
+ * (so HEAD on the NAR says 404 again) and stores nothing: Nix does not retry
+ * a 409 (a retried narinfo alone could never succeed), and the next
+ * `nix copy` uploads the NAR again.
  */
 
 import { bytesEqual } from '../bytes.js';
@@ -27,7 +38,7 @@ import { renderNar } from '../nar-render/render.js';
 import { type ContentAddress, formatContentAddress, parseContentAddress } from '../nix/content-address.js';
 import { toSRI } from '../nix/hash.js';
 import { createHasher, type HashAlgo } from '../nix/hashing.js';
-import { parseNarInfo } from '../nix/narinfo.js';
+import { type NarInfo, parseNarInfo } from '../nix/narinfo.js';
 import { decodeNix32, encodeNix32 } from '../nix/nixbase32.js';
 import { parseSignature } from '../nix/signing.js';
 import {
@@ -40,6 +51,9 @@ import {
   storePathEquals,
   storePathHashPart,
 } from '../nix/store-path.js';
+import { withIngestLease } from '../ops/leases.js';
+import { rawStore } from '../ops/raw-store.js';
+import { missingData } from '../ops/reach.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { HttpError } from './http.js';
 import type { ServerStore } from './services.js';
@@ -154,7 +168,7 @@ export async function receiveNar(
   }
   let ingested: Awaited<ReturnType<typeof ingestNar>>;
   try {
-    ingested = await ingestNar(decompress(tap()), store);
+    ingested = await withIngestLease(store, () => ingestNar(decompress(tap()), store));
   } catch (e) {
     if (isFetchCacheError(e)) throw badRequest(`bad NAR upload: ${e.message}`);
     throw e;
@@ -248,6 +262,8 @@ async function pathOfContentAddress(
 /**
  * Validate an uploaded narinfo for `urlHashPart` against the pending (or
  * stored) NAR it names and write the path info. Returns what was stored.
+ * Runs under an ingest lease; 409 when a gc deleted the pending NAR's data
+ * (see the header).
  */
 export async function commitNarInfo(
   text: string,
@@ -268,12 +284,29 @@ export async function commitNarInfo(
     throw badRequest(`narinfo for ${ni.storePath} uploaded as ${urlHashPart}.narinfo`);
   }
   if (ni.narHash.algo !== 'sha256') throw badRequest('NarHash must be a SHA-256');
-  const narSha256 = ni.narHash.digest;
+  return withIngestLease(store, () => commitLeased(ni, storePath, store, pending));
+}
 
+async function commitLeased(
+  ni: NarInfo,
+  storePath: StorePath,
+  store: ServerStore,
+  pending: PendingUploads,
+): Promise<PathInfo> {
+  const narSha256 = ni.narHash.digest;
   const p = pending.byNarHash(narSha256);
   let node: Node;
   let narSize: number;
   if (p !== undefined) {
+    // Under the lease no gc deletes anything, so what is here now stays until the path info is written.
+    const missing = await missingData(rawStore(store), p.node);
+    if (missing.length > 0) {
+      pending.remove(p);
+      throw new HttpError(
+        409,
+        `the NAR with hash ${toSRI(ni.narHash)} lost data to a garbage collection before its narinfo arrived (${missing[0]}${missing.length > 1 ? `, and ${missing.length - 1} more` : ''}); upload the NAR again`,
+      );
+    }
     node = p.node;
     narSize = p.narSize;
     if (

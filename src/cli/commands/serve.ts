@@ -2,13 +2,23 @@
  * `serve [--bind HOST:PORT] [--sign-key FILE]… [--priority N]
  * [--upload-token-file FILE]`: run the binary cache over the cache root until
  * SIGTERM/SIGINT, writing JSON log lines to stdout. The cache root stays open
- * (and locked) while serving.
+ * (and locked) while serving. A key or token file that its group or others
+ * can read gets a `warning:` line on stderr (stdout carries only the JSON
+ * log), but is still used.
  */
 
 import { readFile } from 'node:fs/promises';
 import { FetchCacheError } from '../../errors.js';
+import { secretFileWarning } from '../../fs/secret-file.js';
 import type { SecretKey } from '../../nix/signing.js';
-import { type Command, stringOption, UsageError, withCache } from '../command.js';
+import {
+  type Command,
+  type CommandContext,
+  stringOption,
+  UsageError,
+  withCache,
+  writeLine,
+} from '../command.js';
 
 async function readText(path: string, what: string): Promise<string> {
   try {
@@ -19,6 +29,11 @@ async function readText(path: string, what: string): Promise<string> {
       cause: e,
     });
   }
+}
+
+function warnIfShared(ctx: CommandContext, path: string, what: string): void {
+  const warning = secretFileWarning(path, what);
+  if (warning !== undefined && !ctx.globals.quiet) writeLine(ctx.stderr, `warning: ${warning}`);
 }
 
 export const serveCommand: Command = {
@@ -52,12 +67,15 @@ export const serveCommand: Command = {
       throw new UsageError('--max-renders must be a positive integer');
     const keyFiles = (ctx.values['sign-key'] as string[] | undefined) ?? [];
     const signingKeys: SecretKey[] = [];
-    for (const file of keyFiles)
+    for (const file of keyFiles) {
       signingKeys.push(parseSecretKey((await readText(file, 'signing key')).trim()));
+      warnIfShared(ctx, file, 'signing key file');
+    }
     const tokenFile = stringOption(ctx, 'upload-token-file');
     let uploadToken: string | undefined;
     if (tokenFile !== undefined) {
       uploadToken = (await readText(tokenFile, 'upload token file')).trim();
+      warnIfShared(ctx, tokenFile, 'upload token file');
       if (uploadToken === '')
         throw new FetchCacheError('ERR_IO', `upload token file '${tokenFile}' is empty`);
     }
