@@ -23,13 +23,7 @@ import { parseNarInfo } from '../../src/nix/narinfo.js';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import { type StoreStats, storeStats } from '../../src/ops/stats.js';
 import { verify } from '../../src/ops/verify.js';
-import {
-  BAD_NARS,
-  BAD_TEXTS,
-  BAD_UPLOADS,
-  type BadHttp,
-  type BadUrl,
-} from '../helpers/bad-inputs.js';
+import { BAD_NARS, BAD_TEXTS, BAD_UPLOADS, type BadHttp, type BadUrl } from '../helpers/bad-inputs.js';
 import { addTree, bytes, cleanTempDirs, tempDir } from '../helpers/ops-store.js';
 import { type Harness, rawRequest, startHarness, TOKEN } from '../server/harness.js';
 
