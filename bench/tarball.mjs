@@ -1,16 +1,18 @@
 /**
- * Tarball ingest benchmark: a generated source-like tree (~120 MB unpacked, ~16,000 text files, GNU tar +
- * gzip -6) streamed through `ingestTarball()` into a fresh on-disk cache root, then NAR-hashed; compared in
- * the same run with Nix's `nix-prefetch-url --unpack` (unpack to disk, NAR hash, add to a fresh chroot
- * store) and with plain `tar -xzf` to disk. Each run is a fresh process (wall time and peak RSS through
- * bench/measure.py). Run alone with `node bench/tarball.mjs` (inputs in $BENCH_WORK, default .bench-work/).
+ * Tarball benchmark: a generated source-like tree (~120 MB unpacked, ~16,000 text files, GNU tar + gzip -6)
+ * served from a loopback HTTP server; `fetch-cache fetch tarball URL` (the CLI, a whole process, fresh cache
+ * root each run) against `nix-prefetch-url --unpack URL` (fresh chroot store each run) on the same server in
+ * the same run, plus the in-process `ingestTarball()` harness (ingest and NAR-hash times separately) and
+ * plain `tar -xzf` to disk for scale. Wall time and peak RSS through bench/measure.py. Run alone with
+ * `node bench/tarball.mjs` (inputs in $BENCH_WORK, default .bench-work/).
  */
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasCommand, NIX_ENV, prng, REPO } from './lib.mjs';
+import { CLI, hasCommand, NIX_ENV, prng, REPO } from './lib.mjs';
 
 const WORDS = [
   'static',
@@ -111,6 +113,24 @@ console.log(
   `archive ${archive}: ${(statSync(archive).size / 1e6).toFixed(1)} MB gzip, ${(unpacked / 1e6).toFixed(1)} MB tar`,
 );
 
+// A loopback server in another process (spawnSync below blocks this one).
+const port = await new Promise((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const p = probe.address().port;
+    probe.close(() => resolve(p));
+  });
+});
+const server = spawn(
+  'python3',
+  ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', work],
+  {
+    stdio: 'ignore',
+  },
+);
+await new Promise((r) => setTimeout(r, 1000));
+const url = `http://127.0.0.1:${port}/source.tar.gz`;
+const cli = measureFresh((d) => ['node', CLI, '--root', join(d, 'root'), '--quiet', 'fetch', 'tarball', url]);
+
 const ours = measureFresh((d) => [
   'node',
   '--import',
@@ -122,24 +142,21 @@ const ours = measureFresh((d) => [
 const inner = JSON.parse(ours.stderr.trim().split('\n').pop());
 const tar = measureFresh((d) => ['tar', '-xzf', archive, '-C', d]);
 const rows = [
-  ['fetch-cache ingestTarball + NAR hash (fresh process)', ours],
+  ['fetch-cache fetch tarball (CLI, loopback HTTP)', cli],
+  ['fetch-cache ingestTarball + NAR hash (in-process harness)', ours],
   ['tar -xzf to disk', tar],
 ];
 if (hasCommand('nix-prefetch-url')) {
   const nix = measureFresh(
-    (d) => [
-      'env',
-      `HOME=${d}`,
-      'nix-prefetch-url',
-      '--store',
-      join(d, 'store'),
-      '--unpack',
-      `file://${archive}`,
-    ],
+    (d) => ['env', `HOME=${d}`, 'nix-prefetch-url', '--store', join(d, 'store'), '--unpack', url],
     { env: NIX_ENV },
   );
-  rows.push(['nix-prefetch-url --unpack (Nix 2.8)', nix]);
+  rows.push(['nix-prefetch-url --unpack (Nix 2.8, loopback HTTP)', nix]);
+  console.log(
+    `\nratio fetch tarball / nix-prefetch-url --unpack: ${(cli.wall / nix.wall).toFixed(2)} (target ≤ 1.0)`,
+  );
 }
+server.kill();
 console.log(`\n## tarball ingest (${(unpacked / 1e6).toFixed(0)} MB unpacked)`);
 console.log('| case | wall (s) | MB/s unpacked | peak RSS (MiB) |');
 console.log('|---|---|---|---|');
