@@ -27,6 +27,9 @@ import { FetchCacheError } from '../errors.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
 
+/** Bytes of response body undici may buffer ahead of the consumer (see `open`). */
+const BODY_BUFFER = 32 << 20;
+
 export interface HttpClientOptions {
   readonly userAgent?: string;
   /** Redirects followed per request (default 10). */
@@ -328,6 +331,13 @@ export class HttpClient {
           path: `${u.pathname}${u.search}`,
           method: 'GET',
           headers: { 'user-agent': this.o.userAgent, ...headers },
+          // undici 7 crashes the process (an uncatchable assertion, nodejs/undici#5360,
+          // fixed only in undici 8, which needs Node 22) when a server closes a
+          // non-keep-alive connection while the parser is paused by backpressure.
+          // A deep body buffer keeps the parser running unless we fall more than
+          // BODY_BUFFER bytes behind: memory stays bounded, the crash needs a slow
+          // consumer, a fast non-keep-alive server and a body larger than that.
+          highWaterMark: BODY_BUFFER,
         });
       } catch (e) {
         await client.destroy().catch(() => {});
