@@ -17,9 +17,6 @@ import type { Transform } from 'node:stream';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Decompress } from 'fzstd';
-import { createDecompressor } from 'lzma-native';
-import unbzip2Stream from 'unbzip2-stream';
 import { FetchCacheError } from '../errors.js';
 
 export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
@@ -70,7 +67,8 @@ export async function* decompress(source: AsyncIterable<Uint8Array>): AsyncGener
         yield* throughTransform(rest(), createGunzip(), kind);
         return;
       case 'xz':
-        yield* throughTransform(rest(), createDecompressor(), kind);
+        // Decoders load on first use: most fetches need at most one of them.
+        yield* throughTransform(rest(), (await import('lzma-native')).createDecompressor(), kind);
         return;
       case 'zstd':
         yield* unzstd(rest());
@@ -116,6 +114,7 @@ async function* throughTransform(
 
 async function* unzstd(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const out: Uint8Array[] = [];
+  const { Decompress } = await import('fzstd');
   const decoder = new Decompress((chunk) => {
     out.push(chunk);
   });
@@ -137,6 +136,7 @@ async function* unzstd(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
 async function* bunzip2(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const out: Uint8Array[] = [];
   let failure: unknown;
+  const unbzip2Stream = (await import('unbzip2-stream')).default;
   const decoder = unbzip2Stream();
   decoder.on('data', (chunk: Uint8Array) => out.push(chunk));
   decoder.on('error', (e: unknown) => {

@@ -22,7 +22,11 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { Client, type Dispatcher } from 'undici';
+import type { Client, Dispatcher } from 'undici';
+
+/** undici, loaded on the first request: it takes ~0.1 s to load, which a fetch answered from the cache never needs. */
+let undici: Promise<typeof import('undici')> | undefined;
+
 import { FetchCacheError } from '../errors.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
@@ -314,6 +318,8 @@ export class HttpClient {
       if (u.protocol !== 'http:' && u.protocol !== 'https:') {
         throw httpError(`redirected to unsupported URL '${redactUrl(current)}'`, url);
       }
+      undici ??= import('undici');
+      const { Client } = await undici;
       const client = new Client(u.origin, {
         connect: { timeout: this.o.connectTimeoutMs },
         headersTimeout: this.o.headersTimeoutMs,

@@ -2,14 +2,14 @@
  * The registry of source types: which `Source` ingests which spec type. The
  * url, nar and path sources are files of their own; tarball and git are thin
  * adapters here over `ingestTarball()` (tarball.ts) and `ingestGit()` (git.ts),
- * which know nothing about the fetcher base.
+ * which know nothing about the fetcher base. Those two load on first use
+ * (isomorphic-git, tar-stream, yauzl are sizeable), so a fetch that is
+ * answered from the cache starts faster.
  */
 
-import { ingestGit } from './git.js';
 import { narSource } from './nar.js';
 import { pathSource } from './path.js';
 import type { Source } from './source.js';
-import { ingestTarball } from './tarball.js';
 import type { FetchSpec, GitSpec, TarballSpec } from './types.js';
 import { urlSource } from './url.js';
 
@@ -25,6 +25,7 @@ export const tarballSource: Source<TarballSpec> = {
       onRetry: (r) => ctx.retry(r),
     });
     if (dl.notModified) return { notModified: true, metadata: { url: dl.url } };
+    const { ingestTarball } = await import('./tarball.js');
     const { node, lastModified } = await ingestTarball(dl.body, ctx.cache);
     return {
       node,
@@ -41,6 +42,7 @@ export const tarballSource: Source<TarballSpec> = {
 /** `builtins.fetchGit`: git mirrors live under the cache root; offline is honoured by ingestGit itself. */
 export const gitSource: Source<GitSpec> = {
   async ingest(spec, ctx) {
+    const { ingestGit } = await import('./git.js');
     const { node, metadata } = await ingestGit(spec, {
       services: ctx.cache,
       cacheRoot: ctx.cache.root,
