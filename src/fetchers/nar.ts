@@ -8,19 +8,12 @@
 
 import { ingestNar } from '../nar-render/ingest-nar.js';
 import { decompress } from './decompress.js';
-import type { Source } from './source.js';
+import { download, type Source } from './source.js';
 import type { NarSpec } from './types.js';
 
 export const narSource: Source<NarSpec> = {
   async ingest(spec, ctx) {
-    const dl = await ctx.http.download({
-      url: spec.url,
-      mirrors: spec.mirrors,
-      etag: ctx.revalidate?.etag,
-      lastModified: ctx.revalidate?.lastModified,
-      onProgress: (p) => ctx.progress(p.bytes, p.total, p.done),
-      onRetry: (r) => ctx.retry(r),
-    });
+    const dl = await download(ctx, spec);
     if (dl.notModified) return { notModified: true, metadata: { url: dl.url } };
     const { node, narSha256, narSize } = await ingestNar(decompress(dl.body), ctx.cache);
     return {

@@ -12,7 +12,7 @@ import type { Cache } from '../cache.js';
 import type { Node } from '../castore/nodes.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import type { Hash, HashAlgo } from '../nix/hash.js';
-import type { HttpClient, RetryInfo } from './http.js';
+import type { Download, HttpClient, RetryInfo } from './http.js';
 import type { FetchMetadata, FetchSpec } from './types.js';
 
 export interface SourceContext {
@@ -58,4 +58,22 @@ export interface Source<S extends FetchSpec> {
    * Content already written when it fails is unreferenced (gc takes it).
    */
   ingest(spec: S, ctx: SourceContext): Promise<Ingested | NotModified>;
+}
+
+/**
+ * Download a spec's URL (with its mirrors) the way every URL source does:
+ * conditionally when the base has validators, reporting progress and retries.
+ */
+export function download(
+  ctx: SourceContext,
+  spec: { readonly url: string; readonly mirrors?: readonly string[] | undefined },
+): Promise<Download> {
+  return ctx.http.download({
+    url: spec.url,
+    mirrors: spec.mirrors,
+    etag: ctx.revalidate?.etag,
+    lastModified: ctx.revalidate?.lastModified,
+    onProgress: (p) => ctx.progress(p.bytes, p.total, p.done),
+    onRetry: (r) => ctx.retry(r),
+  });
 }

@@ -9,21 +9,14 @@
 
 import { narSource } from './nar.js';
 import { pathSource } from './path.js';
-import type { Source } from './source.js';
+import { download, type Source } from './source.js';
 import type { FetchSpec, GitSpec, TarballSpec } from './types.js';
 import { urlSource } from './url.js';
 
 /** `builtins.fetchTarball`: download (with mirrors), unpack into castore; `lastModified` from the members. */
 export const tarballSource: Source<TarballSpec> = {
   async ingest(spec, ctx) {
-    const dl = await ctx.http.download({
-      url: spec.url,
-      mirrors: spec.mirrors,
-      etag: ctx.revalidate?.etag,
-      lastModified: ctx.revalidate?.lastModified,
-      onProgress: (p) => ctx.progress(p.bytes, p.total, p.done),
-      onRetry: (r) => ctx.retry(r),
-    });
+    const dl = await download(ctx, spec);
     if (dl.notModified) return { notModified: true, metadata: { url: dl.url } };
     const { ingestTarball } = await import('./tarball.js');
     const { node, lastModified } = await ingestTarball(dl.body, ctx.cache);

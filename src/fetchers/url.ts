@@ -10,7 +10,7 @@
 import { uploadBlob } from '../castore/ingest.js';
 import { fileNode } from '../castore/nodes.js';
 import { createHasher, type Hasher } from '../nix/hashing.js';
-import type { Source } from './source.js';
+import { download, type Source } from './source.js';
 import type { UrlSpec } from './types.js';
 
 async function* hashing(
@@ -25,14 +25,7 @@ async function* hashing(
 
 export const urlSource: Source<UrlSpec> = {
   async ingest(spec, ctx) {
-    const dl = await ctx.http.download({
-      url: spec.url,
-      mirrors: spec.mirrors,
-      etag: ctx.revalidate?.etag,
-      lastModified: ctx.revalidate?.lastModified,
-      onProgress: (p) => ctx.progress(p.bytes, p.total, p.done),
-      onRetry: (r) => ctx.retry(r),
-    });
+    const dl = await download(ctx, spec);
     if (dl.notModified) return { notModified: true, metadata: { url: dl.url } };
     const executable = spec.executable === true;
     const hasher = executable ? undefined : createHasher(ctx.algo);
