@@ -2,16 +2,14 @@
 // temp dir), plus what only a persistent store can show: re-opening keeps the data, and bytes damaged on
 // disk (another valid directory's bytes, or garbage, under a digest) surface as ERR_INTEGRITY.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { b3ToHex } from '../../src/castore/digest.js';
 import { Directory } from '../../src/castore/directory.js';
 import { directoryNode } from '../../src/castore/nodes.js';
 import { DIRECTORY_SUBLEVEL, LevelDirectoryService } from '../../src/directory/leveldb.js';
 import { binarySublevel, type KV, openMemoryKV } from '../../src/storage/kv.js';
+import { openClassic, tempLocations } from '../helpers/level.js';
 import {
   collect,
   DIRECTORY_A,
@@ -22,23 +20,7 @@ import {
   directoryServiceConformance,
 } from './conformance.js';
 
-let tempRoot: string;
-let counter = 0;
-beforeAll(async () => {
-  tempRoot = await mkdtemp(join(tmpdir(), 'fetch-cache-dir-'));
-});
-afterAll(async () => {
-  await rm(tempRoot, { recursive: true, force: true });
-});
-
-async function openClassic(location: string): Promise<KV> {
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
-    keyEncoding: 'view',
-    valueEncoding: 'view',
-  });
-  await db.open();
-  return db;
-}
+const newLocation = tempLocations('fetch-cache-dir-');
 
 directoryServiceConformance('memory-level', async () => {
   const db = await openMemoryKV();
@@ -46,7 +28,7 @@ directoryServiceConformance('memory-level', async () => {
 });
 
 directoryServiceConformance('classic-level', async () => {
-  const location = join(tempRoot, `db-${counter++}`);
+  const location = newLocation();
   const db = await openClassic(location);
   return {
     service: new LevelDirectoryService(db),
@@ -59,7 +41,7 @@ directoryServiceConformance('classic-level', async () => {
 
 describe('LevelDirectoryService on classic-level', () => {
   it('keeps a closure across close and re-open', async () => {
-    const location = join(tempRoot, `db-${counter++}`);
+    const location = newLocation();
     const first = await openClassic(location);
     const putter = new LevelDirectoryService(first).putter();
     for (const d of [DIRECTORY_A, DIRECTORY_B, DIRECTORY_D]) await putter.put(d);

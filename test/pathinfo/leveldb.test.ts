@@ -2,15 +2,13 @@
 // temp dir), the stored value format (snix's redb value: PathInfo protobuf keyed by the 20-byte digest),
 // and damaged stores: a value under the wrong key or garbage surfaces as ERR_INTEGRITY.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import { LevelPathInfoService, PATHINFO_SUBLEVEL } from '../../src/pathinfo/leveldb.js';
 import { encodePathInfo } from '../../src/pathinfo/proto.js';
 import { binarySublevel, type KV, openMemoryKV } from '../../src/storage/kv.js';
+import { openClassic, tempLocations } from '../helpers/level.js';
 import {
   collect,
   hex,
@@ -21,23 +19,7 @@ import {
   vectors,
 } from './conformance.js';
 
-let tempRoot: string;
-let counter = 0;
-beforeAll(async () => {
-  tempRoot = await mkdtemp(join(tmpdir(), 'fetch-cache-pathinfo-'));
-});
-afterAll(async () => {
-  await rm(tempRoot, { recursive: true, force: true });
-});
-
-async function openClassic(location: string): Promise<KV> {
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
-    keyEncoding: 'view',
-    valueEncoding: 'view',
-  });
-  await db.open();
-  return db as unknown as KV;
-}
+const newLocation = tempLocations('fetch-cache-pathinfo-');
 
 pathInfoServiceConformance('memory-level', async () => {
   const db = await openMemoryKV();
@@ -45,7 +27,7 @@ pathInfoServiceConformance('memory-level', async () => {
 });
 
 pathInfoServiceConformance('classic-level', async () => {
-  const location = join(tempRoot, `db-${counter++}`);
+  const location = newLocation();
   const db = await openClassic(location);
   return {
     service: new LevelPathInfoService(db),
@@ -58,7 +40,7 @@ pathInfoServiceConformance('classic-level', async () => {
 
 describe('LevelPathInfoService on classic-level', () => {
   it('keeps path infos and the NAR-hash index across close and re-open', async () => {
-    const location = join(tempRoot, `db-${counter++}`);
+    const location = newLocation();
     const first = await openClassic(location);
     await new LevelPathInfoService(first).put(PATH_INFO_DIRECTORY);
     await first.close();

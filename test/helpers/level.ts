@@ -1,0 +1,31 @@
+/**
+ * LevelDB databases for tests: opened the way the store opens them
+ * (src/storage/link.ts `openLevel`), each at a fresh location inside one temp
+ * directory per test file that is removed when the file's tests end.
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import type { KV } from '../../src/storage/kv.js';
+import { openLevel } from '../../src/storage/link.js';
+
+export async function openClassic(location: string): Promise<KV> {
+  const db = openLevel(location);
+  await db.open();
+  return db as unknown as KV;
+}
+
+/** Registers a temp directory for this test file; returns a maker of fresh database locations in it. */
+export function tempLocations(prefix: string): () => string {
+  let root = '';
+  let counter = 0;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+  return () => join(root, `db-${counter++}`);
+}
