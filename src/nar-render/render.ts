@@ -46,6 +46,15 @@ export interface RenderServices {
 
 const ZEROS = new Uint8Array(8);
 const BATCH = 64 * 1024;
+/**
+ * Files of a directory whose reads are started ahead of rendering them, so
+ * the store's lookups overlap instead of running one after another (a tree
+ * of small files is otherwise one database round trip per file, waited for).
+ * Bounds memory by this many blobs' first chunks.
+ */
+const READ_AHEAD = 32;
+/** Files up to this size are copied into the token batch instead of being sent on their own. */
+const INLINE = 16 * 1024;
 
 /** NAR bytes of `node` from byte `offset` on (default 0). An offset past the end yields nothing. */
 export async function* renderNar(
@@ -114,6 +123,8 @@ class Renderer {
   private readonly buf = new Uint8Array(BATCH);
   private used = 0;
   private readonly sizer: Sizer;
+  /** Reads started ahead, by file node (see READ_AHEAD). */
+  private readonly ahead = new Map<Node, ReturnType<BlobService['read']>>();
 
   constructor(
     private readonly services: RenderServices,
@@ -127,11 +138,15 @@ class Renderer {
     const start = this.pos;
     this.pos += bytes.length;
     if (this.pos <= this.offset) return undefined;
-    const slice = start >= this.offset ? bytes : bytes.subarray(this.offset - start);
+    return this.append(start >= this.offset ? bytes : bytes.subarray(this.offset - start));
+  }
+
+  /** Add bytes (at most BATCH) to the batch; returns the previous batch when it had to make room. */
+  private append(bytes: Uint8Array): Uint8Array | undefined {
     let full: Uint8Array | undefined;
-    if (this.used + slice.length > this.buf.length) full = this.take();
-    this.buf.set(slice, this.used);
-    this.used += slice.length;
+    if (this.used + bytes.length > this.buf.length) full = this.take();
+    this.buf.set(bytes, this.used);
+    this.used += bytes.length;
     return full;
   }
 
@@ -184,7 +199,17 @@ class Renderer {
       case 'directory': {
         const dir = await getDirectory(this.services, node);
         yield* emit(this.put(TOK_DIR));
+        // Read ahead only once past the offset: a range render reads no blob before it.
+        const files =
+          this.pos >= this.offset ? [...dir].filter((e) => e.node.type === 'file' && e.node.size > 0) : [];
+        let started = 0;
+        let index = 0;
         for (const e of dir) {
+          if (files[index]?.node === e.node) {
+            for (; started < files.length && started < index + READ_AHEAD; started++)
+              this.readAhead(files[started]!.node);
+            index++;
+          }
           yield* emit(this.put(TOK_ENT));
           yield* this.putStr(e.name);
           yield* emit(this.put(TOK_NOD));
@@ -196,14 +221,28 @@ class Renderer {
     }
   }
 
+  private readAhead(node: Node): void {
+    if (node.type !== 'file' || this.ahead.has(node)) return;
+    const read = this.services.blobs.read(node.digest, 0);
+    // Failures surface when the file is rendered; do not leave them unhandled meanwhile.
+    read.catch(() => {});
+    this.ahead.set(node, read);
+  }
+
   private async *contents(node: Node & { type: 'file' }): AsyncGenerator<Uint8Array> {
     const start = this.pos;
     this.pos += node.size;
     if (this.pos <= this.offset || node.size === 0) return;
     const inner = Math.max(0, this.offset - start);
-    const pending = this.take();
-    if (pending) yield pending;
-    const chunks = await this.services.blobs.read(node.digest, inner);
+    // Small whole files join the token batch; others go out as their chunks.
+    const inline = inner === 0 && node.size <= INLINE;
+    if (!inline) {
+      const pending = this.take();
+      if (pending) yield pending;
+    }
+    const early = this.ahead.get(node);
+    this.ahead.delete(node);
+    const chunks = await (early ?? this.services.blobs.read(node.digest, inner));
     const hex = b3ToHex(node.digest);
     if (chunks === undefined) {
       throw new FetchCacheError('ERR_INTEGRITY', `blob ${hex} is missing from the store`, { expected: hex });
@@ -212,7 +251,8 @@ class Renderer {
     for await (const chunk of chunks) {
       got += chunk.length;
       if (got > node.size) break;
-      yield chunk;
+      if (inline) yield* emit(this.append(chunk));
+      else yield chunk;
     }
     if (got !== node.size) {
       throw new FetchCacheError('ERR_INTEGRITY', `blob ${hex} has ${got} bytes, its node says ${node.size}`, {
