@@ -12,39 +12,14 @@ import { describe, expect, it } from 'vitest';
 import { digestOf, sha256 } from '../../src/nix/hashing.js';
 import { encodeNar, NarEncoder, type NarTree, narSize, writeNarTree } from '../../src/nix/nar/encoder.js';
 import { encodeStr } from '../../src/nix/nar/wire.js';
+import { type NarVector, vectorToTree } from '../helpers/nar-vectors.js';
 
-interface VectorTree {
-  type: 'regular' | 'symlink' | 'directory';
-  executable?: boolean;
-  contentsUtf8?: string;
-  target?: string;
-  entries?: Record<string, VectorTree>;
-}
-interface NarVector {
-  name: string;
-  tree?: VectorTree;
-  narBase64?: string;
-  narSize: number;
-  sha256Hex: string;
-  sha256Sri?: string;
-  md5Hex?: string;
-  sha1Hex?: string;
-}
 const fixtures = JSON.parse(readFileSync(new URL('../../fixtures/nar.json', import.meta.url), 'utf8')) as {
   nar: NarVector[];
 };
 
 const utf8 = new TextEncoder();
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-function vectorToTree(v: VectorTree): NarTree {
-  if (v.type === 'regular')
-    return { type: 'regular', executable: v.executable === true, contents: utf8.encode(v.contentsUtf8!) };
-  if (v.type === 'symlink') return { type: 'symlink', target: v.target! };
-  const entries: Record<string, NarTree> = {};
-  for (const [k, c] of Object.entries(v.entries!)) entries[k] = vectorToTree(c);
-  return { type: 'directory', entries };
-}
 
 /** Runs `drive` against a fresh encoder and returns every sink call. */
 function collect(drive: (e: NarEncoder) => void): Uint8Array[] {

@@ -14,20 +14,8 @@ import { encodeNar, NarEncoder, type NarTree } from '../../src/nix/nar/encoder.j
 import { type NarEvent, NarParser } from '../../src/nix/nar/parser.js';
 import { compareBytes, encodeStr } from '../../src/nix/nar/wire.js';
 import { narTreeArb } from '../helpers/arbitraries.js';
+import { type NarVector, vectorToTree } from '../helpers/nar-vectors.js';
 
-interface VectorTree {
-  type: 'regular' | 'symlink' | 'directory';
-  executable?: boolean;
-  contentsUtf8?: string;
-  target?: string;
-  entries?: Record<string, VectorTree>;
-}
-interface NarVector {
-  name: string;
-  tree?: VectorTree;
-  narBase64?: string;
-  narSize: number;
-}
 interface ParseVector {
   name: string;
   narBase64: string;
@@ -48,15 +36,6 @@ type Canon =
   | { t: 'r'; x: boolean; c: string }
   | { t: 's'; target: string }
   | { t: 'd'; e: [string, Canon][] };
-
-function vectorToTree(v: VectorTree): NarTree {
-  if (v.type === 'regular')
-    return { type: 'regular', executable: v.executable === true, contents: utf8.encode(v.contentsUtf8!) };
-  if (v.type === 'symlink') return { type: 'symlink', target: v.target! };
-  const entries: Record<string, NarTree> = {};
-  for (const [k, c] of Object.entries(v.entries!)) entries[k] = vectorToTree(c);
-  return { type: 'directory', entries };
-}
 
 function canonOfTree(t: NarTree): Canon {
   switch (t.type) {
