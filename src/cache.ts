@@ -4,8 +4,10 @@
  * database) and builds every service on its own sublevel (the fetch index
  * of the fetchers included).
  *
- * Layout (version 1): `<root>/layout.json` = `{"layout":1}`; `<root>/db` the
- * LevelDB; `<root>/owner.json` names the process that has the database open;
+ * Layout (version 2): `<root>/layout.json` = `{"layout":2}`; `<root>/db` the
+ * LevelDB; `<root>/packs/` the pack files holding chunk bytes (blob/packs.ts;
+ * layout 1 kept them inside the database and is refused, with a hint: a cache
+ * can be deleted and refilled); `<root>/owner.json` names the process that has the database open;
  * `<root>/db.sock` the socket over which that process serves the database to
  * the others. LevelDB admits one opener, so every further process on the
  * same root reaches the database through the opener (storage/shared-db.ts)
@@ -17,6 +19,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
 import { LevelDirectoryService } from './directory/leveldb.js';
@@ -29,7 +32,7 @@ import type { PathInfoService } from './pathinfo/service.js';
 import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
 import { openSharedDb } from './storage/shared-db.js';
 
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Sublevels the cache makes itself (the services name theirs in their own files). */
 export const NARCALC_SUBLEVEL = 'narcalc';
@@ -53,6 +56,8 @@ export interface Cache {
   readonly root: string | undefined;
   readonly storeDir: string;
   readonly blobs: BlobService;
+  /** Where the blob service keeps chunk bytes (pack files on disk), for gc, verify and stats. */
+  readonly chunkStore: ChunkStore;
   readonly directories: DirectoryService;
   readonly pathInfos: PathInfoService;
   readonly narCalc: NarCalculator;
@@ -105,7 +110,7 @@ function ownedByUs(file: string): boolean {
 }
 
 function compose(db: KV, root: string | undefined, storeDir: string, close: () => Promise<void>): Cache {
-  const blobs = new LevelBlobService(db);
+  const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs') });
   const directories = new LevelDirectoryService(db);
   const pathInfos = new LevelPathInfoService(db);
   const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
@@ -114,13 +119,17 @@ function compose(db: KV, root: string | undefined, storeDir: string, close: () =
     root,
     storeDir,
     blobs,
+    chunkStore: blobs.chunkStore,
     directories,
     pathInfos,
     narCalc,
     fetchIndex: binarySublevel(db, FETCH_SUBLEVEL),
     db,
     close: () => {
-      closed ??= close();
+      closed ??= blobs.close().then(close, async (error: unknown) => {
+        await close();
+        throw error;
+      });
       return closed;
     },
   };
@@ -142,9 +151,11 @@ function checkLayout(root: string): void {
     version = undefined;
   }
   if (version !== LAYOUT_VERSION) {
+    const hint =
+      version === 1 ? ' (layout 1 kept chunk bytes inside the database; delete the root to refill it)' : '';
     throw new FetchCacheError(
       'ERR_STORE_VERSION',
-      `cache root '${root}' has layout ${JSON.stringify(version ?? null)}, this fetch-cache reads layout ${LAYOUT_VERSION}`,
+      `cache root '${root}' has layout ${JSON.stringify(version ?? null)}, this fetch-cache reads layout ${LAYOUT_VERSION}${hint}`,
       { path: root },
     );
   }

@@ -50,6 +50,14 @@ describe('openCache on disk', () => {
     );
   });
 
+  it('refuses a layout 1 root (chunks inside the database) and says how to get going again', async () => {
+    const root = tempRoot();
+    writeFileSync(join(root, 'layout.json'), '{"layout": 1}\n');
+    const e = await openCache({ root }).catch((x: unknown) => x);
+    expect(isFetchCacheError(e, 'ERR_STORE_VERSION')).toBe(true);
+    expect((e as Error).message).toMatch(/layout 1 kept chunk bytes inside the database; delete the root/);
+  });
+
   it('lets a second process use the root through the first one', async () => {
     const root = tempRoot();
     const first = await openCache({ root });

@@ -2,7 +2,9 @@
  * The persistent BlobService on the KV layer (LevelDB on disk, memory-level in
  * tests). Layout, in two sublevels of the database it is given:
  *
- *   chunks/<32-byte BLAKE3 of the chunk>  → the chunk bytes (uncompressed)
+ *   chunks/<32-byte BLAKE3 of the chunk>  → the chunk bytes (uncompressed),
+ *                                           or where a pack file holds them
+ *                                           (chunk-store.ts, packs.ts)
  *   blobs/<32-byte BLAKE3 of the blob>    → its chunk list (chunk-list.ts),
  *                                           only for blobs of ≥ 2 chunks
  *
@@ -27,7 +29,9 @@ import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
 import { GroupCommit, type Put } from '../storage/group-commit.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
 import { decodeChunkList, encodeChunkList } from './chunk-list.js';
+import { type ChunkStore, InlineChunkStore } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
+import { PackChunkStore, type PackChunkStoreOptions } from './packs.js';
 import type { BlobService, BlobStat, BlobWriter, ChunkMeta } from './service.js';
 
 /** Names of the two sublevels the service makes when given a database. */
@@ -45,12 +49,18 @@ export interface LevelBlobServiceOptions {
   readonly batchBytes?: number;
   /** Reads fetch chunks ahead in windows of about this many bytes (default 4 MiB). */
   readonly readAheadBytes?: number;
+  /** Keep chunk bytes in pack files in this directory instead of in the database. */
+  readonly packDir?: string;
+  readonly packs?: PackChunkStoreOptions;
 }
 
 const EMPTY_STAT: BlobStat = Object.freeze({ size: 0, chunks: Object.freeze([]) });
 
 export class LevelBlobService implements BlobService {
+  /** The chunk index: its keys are the stored chunks (values: see `chunkStore`). */
   readonly chunks: KV;
+  /** Where chunk bytes live: the index values themselves, or pack files. */
+  readonly chunkStore: ChunkStore;
   readonly blobs: KV;
   readonly chunker: ChunkerParams;
   private readonly readAheadBytes: number;
@@ -70,6 +80,10 @@ export class LevelBlobService implements BlobService {
       this.chunks = given.chunks;
       this.blobs = given.blobs;
     }
+    this.chunkStore =
+      options.packDir === undefined
+        ? new InlineChunkStore(this.chunks)
+        : new PackChunkStore(this.chunks, options.packDir, options.packs);
     this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     new Chunker(this.chunker); // validates the parameters now rather than on the first write
     this.commit = new GroupCommit({
@@ -91,7 +105,7 @@ export class LevelBlobService implements BlobService {
     if (b3Equals(digest, EMPTY_B3)) return EMPTY_STAT;
     const list = await this.blobs.get(digest);
     if (list !== undefined) return decodeChunkList(list, b3ToHex(digest));
-    const chunk = await this.chunks.get(digest);
+    const chunk = await this.chunkStore.get(digest);
     if (chunk === undefined) return undefined;
     verifyChunk(chunk, digest, digest, 0);
     return { size: chunk.length, chunks: [{ digest, size: chunk.length }] };
@@ -105,7 +119,7 @@ export class LevelBlobService implements BlobService {
       return nothing();
     }
     // The chunk first: most blobs are one chunk, so most reads take one get.
-    const chunk = await this.chunks.get(digest);
+    const chunk = await this.chunkStore.get(digest);
     if (chunk !== undefined) {
       checkOffset(offset, chunk.length);
       return single(chunk, digest, offset);
@@ -121,10 +135,18 @@ export class LevelBlobService implements BlobService {
     return new LevelBlobWriter(this, new Chunker(this.chunker));
   }
 
+  /** Writes pending in the group commit, then the pack files' descriptors. */
+  async close(): Promise<void> {
+    await this.commit.drain();
+    await this.chunkStore.close();
+  }
+
   /**
    * Drop from a group the chunks already stored (one `hasMany` for the whole
    * group, and duplicates within it): rewriting them would be harmless but
-   * costs a LevelDB write of their bytes. Chunk lists are small and always put.
+   * costs a write of their bytes. The rest go to the chunk store (a pack
+   * file), which gives back the index rows to put. Chunk lists are small and
+   * always put.
    */
   private async unstored(puts: readonly Put[]): Promise<readonly Put[]> {
     const chunks = new Map<string, Put>();
@@ -136,7 +158,8 @@ export class LevelBlobService implements BlobService {
     if (chunks.size === 0) return rest;
     const unique = [...chunks.values()];
     const present = await this.chunks.hasMany(unique.map((p) => p.key));
-    return [...unique.filter((_, i) => !present[i]), ...rest];
+    const rows = await this.chunkStore.store(unique.filter((_, i) => !present[i]));
+    return [...rows, ...rest];
   }
 
   /**
@@ -168,7 +191,7 @@ export class LevelBlobService implements BlobService {
       let sum = 0;
       while (to < chunks.length && (to === from || sum + chunks[to]!.size <= bytes))
         sum += chunks[to++]!.size;
-      const values = this.chunks.getMany(chunks.slice(from, to).map((c) => c.digest));
+      const values = this.chunkStore.getMany(chunks.slice(from, to).map((c) => c.digest));
       values.catch(() => {}); // awaited below unless the reader stops early
       return { from, to, values };
     };

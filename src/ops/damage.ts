@@ -85,7 +85,7 @@ async function checkBlob(raw: RawStore, digest: Uint8Array, size: number, d: Dam
   let total = 0;
   for (const c of chunks) {
     total += c.size;
-    const bytes = await raw.chunks.get(c.digest);
+    const bytes = await raw.chunkBytes(c.digest);
     const chex = b3ToHex(c.digest);
     if (bytes === undefined) {
       d.problems.push(

@@ -60,6 +60,8 @@ export interface GcReport {
   };
   /** Store paths evicted by `maxSize`, oldest use first. */
   evicted: string[];
+  /** Pack files rewritten or deleted to give back the space of deleted chunks (blob/packs.ts). */
+  compacted: { packs: number; moved: number; freedBytes: number };
   /** Paths left, and the bytes their data takes (chunks, chunk lists, directories). */
   paths: number;
   storedBytes: number;
@@ -87,6 +89,7 @@ export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcRepor
     freedBytes: 0,
     deleted: { pathInfos: 0, directories: 0, chunkLists: 0, chunks: 0, narSums: 0, records: 0 },
     evicted: [],
+    compacted: { packs: 0, moved: 0, freedBytes: 0 },
     paths: 0,
     storedBytes: 0,
     durationMs: 0,
@@ -144,8 +147,8 @@ export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcRepor
       }
     }
 
-    const sweep = async (kv: KV, keys: Iterable<string>) => {
-      const r = await deleteKeys(kv, keys, batchSize);
+    const sweep = async (kv: KV, keys: Iterable<string>, size?: (value: Uint8Array) => number) => {
+      const r = await deleteKeys(kv, keys, batchSize, size);
       report.freedBytes += r.bytes;
       return r.count;
     };
@@ -169,7 +172,9 @@ export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcRepor
     report.deleted.chunks += await sweep(
       raw.chunks,
       candidates.chunks.filter((k) => !refs.live('chunks', k)),
+      (value) => cache.chunkStore.storedSize(value),
     );
+    if (cache.chunkStore.compact !== undefined) report.compacted = await cache.chunkStore.compact();
     report.paths = live.size;
     report.storedBytes = refs.storedBytes();
   } finally {
@@ -210,6 +215,7 @@ export async function deleteKeys(
   kv: KV,
   keys: Iterable<string>,
   batchSize: number,
+  size: (value: Uint8Array) => number = (value) => value.length,
 ): Promise<{ count: number; bytes: number }> {
   let count = 0;
   let bytes = 0;
@@ -221,7 +227,7 @@ export async function deleteKeys(
     for (let i = 0; i < page.length; i++) {
       const v = values[i];
       if (v === undefined) continue;
-      bytes += v.length;
+      bytes += size(v);
       count++;
       ops.push({ type: 'del' as const, key: page[i]! });
     }

@@ -6,7 +6,8 @@
  *
  *   pathinfo, narhash   pathinfo/leveldb.ts
  *   directories         directory/leveldb.ts
- *   blobs (chunk lists), chunks   blob/leveldb.ts
+ *   blobs (chunk lists), chunks   blob/leveldb.ts (chunks: the index of
+ *                       chunk bytes, which live in pack files: blob/packs.ts)
  *   narcalc, fetch      cache.ts (NAR-sum cache, fetch index)
  *   atime, ops          ops/usage.ts, ops/leases.ts
  */
@@ -24,13 +25,15 @@ export interface RawStore {
   readonly directories: KV;
   /** Chunk lists of blobs of two or more chunks, by blob digest. */
   readonly lists: KV;
+  /** The chunk index: keys are the chunks stored; `chunkBytes` reads one. */
   readonly chunks: KV;
+  chunkBytes(digest: Uint8Array): Promise<Uint8Array | undefined>;
   readonly narcalc: KV;
   readonly fetch: KV;
   readonly atime: KV;
 }
 
-export function rawStore(cache: Pick<Cache, 'db'>): RawStore {
+export function rawStore(cache: Pick<Cache, 'db' | 'chunkStore'>): RawStore {
   const s = (name: string) => binarySublevel(cache.db, name);
   return {
     pathinfo: s(PATHINFO_SUBLEVEL),
@@ -38,6 +41,7 @@ export function rawStore(cache: Pick<Cache, 'db'>): RawStore {
     directories: s(DIRECTORY_SUBLEVEL),
     lists: s(BLOBS_SUBLEVEL),
     chunks: s(CHUNKS_SUBLEVEL),
+    chunkBytes: (digest) => cache.chunkStore.get(digest),
     narcalc: s(NARCALC_SUBLEVEL),
     fetch: s(FETCH_SUBLEVEL),
     atime: s(ATIME_SUBLEVEL),

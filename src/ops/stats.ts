@@ -22,6 +22,8 @@ export interface StoreStats {
   /** Distinct chunks reachable from a path. */
   chunks: number;
   chunkBytes: number;
+  /** Bytes of the pack files holding chunks (dead chunks included until gc compacts them). */
+  packBytes: number;
   directories: number;
   /** Path infos that cannot be decoded (verify reports them). */
   damagedPathInfos: number;
@@ -48,7 +50,11 @@ export async function storeStats(cache: Cache): Promise<StoreStats> {
   const storedBytes = refs.storedBytes();
   let chunkBytes = 0;
   for (const size of refs.sizes.chunks.values()) chunkBytes += size;
-  const chunks = await unreachable(raw.chunks, (k) => refs.live('chunks', k));
+  const chunks = await unreachable(
+    raw.chunks,
+    (k) => refs.live('chunks', k),
+    (v) => cache.chunkStore.storedSize(v),
+  );
   const lists = await unreachable(raw.lists, (k) => refs.live('lists', k));
   const dirs = await unreachable(raw.directories, (k) => refs.live('dirs', k));
   return {
@@ -58,6 +64,7 @@ export async function storeStats(cache: Cache): Promise<StoreStats> {
     dedupRatio: storedBytes === 0 ? 1 : Math.round((logicalBytes / storedBytes) * 1000) / 1000,
     chunks: refs.counts.chunks.size,
     chunkBytes,
+    packBytes: cache.chunkStore.diskBytes?.() ?? 0,
     directories: refs.counts.dirs.size,
     damagedPathInfos,
     unreachable: {
@@ -73,12 +80,13 @@ export async function storeStats(cache: Cache): Promise<StoreStats> {
 async function unreachable(
   kv: KV,
   isLive: (k: string) => boolean,
+  size: (value: Uint8Array) => number = (value) => value.length,
 ): Promise<{ count: number; bytes: number }> {
   const dead: Uint8Array[] = [];
   for await (const key of kv.keys()) if (!isLive(keyOf(key))) dead.push(keyBytes(keyOf(key)));
   let bytes = 0;
   for (let at = 0; at < dead.length; at += 512) {
-    for (const v of await kv.getMany(dead.slice(at, at + 512))) bytes += v?.length ?? 0;
+    for (const v of await kv.getMany(dead.slice(at, at + 512))) bytes += v === undefined ? 0 : size(v);
   }
   return { count: dead.length, bytes };
 }

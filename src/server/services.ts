@@ -21,7 +21,10 @@ import { PendingUploads } from './upload.js';
  * gc leases and last-use records of src/ops (uploads ingest under a lease,
  * served paths are touched and held).
  */
-export type ServerStore = Pick<Cache, 'blobs' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir' | 'db'>;
+export type ServerStore = Pick<
+  Cache,
+  'blobs' | 'chunkStore' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir' | 'db'
+>;
 
 export interface ServerConfig {
   /** `Priority` in nix-cache-info; lower is preferred (default 30, ahead of cache.nixos.org's 40). */

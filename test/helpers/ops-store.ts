@@ -12,6 +12,7 @@ import type { Cache } from '../../src/cache.js';
 import { addPath } from '../../src/fs/add.js';
 import { rawStore } from '../../src/ops/raw-store.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
+import { flipChunkByte } from './chunk-damage.js';
 
 const made: string[] = [];
 
@@ -55,14 +56,9 @@ export async function addTree(
   return addPath(cache, dir);
 }
 
-/** Overwrite the stored bytes of a chunk (flip its first byte). */
+/** Damage the stored bytes of a chunk (flip a bit of its first byte), in its pack file or inline. */
 export async function corruptChunk(cache: Cache, digest: Uint8Array): Promise<void> {
-  const { chunks } = rawStore(cache);
-  const value = await chunks.get(digest);
-  if (value === undefined) throw new Error('no such chunk');
-  const bad = new Uint8Array(value);
-  bad[0] = bad[0]! ^ 0xff;
-  await chunks.put(digest, bad);
+  await flipChunkByte(cache.chunkStore, digest, 0);
 }
 
 /** Digests of every chunk stored, hex. */

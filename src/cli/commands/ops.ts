@@ -46,7 +46,7 @@ export const gcCommand: Command = {
         const d = report.deleted;
         writeLine(
           ctx.stdout,
-          `freed ${mib(report.freedBytes)}: ${d.chunks} chunks, ${d.chunkLists} chunk lists, ${d.directories} directories, ${d.pathInfos} paths evicted; ${report.paths} paths left in ${mib(report.storedBytes)}`,
+          `freed ${mib(report.freedBytes)}: ${d.chunks} chunks, ${d.chunkLists} chunk lists, ${d.directories} directories, ${d.pathInfos} paths evicted; ${report.paths} paths left in ${mib(report.storedBytes)}; ${report.compacted.packs} pack files rewritten (${mib(report.compacted.freedBytes)} of disk given back)`,
         );
       }
     });
@@ -107,6 +107,7 @@ export const statsCommand: Command = {
         writeLine(ctx.stdout, `stored bytes:  ${s.storedBytes} (${mib(s.storedBytes)})`);
         writeLine(ctx.stdout, `dedup ratio:   ${s.dedupRatio}`);
         writeLine(ctx.stdout, `chunks:        ${s.chunks}`);
+        writeLine(ctx.stdout, `pack bytes:    ${s.packBytes} (${mib(s.packBytes)} on disk)`);
         writeLine(ctx.stdout, `unreachable:   ${s.unreachable.bytes} bytes (gc deletes them)`);
       }
     });

@@ -1,0 +1,434 @@
+/**
+ * Pack files: chunk bytes appended to files under `<root>/packs/`, found
+ * through the `chunks` index of the blob service (chunk-store.ts says why).
+ *
+ * A pack is `<16 hex id>.pack`, written by one process only: the id is the
+ * writer's pid (u32le) and 4 random bytes, so any process can tell whether a
+ * pack may still grow. It starts with the magic `FCPACK1\n`, then records
+ *
+ *   u32le length | 32-byte BLAKE3 of the bytes | bytes
+ *
+ * so a pack can be read front to back without the index (compaction, and
+ * recovery by hand). An index value is a 20-byte location:
+ *
+ *   8-byte pack id | u64le offset of the bytes | u32le length
+ *
+ * Order and crashes: bytes are written (one `writev` per group of chunks)
+ * before the index rows naming them are put, so an index row never points
+ * past what was written; a crash mid-write leaves a torn tail no row points
+ * at. Like the database (no sync writes), a pack is safe against a killed
+ * process, not against a lost page cache.
+ *
+ * Reads are synchronous `pread`s of at most one chunk (≤ 256 KiB with the
+ * default chunker), from page cache in the common case: through the thread
+ * pool each read of a small file cost more in round trips than the copy.
+ * Compaction (called by gc) rewrites packs of finished writers that are
+ * mostly dead or small into the caller's own pack and deletes them; a reader
+ * that finds its pack gone looks the chunk up again once.
+ */
+
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  writev,
+} from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { FetchCacheError } from '../errors.js';
+import type { Put } from '../storage/group-commit.js';
+import type { KV } from '../storage/kv.js';
+import type { ChunkStore } from './chunk-store.js';
+
+const writevAsync = promisify(writev);
+
+export const PACK_MAGIC = Buffer.from('FCPACK1\n', 'latin1');
+/** u32le length + 32-byte digest before each chunk's bytes. */
+export const RECORD_HEADER = 36;
+export const LOCATION_SIZE = 20;
+const ID_SIZE = 8;
+
+export interface PackLocation {
+  /** Pack id as 16 hex digits (the file name without `.pack`). */
+  readonly pack: string;
+  /** Offset of the chunk bytes in the pack file. */
+  readonly offset: number;
+  readonly length: number;
+}
+
+export function encodeLocation(id: Uint8Array, offset: number, length: number): Uint8Array {
+  const out = Buffer.allocUnsafe(LOCATION_SIZE);
+  out.set(id.subarray(0, ID_SIZE), 0);
+  out.writeUInt32LE(offset % 2 ** 32, 8);
+  out.writeUInt32LE(Math.floor(offset / 2 ** 32), 12);
+  out.writeUInt32LE(length, 16);
+  return new Uint8Array(out.buffer, out.byteOffset, LOCATION_SIZE);
+}
+
+/** `undefined` when the value is not a location (a damaged index row). */
+export function decodeLocation(value: Uint8Array): PackLocation | undefined {
+  if (value.length !== LOCATION_SIZE) return undefined;
+  const b = Buffer.from(value.buffer, value.byteOffset, value.length);
+  return {
+    pack: b.toString('hex', 0, ID_SIZE),
+    offset: b.readUInt32LE(8) + b.readUInt32LE(12) * 2 ** 32,
+    length: b.readUInt32LE(16),
+  };
+}
+
+export function packFile(dir: string, pack: string): string {
+  return join(dir, `${pack}.pack`);
+}
+
+/** The pid of the process that wrote (or writes) a pack. */
+export function packWriterPid(pack: string): number {
+  return Buffer.from(pack, 'hex').readUInt32LE(0);
+}
+
+export interface PackChunkStoreOptions {
+  /** A writer starts a new pack once its pack has this many bytes (default 512 MiB). */
+  readonly packBytes?: number;
+  /** Open read descriptors kept (default 256). */
+  readonly maxOpenFiles?: number;
+}
+
+export interface CompactOptions {
+  /** Rewrite a finished pack whose live bytes are below this share of it (default 0.5). */
+  readonly minLiveRatio?: number;
+  /** Merge finished packs smaller than this (default 16 MiB): every CLI run that writes makes one. */
+  readonly smallPackBytes?: number;
+}
+
+export interface CompactReport {
+  /** Packs deleted (each after its live chunks were copied). */
+  packs: number;
+  /** Chunks copied into a new pack. */
+  moved: number;
+  /** File bytes given back (deleted packs minus what was copied). */
+  freedBytes: number;
+}
+
+interface Writer {
+  readonly id: Buffer;
+  readonly pack: string;
+  readonly fd: number;
+  size: number;
+}
+
+export class PackChunkStore implements ChunkStore {
+  private readonly packBytes: number;
+  private readonly maxOpenFiles: number;
+  private writer: Writer | undefined;
+  private readonly fds = new Map<string, number>();
+  /** Appends run one at a time (the group commit and compaction share the writer). */
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    readonly index: KV,
+    readonly dir: string,
+    options: PackChunkStoreOptions = {},
+  ) {
+    this.packBytes = options.packBytes ?? 512 << 20;
+    this.maxOpenFiles = options.maxOpenFiles ?? 256;
+    mkdirSync(dir, { recursive: true });
+  }
+
+  async get(digest: Uint8Array): Promise<Uint8Array | undefined> {
+    const value = await this.index.get(digest);
+    return value === undefined ? undefined : this.readValue(digest, value);
+  }
+
+  async getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    const values = await this.index.getMany(digests as Uint8Array[]);
+    const out: (Uint8Array | undefined)[] = new Array(values.length);
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      out[i] = v === undefined ? undefined : await this.readValue(digests[i]!, v);
+    }
+    return out;
+  }
+
+  async store(puts: readonly Put[]): Promise<Put[]> {
+    if (puts.length === 0) return [];
+    const locations = await this.append(puts.map((p) => ({ digest: p.key, bytes: p.value })));
+    return puts.map((p, i) => ({ kv: this.index, key: p.key, value: locations[i]! }));
+  }
+
+  storedSize(value: Uint8Array): number {
+    return decodeLocation(value)?.length ?? value.length;
+  }
+
+  /** Append chunks to this process's pack; resolves with their index values once written. */
+  append(chunks: readonly { digest: Uint8Array; bytes: Uint8Array }[]): Promise<Uint8Array[]> {
+    const run = this.tail.then(() => this.appendNow(chunks));
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Bytes of one chunk at a location; short when the pack is truncated. Throws ENOENT if the pack is gone. */
+  readAt(loc: PackLocation): Uint8Array {
+    const fd = this.readFd(loc.pack);
+    const out = Buffer.allocUnsafe(loc.length);
+    let done = 0;
+    while (done < loc.length) {
+      const n = readSync(fd, out, done, loc.length - done, loc.offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return new Uint8Array(out.buffer, out.byteOffset, done);
+  }
+
+  diskBytes(): number {
+    let total = 0;
+    for (const p of this.packs()) total += p.bytes;
+    return total;
+  }
+
+  /** Every pack file: id and size. */
+  packs(): { pack: string; bytes: number }[] {
+    const out: { pack: string; bytes: number }[] = [];
+    for (const name of readdirSync(this.dir)) {
+      const m = /^([0-9a-f]{16})\.pack$/.exec(name);
+      if (m === null) continue;
+      try {
+        out.push({ pack: m[1]!, bytes: statSync(join(this.dir, name)).size });
+      } catch {
+        // deleted meanwhile by another compaction
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Rewrite finished packs that are mostly dead or small: their live chunks
+   * (those the index still names at that place) are appended to this
+   * process's pack, the index rows moved, and the old pack deleted. Packs of
+   * running writers (their pid alive) and this process's current pack are
+   * left alone.
+   */
+  async compact(options: CompactOptions = {}): Promise<CompactReport> {
+    const minLive = options.minLiveRatio ?? 0.5;
+    const small = options.smallPackBytes ?? 16 << 20;
+    const report: CompactReport = { packs: 0, moved: 0, freedBytes: 0 };
+    const live = new Map<string, number>();
+    for await (const value of this.index.values()) {
+      const loc = decodeLocation(value);
+      if (loc !== undefined) live.set(loc.pack, (live.get(loc.pack) ?? 0) + loc.length + RECORD_HEADER);
+    }
+    const candidates = this.packs().filter((p) => p.pack !== this.writer?.pack && !writerRunning(p.pack));
+    const singleSmall = candidates.filter((p) => p.bytes < small).length < 2;
+    for (const p of candidates) {
+      const liveBytes = live.get(p.pack) ?? 0;
+      const worth = liveBytes === 0 || liveBytes < p.bytes * minLive || (p.bytes < small && !singleSmall);
+      if (!worth) continue;
+      const moved = liveBytes === 0 ? { chunks: 0, bytes: 0 } : await this.rewrite(p.pack);
+      this.forget(p.pack);
+      try {
+        unlinkSync(packFile(this.dir, p.pack));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      report.packs++;
+      report.moved += moved.chunks;
+      report.freedBytes += p.bytes - moved.bytes;
+    }
+    return report;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.tail;
+    if (this.writer !== undefined) closeSync(this.writer.fd);
+    this.writer = undefined;
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+
+  private async appendNow(
+    chunks: readonly { digest: Uint8Array; bytes: Uint8Array }[],
+  ): Promise<Uint8Array[]> {
+    if (this.closed) throw new TypeError('pack store is closed');
+    let total = 0;
+    for (const c of chunks) total += RECORD_HEADER + c.bytes.length;
+    const w = this.writerFor(total);
+    const iov: Uint8Array[] = [];
+    const out: Uint8Array[] = [];
+    let at = w.size;
+    for (const c of chunks) {
+      const head = Buffer.allocUnsafe(RECORD_HEADER);
+      head.writeUInt32LE(c.bytes.length, 0);
+      head.set(c.digest, 4);
+      iov.push(head, c.bytes);
+      out.push(encodeLocation(w.id, at + RECORD_HEADER, c.bytes.length));
+      at += RECORD_HEADER + c.bytes.length;
+    }
+    let written = 0;
+    try {
+      // libuv writes all buffers, in IOV_MAX slices, before calling back.
+      written = (await writevAsync(w.fd, iov, w.size)).bytesWritten;
+    } catch (e) {
+      this.retire();
+      throw new FetchCacheError('ERR_IO', `cannot write pack ${w.pack}: ${(e as Error).message}`, {
+        path: packFile(this.dir, w.pack),
+      });
+    }
+    if (written !== total) {
+      this.retire();
+      throw new FetchCacheError('ERR_IO', `short write to pack ${w.pack}`, {
+        path: packFile(this.dir, w.pack),
+      });
+    }
+    w.size += total;
+    return out;
+  }
+
+  /** The pack to append `bytes` to: the current one, or a new one when it is full. */
+  private writerFor(bytes: number): Writer {
+    const w = this.writer;
+    if (w !== undefined && (w.size === PACK_MAGIC.length || w.size + bytes <= this.packBytes)) return w;
+    if (w !== undefined) this.retire();
+    const id = randomBytes(ID_SIZE);
+    id.writeUInt32LE(process.pid >>> 0, 0);
+    const pack = id.toString('hex');
+    const fd = openSync(packFile(this.dir, pack), 'wx');
+    const next: Writer = { id, pack, fd, size: 0 };
+    try {
+      if (writeAllSync(fd, PACK_MAGIC) !== PACK_MAGIC.length) throw new Error('short write');
+    } catch (e) {
+      closeSync(fd);
+      throw new FetchCacheError('ERR_IO', `cannot start pack ${pack}: ${(e as Error).message}`, {
+        path: packFile(this.dir, pack),
+      });
+    }
+    next.size = PACK_MAGIC.length;
+    this.writer = next;
+    return next;
+  }
+
+  /** Stop appending to the current pack (full, or a write failed: its tail is unknown). */
+  private retire(): void {
+    if (this.writer === undefined) return;
+    closeSync(this.writer.fd);
+    this.writer = undefined;
+  }
+
+  private async readValue(digest: Uint8Array, value: Uint8Array): Promise<Uint8Array> {
+    const loc = decodeLocation(value);
+    if (loc === undefined) return new Uint8Array(0); // a damaged row: fails verification like damaged bytes
+    try {
+      return this.readAt(loc);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    // Compaction moved the chunk (and deleted the pack) after we looked it up.
+    const again = await this.index.get(digest);
+    const moved = again === undefined ? undefined : decodeLocation(again);
+    if (moved === undefined) return new Uint8Array(0);
+    try {
+      return this.readAt(moved);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      return new Uint8Array(0);
+    }
+  }
+
+  private readFd(pack: string): number {
+    const fd = this.fds.get(pack);
+    if (fd !== undefined) {
+      // Most recently used last, so the first entry is the one to close.
+      this.fds.delete(pack);
+      this.fds.set(pack, fd);
+      return fd;
+    }
+    const opened = openSync(packFile(this.dir, pack), 'r');
+    this.fds.set(pack, opened);
+    if (this.fds.size > this.maxOpenFiles) {
+      const [oldest, oldFd] = this.fds.entries().next().value as [string, number];
+      this.fds.delete(oldest);
+      closeSync(oldFd);
+    }
+    return opened;
+  }
+
+  private forget(pack: string): void {
+    const fd = this.fds.get(pack);
+    if (fd === undefined) return;
+    this.fds.delete(pack);
+    closeSync(fd);
+  }
+
+  /** Copy the live records of a pack into ours; moves their index rows. */
+  private async rewrite(pack: string): Promise<{ chunks: number; bytes: number }> {
+    const fd = openSync(packFile(this.dir, pack), 'r');
+    const moved = { chunks: 0, bytes: 0 };
+    try {
+      const size = fstatSync(fd).size;
+      let batch: { digest: Uint8Array; bytes: Uint8Array; at: number }[] = [];
+      let batchBytes = 0;
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const rows = await this.index.getMany(batch.map((r) => r.digest));
+        const keep = batch.filter((r, i) => {
+          const loc = rows[i] === undefined ? undefined : decodeLocation(rows[i]!);
+          return loc !== undefined && loc.pack === pack && loc.offset === r.at;
+        });
+        batch = [];
+        batchBytes = 0;
+        if (keep.length === 0) return;
+        const locations = await this.append(keep);
+        await this.index.batch(keep.map((r, i) => ({ type: 'put', key: r.digest, value: locations[i]! })));
+        moved.chunks += keep.length;
+        for (const r of keep) moved.bytes += RECORD_HEADER + r.bytes.length;
+      };
+      const head = Buffer.allocUnsafe(RECORD_HEADER);
+      let at = PACK_MAGIC.length;
+      while (at + RECORD_HEADER <= size) {
+        if (readSync(fd, head, 0, RECORD_HEADER, at) !== RECORD_HEADER) break;
+        const length = head.readUInt32LE(0);
+        if (at + RECORD_HEADER + length > size) break; // torn tail of a killed writer
+        const bytes = Buffer.allocUnsafe(length);
+        if (readSync(fd, bytes, 0, length, at + RECORD_HEADER) !== length) break;
+        batch.push({
+          digest: new Uint8Array(head.subarray(4, RECORD_HEADER)),
+          bytes,
+          at: at + RECORD_HEADER,
+        });
+        batchBytes += length;
+        at += RECORD_HEADER + length;
+        if (batchBytes >= 8 << 20) await flush();
+      }
+      await flush();
+    } finally {
+      closeSync(fd);
+    }
+    return moved;
+  }
+}
+
+function writerRunning(pack: string): boolean {
+  const pid = packWriterPid(pack);
+  if (pid === process.pid) return false; // ours, and not the current one: finished
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function writeAllSync(fd: number, data: Uint8Array): number {
+  let done = 0;
+  while (done < data.length) {
+    done += writeSync(fd, data.subarray(done));
+  }
+  return done;
+}

@@ -1,0 +1,282 @@
+/**
+ * Pack files (src/blob/packs.ts): the blob conformance suite with chunk bytes
+ * in packs beside classic-level, the on-disk record and location formats,
+ * reopening, rollover to a new pack, compaction after deletes (and what it
+ * must leave alone), and damage that must surface as ERR_INTEGRITY.
+ */
+
+import { spawn } from 'node:child_process';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
+import { LevelBlobService } from '../../src/blob/leveldb.js';
+import {
+  decodeLocation,
+  encodeLocation,
+  LOCATION_SIZE,
+  PACK_MAGIC,
+  type PackChunkStore,
+  packFile,
+  packWriterPid,
+  RECORD_HEADER,
+} from '../../src/blob/packs.js';
+import type { B3Digest } from '../../src/castore/digest.js';
+import { isFetchCacheError } from '../../src/errors.js';
+import { blake3 } from '../../src/nix/hashing.js';
+import type { KV } from '../../src/storage/kv.js';
+import { flipChunkByte } from '../helpers/chunk-damage.js';
+import { blobServiceConformance, randomBytes, readAll, writeBlob } from './conformance.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+interface Opened {
+  dir: string;
+  db: ClassicLevel<Uint8Array, Uint8Array>;
+  service: LevelBlobService;
+  store: PackChunkStore;
+  close(): Promise<void>;
+}
+
+async function open(dir?: string, packBytes?: number): Promise<Opened> {
+  const root = dir ?? mkdtempSync(join(tmpdir(), 'fc-packs-'));
+  if (dir === undefined) dirs.push(root);
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(join(root, 'db'), {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+  });
+  await db.open();
+  const service = new LevelBlobService(db as unknown as KV, {
+    packDir: join(root, 'packs'),
+    ...(packBytes === undefined ? {} : { packs: { packBytes } }),
+  });
+  const store = service.chunkStore as PackChunkStore;
+  return {
+    dir: root,
+    db,
+    service,
+    store,
+    close: async () => {
+      await service.close();
+      await db.close();
+    },
+  };
+}
+
+function packNames(dir: string): string[] {
+  return readdirSync(join(dir, 'packs')).filter((n) => n.endsWith('.pack'));
+}
+
+blobServiceConformance(
+  'LevelBlobService with pack files on classic-level',
+  async () => {
+    const o = await open();
+    return {
+      service: o.service,
+      corrupt: (d: B3Digest) => flipChunkByte(o.store, d, 7),
+      close: o.close,
+    };
+  },
+  { chunker: DEFAULT_CHUNKER_PARAMS },
+);
+
+describe('pack file format', () => {
+  it('keeps chunk bytes in a pack and a 20-byte location in the index', async () => {
+    const o = await open();
+    const data = randomBytes(300_000, 1);
+    const { digest } = await writeBlob(o.service, data);
+    const chunks = (await o.service.stat(digest))!.chunks;
+    expect(chunks.length).toBeGreaterThan(1);
+    const [name] = packNames(o.dir);
+    const pack = readFileSync(join(o.dir, 'packs', name!));
+    expect(pack.subarray(0, PACK_MAGIC.length).toString('latin1')).toBe('FCPACK1\n');
+    expect(packWriterPid(name!.slice(0, 16))).toBe(process.pid);
+    let at = 0;
+    for (const c of chunks) {
+      const row = (await o.service.chunks.get(c.digest))!;
+      expect(row.length).toBe(LOCATION_SIZE);
+      const loc = decodeLocation(row)!;
+      expect(loc.pack).toBe(name!.slice(0, 16));
+      expect(loc.length).toBe(c.size);
+      // u32le length | digest | bytes
+      expect(pack.readUInt32LE(loc.offset - RECORD_HEADER)).toBe(c.size);
+      expect(Buffer.from(pack.subarray(loc.offset - 32, loc.offset)).equals(Buffer.from(c.digest))).toBe(
+        true,
+      );
+      const bytes = pack.subarray(loc.offset, loc.offset + loc.length);
+      expect(Buffer.from(blake3(bytes)).equals(Buffer.from(c.digest))).toBe(true);
+      expect(bytes.equals(Buffer.from(data.subarray(at, at + c.size)))).toBe(true);
+      at += c.size;
+    }
+    expect(pack.length).toBe(PACK_MAGIC.length + chunks.length * RECORD_HEADER + data.length);
+    await o.close();
+  });
+
+  it('encodes offsets beyond 4 GiB in locations', () => {
+    const id = Buffer.from('0102030405060708', 'hex');
+    const loc = decodeLocation(encodeLocation(id, 5 * 2 ** 32 + 77, 65536))!;
+    expect(loc).toEqual({ pack: '0102030405060708', offset: 5 * 2 ** 32 + 77, length: 65536 });
+    expect(decodeLocation(new Uint8Array(19))).toBeUndefined();
+  });
+
+  it('stores a chunk once however often it is written, and reads after reopening', async () => {
+    const o = await open();
+    const data = randomBytes(200_000, 2);
+    const a = await writeBlob(o.service, data);
+    const b = await writeBlob(o.service, data);
+    expect(b.digest).toEqual(a.digest);
+    const size = readFileSync(join(o.dir, 'packs', packNames(o.dir)[0]!)).length;
+    const chunks = (await o.service.stat(a.digest))!.chunks.length;
+    expect(size).toBe(PACK_MAGIC.length + chunks * RECORD_HEADER + data.length);
+    await o.close();
+    const again = await open(o.dir);
+    expect(Buffer.from(await readAll(again.service, a.digest)).equals(Buffer.from(data))).toBe(true);
+    // A new writer appends to a new pack of its own.
+    await writeBlob(again.service, randomBytes(1000, 3));
+    expect(packNames(o.dir).length).toBe(2);
+    await again.close();
+  });
+
+  it('starts a new pack when the current one is full', async () => {
+    const o = await open(undefined, 256 << 10);
+    const blobs = [];
+    for (let i = 0; i < 6; i++) blobs.push({ data: randomBytes(200_000, 10 + i) });
+    const digests = [];
+    for (const b of blobs) digests.push((await writeBlob(o.service, b.data)).digest);
+    expect(packNames(o.dir).length).toBeGreaterThan(2);
+    for (let i = 0; i < blobs.length; i++) {
+      expect(Buffer.from(await readAll(o.service, digests[i]!)).equals(Buffer.from(blobs[i]!.data))).toBe(
+        true,
+      );
+    }
+    await o.close();
+  });
+});
+
+describe('compaction', () => {
+  it('moves live chunks out of mostly dead packs, deletes the packs and frees their space', async () => {
+    const o = await open();
+    const keep = randomBytes(100_000, 20);
+    const drop = randomBytes(900_000, 21);
+    const k = await writeBlob(o.service, keep);
+    const d = await writeBlob(o.service, drop);
+    const dropChunks = (await o.service.stat(d.digest))!.chunks;
+    await o.service.chunks.batch(dropChunks.map((c) => ({ type: 'del' as const, key: c.digest })));
+    await o.close();
+
+    const again = await open(o.dir);
+    const [before] = packNames(o.dir);
+    const report = await again.store.compact();
+    expect(report.packs).toBe(1);
+    expect(report.moved).toBe((await again.service.stat(k.digest))!.chunks.length);
+    expect(report.freedBytes).toBe(PACK_MAGIC.length + drop.length + dropChunks.length * RECORD_HEADER);
+    expect(packNames(o.dir)).not.toContain(before);
+    expect(Buffer.from(await readAll(again.service, k.digest)).equals(Buffer.from(keep))).toBe(true);
+    expect(again.store.diskBytes()).toBeLessThan(keep.length + 10_000);
+    await again.close();
+  });
+
+  it('merges small finished packs and leaves a single one, the current one, and running writers alone', async () => {
+    const o = await open();
+    const first = await writeBlob(o.service, randomBytes(5000, 30));
+    await o.close();
+    const o2 = await open(o.dir);
+    const second = await writeBlob(o2.service, randomBytes(5000, 31));
+    await o2.close();
+    // A pack whose writer runs (our parent process): never touched, even with nothing live in it.
+    const id = Buffer.alloc(8);
+    id.writeUInt32LE(process.ppid, 0);
+    id.writeUInt32LE(0xabcdef, 4);
+    const foreign = packFile(join(o.dir, 'packs'), id.toString('hex'));
+    writeFileSync(foreign, PACK_MAGIC);
+
+    const o3 = await open(o.dir);
+    const finished = packNames(o.dir);
+    await writeBlob(o3.service, randomBytes(5000, 32));
+    const current = packNames(o.dir).filter((n) => !finished.includes(n));
+    expect(current.length).toBe(1);
+    const report = await o3.store.compact();
+    expect(report.packs).toBe(2); // the two small finished packs, merged into o3's
+    expect(packNames(o.dir).sort()).toEqual([`${id.toString('hex')}.pack`, current[0]!].sort());
+    for (const b of [first, second]) expect((await readAll(o3.service, b.digest)).length).toBe(5000);
+    // Nothing else to do now: one finished pack would only be copied onto itself.
+    await o3.close();
+    const o4 = await open(o.dir);
+    expect((await o4.store.compact()).packs).toBe(0);
+    await o4.close();
+    unlinkSync(foreign);
+  });
+
+  it('tolerates a torn record at the end of a pack left by a killed writer', async () => {
+    const o = await open();
+    const a = await writeBlob(o.service, randomBytes(70_000, 40));
+    const dropped = await writeBlob(o.service, randomBytes(400_000, 41));
+    const dropChunks = (await o.service.stat(dropped.digest))!.chunks;
+    await o.service.chunks.batch(dropChunks.map((c) => ({ type: 'del' as const, key: c.digest })));
+    await o.close();
+    const [name] = packNames(o.dir);
+    const header = Buffer.alloc(RECORD_HEADER);
+    header.writeUInt32LE(50_000, 0);
+    appendFileSync(join(o.dir, 'packs', name!), Buffer.concat([header, Buffer.alloc(1000, 7)]));
+    const again = await open(o.dir);
+    expect((await again.store.compact()).packs).toBe(1);
+    expect((await readAll(again.service, a.digest)).length).toBe(70_000);
+    await again.close();
+  });
+
+  it('does not count a pack of a process that is gone as running', async () => {
+    const child = spawn(process.execPath, ['-e', '0']);
+    const pid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
+    const o = await open();
+    const id = Buffer.alloc(8);
+    id.writeUInt32LE(pid, 0);
+    writeFileSync(packFile(join(o.dir, 'packs'), id.toString('hex')), PACK_MAGIC);
+    expect((await o.store.compact()).packs).toBe(1);
+    expect(packNames(o.dir)).toEqual([]);
+    await o.close();
+  });
+});
+
+describe('damage', () => {
+  const integrity = (e: unknown) => isFetchCacheError(e) && e.code === 'ERR_INTEGRITY';
+
+  it('a deleted pack file makes reads fail with ERR_INTEGRITY', async () => {
+    const o = await open();
+    const { digest } = await writeBlob(o.service, randomBytes(150_000, 50));
+    await o.close();
+    for (const n of packNames(o.dir)) unlinkSync(join(o.dir, 'packs', n));
+    const again = await open(o.dir);
+    const e = await readAll(again.service, digest).catch((x: unknown) => x);
+    expect(integrity(e)).toBe(true);
+    await again.close();
+  });
+
+  it('a truncated pack or a damaged index row fails with ERR_INTEGRITY', async () => {
+    const o = await open();
+    const big = await writeBlob(o.service, randomBytes(150_000, 51));
+    const small = await writeBlob(o.service, randomBytes(3000, 52));
+    await o.close();
+    const [name] = packNames(o.dir);
+    const file = join(o.dir, 'packs', name!);
+    writeFileSync(file, readFileSync(file).subarray(0, -100)); // cuts into the last chunk: `small`
+    const again = await open(o.dir);
+    expect(integrity(await readAll(again.service, small.digest).catch((x: unknown) => x))).toBe(true);
+    const first = (await again.service.stat(big.digest))!.chunks[0]!;
+    await again.service.chunks.put(first.digest, new Uint8Array(7));
+    expect(integrity(await readAll(again.service, big.digest).catch((x: unknown) => x))).toBe(true);
+    await again.close();
+  });
+});
