@@ -143,7 +143,7 @@ describe('pack file format', () => {
     expect(size).toBe(PACK_MAGIC.length + chunks * RECORD_HEADER + data.length);
     await o.close();
     const again = await open(o.dir);
-    expect(Buffer.from(await readAll(again.service, a.digest)).equals(Buffer.from(data))).toBe(true);
+    expect(Buffer.from((await readAll(again.service, a.digest))!).equals(Buffer.from(data))).toBe(true);
     // A new writer appends to a new pack of its own.
     await writeBlob(again.service, randomBytes(1000, 3));
     expect(packNames(o.dir).length).toBe(2);
@@ -158,7 +158,7 @@ describe('pack file format', () => {
     for (const b of blobs) digests.push((await writeBlob(o.service, b.data)).digest);
     expect(packNames(o.dir).length).toBeGreaterThan(2);
     for (let i = 0; i < blobs.length; i++) {
-      expect(Buffer.from(await readAll(o.service, digests[i]!)).equals(Buffer.from(blobs[i]!.data))).toBe(
+      expect(Buffer.from((await readAll(o.service, digests[i]!))!).equals(Buffer.from(blobs[i]!.data))).toBe(
         true,
       );
     }
@@ -184,7 +184,7 @@ describe('compaction', () => {
     expect(report.moved).toBe((await again.service.stat(k.digest))!.chunks.length);
     expect(report.freedBytes).toBe(PACK_MAGIC.length + drop.length + dropChunks.length * RECORD_HEADER);
     expect(packNames(o.dir)).not.toContain(before);
-    expect(Buffer.from(await readAll(again.service, k.digest)).equals(Buffer.from(keep))).toBe(true);
+    expect(Buffer.from((await readAll(again.service, k.digest))!).equals(Buffer.from(keep))).toBe(true);
     expect(again.store.diskBytes()).toBeLessThan(keep.length + 10_000);
     await again.close();
   });
@@ -211,7 +211,7 @@ describe('compaction', () => {
     const report = await o3.store.compact();
     expect(report.packs).toBe(2); // the two small finished packs, merged into o3's
     expect(packNames(o.dir).sort()).toEqual([`${id.toString('hex')}.pack`, current[0]!].sort());
-    for (const b of [first, second]) expect((await readAll(o3.service, b.digest)).length).toBe(5000);
+    for (const b of [first, second]) expect((await readAll(o3.service, b.digest))!.length).toBe(5000);
     // Nothing else to do now: one finished pack would only be copied onto itself.
     await o3.close();
     const o4 = await open(o.dir);
@@ -233,7 +233,7 @@ describe('compaction', () => {
     appendFileSync(join(o.dir, 'packs', name!), Buffer.concat([header, Buffer.alloc(1000, 7)]));
     const again = await open(o.dir);
     expect((await again.store.compact()).packs).toBe(1);
-    expect((await readAll(again.service, a.digest)).length).toBe(70_000);
+    expect((await readAll(again.service, a.digest))!.length).toBe(70_000);
     await again.close();
   });
 
