@@ -1,13 +1,26 @@
 /**
  * FastCDC: the optimised streaming chunker must cut exactly where the plain
  * reference loop below (the textbook algorithm, kept here on purpose) cuts,
- * for any way the input is split into pushes; and boundaries are pinned for a
- * fixed input, since moving them would lose dedup against existing stores.
+ * for any way the input is split into pushes, on both scan engines (the
+ * WebAssembly loop and the JS fallback), including inputs built to hit the
+ * masks often or never; and boundaries are pinned for a fixed input, since
+ * moving them would lose dedup against existing stores. The checked-in wasm
+ * module must be what its generator script produces.
  */
 
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS, findBoundary } from '../../src/blob/fastcdc.js';
+import {
+  Chunker,
+  type ChunkerParams,
+  createChunker,
+  DEFAULT_CHUNKER_PARAMS,
+  findBoundary,
+  SCAN_ENGINES,
+  type ScanEngineName,
+} from '../../src/blob/fastcdc.js';
+import { FASTCDC_WASM_BASE64 } from '../../src/blob/fastcdc-wasm.js';
 import { blake3 } from '../../src/nix/hashing.js';
 
 /** The gear table, written out independently of the implementation (splitmix32, fixed seed). */
@@ -70,8 +83,14 @@ function xorshiftBytes(n: number, seed: number): Uint8Array {
   return out;
 }
 
-function streamCuts(data: Uint8Array, p: ChunkerParams, pieces: number[]): number[] {
-  const chunker = new Chunker(p);
+function streamCuts(
+  data: Uint8Array,
+  p: ChunkerParams,
+  pieces: number[],
+  engine?: ScanEngineName,
+  emptyPushes = false,
+): number[] {
+  const chunker = engine === undefined ? new Chunker(p) : createChunker(engine, p);
   const cuts: number[] = [];
   let at = 0;
   let pos = 0;
@@ -87,6 +106,7 @@ function streamCuts(data: Uint8Array, p: ChunkerParams, pieces: number[]): numbe
   while (pos < data.length) {
     const n = Math.min(pieces.length > 0 ? pieces[k++ % pieces.length]! : data.length, data.length - pos);
     collect(chunker.push(data.subarray(pos, pos + n)));
+    if (emptyPushes) collect(chunker.push(new Uint8Array(0)));
     pos += n;
   }
   collect(chunker.finish());
@@ -169,3 +189,183 @@ describe('FastCDC', () => {
     expect(() => new Chunker({ minSize: 16, avgSize: 64, maxSize: 32 })).toThrow(TypeError);
   });
 });
+
+/** The reference fingerprint of 32 bytes hashed in a row: what the chunker has after them, whatever came before. */
+function windowFingerprint(bytes: Uint8Array): number {
+  let fp = 0;
+  for (const b of bytes) fp = ((fp << 1) + GEAR[b]!) >>> 0;
+  return fp;
+}
+
+/** 32 bytes whose fingerprint has the top `bits` bits zero: planted anywhere past minSize + 32, a cut right after. */
+function cutString(bits: number, seed: number): Uint8Array {
+  const s = xorshiftBytes(32, seed);
+  for (let tries = 0; ; tries++) {
+    s.set(xorshiftBytes(31, seed + tries + 1));
+    for (let last = 0; last < 256; last++) {
+      s[31] = last;
+      if (windowFingerprint(s) >>> (32 - bits) === 0) return s;
+    }
+  }
+}
+
+/** Random bytes with `cut` planted at random gaps of 0..maxGap bytes; gap 0 repeats it, hitting every 32 bytes. */
+function plantedBytes(n: number, seed: number, cut: Uint8Array, maxGap: number): Uint8Array {
+  const out = xorshiftBytes(n, seed);
+  const gaps = xorshiftBytes(4 * Math.ceil(n / 32), seed + 1);
+  const view = new DataView(gaps.buffer);
+  for (let at = 0, g = 0; at + cut.length <= n; g++) {
+    out.set(cut, at);
+    at += cut.length + (view.getUint32(4 * g) % (maxGap + 1));
+  }
+  return out;
+}
+
+type Kind = 'random' | 'zeros' | 'ones' | 'planted' | 'repeated' | 'small alphabet';
+
+function adversarial(kind: Kind, n: number, seed: number, p: ChunkerParams): Uint8Array {
+  const bits = Math.log2(p.avgSize) + 2; // the stricter mask; hitting it hits the looser one too
+  switch (kind) {
+    case 'random':
+      return xorshiftBytes(n, seed);
+    case 'zeros':
+      return new Uint8Array(n);
+    case 'ones':
+      return new Uint8Array(n).fill(0xff);
+    case 'planted':
+      return plantedBytes(n, seed, cutString(bits, seed), p.avgSize / 2);
+    case 'repeated':
+      return plantedBytes(n, seed, cutString(bits, seed), 0);
+    case 'small alphabet':
+      return xorshiftBytes(n, seed).map((b) => b & 3);
+  }
+}
+
+const KINDS: Kind[] = ['random', 'zeros', 'ones', 'planted', 'repeated', 'small alphabet'];
+
+describe('FastCDC scan engines (WebAssembly and the JS fallback)', () => {
+  it('has WebAssembly under Node, as the default engine', () => {
+    expect(SCAN_ENGINES).toEqual(['wasm', 'js']);
+    expect(() => createChunker('asm.js' as ScanEngineName, SMALL)).toThrow(TypeError);
+  });
+
+  it('the adversarial inputs do what they say', () => {
+    const p = DEFAULT_CHUNKER_PARAMS;
+    const cuts = referenceCuts(adversarial('repeated', 1 << 20, 5, p), p);
+    // a cut at the first whole planted string past minSize: minSize + 32 + at most 32 bytes
+    expect(cuts[0]).toBeGreaterThan(p.minSize);
+    expect(cuts[0]).toBeLessThanOrEqual(p.minSize + 64);
+    // planted strings cut far more often than chance
+    const n = 4 << 20;
+    const planted = referenceCuts(adversarial('planted', n, 5, p), p).length;
+    expect(planted).toBeGreaterThan(2 * referenceCuts(adversarial('random', n, 5, p), p).length);
+    expect(referenceCuts(adversarial('zeros', 1 << 20, 0, p), p)[0]).toBe(p.maxSize);
+    expect(referenceCuts(adversarial('ones', 1 << 20, 0, p), p)[0]).toBe(p.maxSize);
+  });
+
+  it('both engines cut where the reference does, for any input kind, params and split into pushes', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...KINDS),
+        fc.integer({ min: 0, max: 30_000 }),
+        fc.integer({ min: 1, max: 0xffffff }),
+        fc.array(fc.integer({ min: 1, max: 5000 }), { maxLength: 8 }),
+        fc.boolean(),
+        fc.constantFrom(
+          SMALL,
+          { minSize: 256, avgSize: 256, maxSize: 256 },
+          { minSize: 1, avgSize: 64, maxSize: 100 },
+          { minSize: 64, avgSize: 64, maxSize: 4096 },
+          { minSize: 1, avgSize: 1, maxSize: 1 },
+        ),
+        (kind, n, seed, pieces, empties, p) => {
+          const data = adversarial(kind, n, seed, p);
+          const ref = referenceCuts(data, p);
+          for (const engine of SCAN_ENGINES)
+            expect(streamCuts(data, p, pieces, engine, empties)).toEqual(ref);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('both engines match the reference with the default params, in pieces from 1 byte to 3 MiB', () => {
+    const p = DEFAULT_CHUNKER_PARAMS;
+    for (const kind of KINDS) {
+      const data = adversarial(kind, (5 << 20) + 12345, 11, p);
+      const ref = referenceCuts(data, p);
+      for (const engine of SCAN_ENGINES) {
+        expect(
+          streamCuts(data, p, [3 << 20, 1, 65_536, 7, 1 << 20, 333], engine),
+          `${kind} ${engine}`,
+        ).toEqual(ref);
+        expect(streamCuts(data, p, [], engine), `${kind} ${engine}, one push`).toEqual(ref);
+      }
+    }
+  });
+
+  it('both engines handle chunks longer than the scan buffer (it grows)', () => {
+    const p = { minSize: 256 << 10, avgSize: 1 << 20, maxSize: 3 << 20 };
+    for (const kind of ['zeros', 'random', 'planted'] as const) {
+      const data = adversarial(kind, 10 << 20, 3, p);
+      const ref = referenceCuts(data, p);
+      if (kind === 'zeros') expect(ref.slice(0, 2)).toEqual([3 << 20, 6 << 20]);
+      for (const engine of SCAN_ENGINES) {
+        expect(streamCuts(data, p, [65_536, 1 << 20, 4 << 20], engine), `${kind} ${engine}`).toEqual(ref);
+      }
+    }
+  });
+
+  it('chunkers interleaved or reused after finish do not disturb each other', () => {
+    const a = xorshiftBytes(300_000, 21);
+    const b = adversarial('planted', 200_000, 22, SMALL);
+    for (const engine of SCAN_ENGINES) {
+      const ca = createChunker(engine, SMALL);
+      const cb = createChunker(engine, SMALL);
+      const outA: Uint8Array[] = [];
+      const outB: Uint8Array[] = [];
+      for (let pos = 0; pos < a.length; pos += 7000) {
+        outA.push(...ca.push(a.subarray(pos, pos + 7000)));
+        outB.push(...cb.push(b.subarray(pos, pos + 7000)));
+      }
+      outA.push(...ca.finish());
+      outB.push(...cb.finish());
+      expect(Buffer.concat(outA).equals(a)).toBe(true);
+      expect(Buffer.concat(outB).equals(b)).toBe(true);
+      const sizes = (cs: Uint8Array[]) => cs.map((c) => c.length);
+      expect(sizes(outA)).toEqual(deltas(referenceCuts(a, SMALL)));
+      expect(sizes(outB)).toEqual(deltas(referenceCuts(b, SMALL)));
+      // reused: same chunks again, from a pooled buffer still holding old bytes
+      expect(sizes([...ca.push(b), ...ca.finish()])).toEqual(sizes(outB));
+      expect(ca.finish()).toEqual([]);
+    }
+  });
+
+  it('both engines hit the pinned boundaries', () => {
+    const data = xorshiftBytes(1 << 20, 42);
+    for (const engine of SCAN_ENGINES) {
+      expect(streamCuts(data, SMALL, [4096], engine).slice(0, 8)).toEqual([
+        115, 543, 920, 1191, 1489, 1627, 1930, 2346,
+      ]);
+      const cuts = streamCuts(data, DEFAULT_CHUNKER_PARAMS, [100_000], engine);
+      expect(cuts).toEqual(referenceCuts(data, DEFAULT_CHUNKER_PARAMS));
+    }
+  });
+
+  it('the checked-in wasm module is what scripts/make-fastcdc-wasm.mjs generates', async () => {
+    const script = new URL('../../scripts/make-fastcdc-wasm.mjs', import.meta.url).href;
+    const generator = (await import(script)) as {
+      fastcdcWasmBytes(): Uint8Array;
+      fastcdcWasmSource(): string;
+    };
+    const checkedIn = readFileSync(new URL('../../src/blob/fastcdc-wasm.ts', import.meta.url), 'utf8');
+    expect(checkedIn).toBe(generator.fastcdcWasmSource());
+    const bytes = generator.fastcdcWasmBytes();
+    expect(Buffer.from(FASTCDC_WASM_BASE64, 'base64').equals(bytes)).toBe(true);
+    expect(generator.fastcdcWasmBytes()).toEqual(bytes);
+  });
+});
+
+function deltas(cuts: number[]): number[] {
+  return cuts.map((c, i) => c - (i === 0 ? 0 : cuts[i - 1]!));
+}
