@@ -6,18 +6,89 @@
  */
 
 import { realpathSync, statSync } from 'node:fs';
-import { ingestEntries, uploadBlob } from '../castore/ingest.js';
+import { type IngestEntry, ingestEntries, uploadBlob } from '../castore/ingest.js';
 import { fileNode } from '../castore/nodes.js';
 import { FetchCacheError } from '../errors.js';
 import { ioError } from '../fs/dump.js';
 import { localEntries } from '../fs/import.js';
+import type { NarSum } from '../nar-render/nar-calc.js';
 import { createHasher } from '../nix/hashing.js';
+import { NarEncoder } from '../nix/nar/encoder.js';
 import type { Source } from './source.js';
 import type { PathSpec } from './types.js';
 
+/**
+ * The NAR sha256 and size of one regular file, fed its bytes as they stream
+ * into the store: a file root needs no second pass that renders the NAR back
+ * from the store to hash it (for a 1 GiB file that pass re-read and
+ * re-verified every chunk).
+ */
+function fileNarSum(path: string, executable: boolean, size: number) {
+  const hasher = createHasher('sha256');
+  let narSize = 0;
+  let seen = 0;
+  const enc = new NarEncoder((c) => {
+    hasher.update(c);
+    narSize += c.length;
+  });
+  enc.regular(executable, size);
+  const changed = () =>
+    new FetchCacheError('ERR_IO', `file '${path}' changed while it was being read`, { path });
+  return {
+    update: (chunk: Uint8Array) => {
+      seen += chunk.length;
+      if (seen > size) throw changed();
+      enc.contents(chunk);
+    },
+    finish: (): NarSum => {
+      if (seen !== size) throw changed();
+      enc.finish();
+      return { narSha256: hasher.digest(), narSize };
+    },
+  };
+}
+
+/** `contents` passed through `see` on their way to the blob writer. */
+async function* tee(
+  contents: AsyncIterable<Uint8Array> | Uint8Array,
+  see: (chunk: Uint8Array) => void,
+): AsyncGenerator<Uint8Array> {
+  if (contents instanceof Uint8Array) {
+    see(contents);
+    yield contents;
+    return;
+  }
+  for await (const chunk of contents) {
+    see(chunk);
+    yield chunk;
+  }
+}
+
+function* prepend<T>(first: T, rest: Iterator<T>): Generator<T> {
+  yield first;
+  for (let r = rest.next(); !r.done; r = rest.next()) yield r.value;
+}
+
 export const pathSource: Source<PathSpec> = {
   async ingest(spec, ctx) {
-    if (!spec.flat) return { node: await ingestEntries(localEntries(spec.path), ctx.cache), metadata: {} };
+    if (!spec.flat) {
+      const entries = localEntries(spec.path);
+      const first = entries.next();
+      if (first.done) throw new TypeError('a local path yields at least its root');
+      const root: IngestEntry = first.value;
+      if (root.type === 'file' && root.path.length === 0 && 'contents' in root) {
+        // A file root: the NAR is its framing and bytes, hashed as they stream in.
+        const size = root.contents instanceof Uint8Array ? root.contents.length : statSync(spec.path).size;
+        const sum = fileNarSum(spec.path, root.executable, size);
+        const blob = await uploadBlob(ctx.cache.blobs, tee(root.contents, sum.update));
+        return {
+          node: fileNode(blob.digest, blob.size, root.executable),
+          narSum: sum.finish(),
+          metadata: {},
+        };
+      }
+      return { node: await ingestEntries(prepend(root, entries), ctx.cache), metadata: {} };
+    }
     let real: string;
     try {
       real = realpathSync(spec.path);
@@ -38,22 +109,20 @@ export const pathSource: Source<PathSpec> = {
       });
     }
     const hasher = createHasher(ctx.algo);
-    const contents = entry.contents;
-    async function* hashed(): AsyncGenerator<Uint8Array> {
-      if (contents instanceof Uint8Array) {
-        hasher.update(contents);
-        yield contents;
-        return;
-      }
-      for await (const chunk of contents) {
+    const size = entry.contents instanceof Uint8Array ? entry.contents.length : statSync(real).size;
+    // Stored non-executable, as Nix's flat adds are.
+    const sum = fileNarSum(spec.path, false, size);
+    const blob = await uploadBlob(
+      ctx.cache.blobs,
+      tee(entry.contents, (chunk) => {
         hasher.update(chunk);
-        yield chunk;
-      }
-    }
-    const blob = await uploadBlob(ctx.cache.blobs, hashed());
+        sum.update(chunk);
+      }),
+    );
     return {
       node: fileNode(blob.digest, blob.size, false),
       flatHash: { algo: ctx.algo, digest: hasher.digest() },
+      narSum: sum.finish(),
       metadata: {},
     };
   },
