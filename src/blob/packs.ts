@@ -45,7 +45,7 @@ import { promisify } from 'node:util';
 import { FetchCacheError } from '../errors.js';
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
-import type { ChunkStore } from './chunk-store.js';
+import { type ChunkStore, GetBatcher } from './chunk-store.js';
 
 const writevAsync = promisify(writev);
 
@@ -130,19 +130,21 @@ export class PackChunkStore implements ChunkStore {
   /** Appends run one at a time (the group commit and compaction share the writer). */
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly batcher: GetBatcher;
 
   constructor(
     readonly index: KV,
     readonly dir: string,
     options: PackChunkStoreOptions = {},
   ) {
+    this.batcher = new GetBatcher(index);
     this.packBytes = options.packBytes ?? 512 << 20;
     this.maxOpenFiles = options.maxOpenFiles ?? 256;
     mkdirSync(dir, { recursive: true });
   }
 
   async get(digest: Uint8Array): Promise<Uint8Array | undefined> {
-    const value = await this.index.get(digest);
+    const value = await this.batcher.get(digest);
     return value === undefined ? undefined : this.readValue(digest, value);
   }
 
