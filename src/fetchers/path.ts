@@ -36,6 +36,7 @@ function fileNarSum(path: string, executable: boolean, size: number) {
     new FetchCacheError('ERR_IO', `file '${path}' changed while it was being read`, { path });
   return {
     update: (chunk: Uint8Array) => {
+      if (chunk.length === 0) return; // an empty file's bytes: its node is already complete
       seen += chunk.length;
       if (seen > size) throw changed();
       enc.contents(chunk);
