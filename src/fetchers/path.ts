@@ -73,7 +73,16 @@ function* prepend<T>(first: T, rest: Iterator<T>): Generator<T> {
 export const pathSource: Source<PathSpec> = {
   async ingest(spec, ctx) {
     if (!spec.flat) {
-      const entries = localEntries(spec.path);
+      const narHasher = createHasher('sha256');
+      let narSize = 0;
+      const nar = {
+        enc: new NarEncoder((c) => {
+          narHasher.update(c);
+          narSize += c.length;
+        }),
+        gaveUp: false,
+      };
+      const entries = localEntries(spec.path, nar);
       const first = entries.next();
       if (first.done) throw new TypeError('a local path yields at least its root');
       const root: IngestEntry = first.value;
@@ -88,7 +97,10 @@ export const pathSource: Source<PathSpec> = {
           metadata: {},
         };
       }
-      return { node: await ingestEntries(prepend(root, entries), ctx.cache), metadata: {} };
+      const node = await ingestEntries(prepend(root, entries), ctx.cache);
+      // A tree of small files was hashed as NAR during the walk; else the base renders it.
+      const narSum = nar.gaveUp ? undefined : { narSha256: narHasher.digest(), narSize };
+      return { node, narSum, metadata: {} };
     }
     let real: string;
     try {

@@ -11,16 +11,31 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from '
 import { open } from 'node:fs/promises';
 import type { IngestEntry } from '../castore/ingest.js';
 import { FetchCacheError } from '../errors.js';
+import type { NarEncoder } from '../nix/nar/encoder.js';
 import { ioError } from './dump.js';
 
 const SMALL_FILE = 256 * 1024;
 const CHUNK = 1 << 20;
 const SLASH = Buffer.from('/');
 
+/**
+ * Where the walk also writes the tree's NAR, as it reads it (names sorted
+ * bytewise, as NAR wants them): the bytes a file, symlink or listing is
+ * stored with are the bytes hashed, so the NAR hash needs no second pass over
+ * the store. Only while every file is small (read whole during the walk);
+ * a large file streams later, out of NAR order, so the walk then stops
+ * writing and sets `gaveUp` (the caller renders the NAR from the store).
+ */
+export interface WalkNar {
+  readonly enc: NarEncoder;
+  gaveUp: boolean;
+}
+
 /** Entries of the tree at `path`, children before parents, the root last. */
-export function* localEntries(path: string): Generator<IngestEntry> {
+export function* localEntries(path: string, nar?: WalkNar): Generator<IngestEntry> {
   const root = Buffer.from(path);
-  yield* walk(root, Buffer.alloc(0), stat(root));
+  yield* walk(root, Buffer.alloc(0), stat(root), nar);
+  if (nar !== undefined && !nar.gaveUp) nar.enc.finish();
 }
 
 function stat(path: Buffer): Stats {
@@ -31,13 +46,23 @@ function stat(path: Buffer): Stats {
   }
 }
 
-function* walk(abs: Buffer, rel: Buffer, st: Stats): Generator<IngestEntry> {
+function* walk(abs: Buffer, rel: Buffer, st: Stats, nar: WalkNar | undefined): Generator<IngestEntry> {
+  const enc = nar === undefined || nar.gaveUp ? undefined : nar.enc;
   if (st.isSymbolicLink()) {
-    yield { type: 'symlink', path: rel, target: readlinkSync(abs, { encoding: 'buffer' }) };
+    const target = readlinkSync(abs, { encoding: 'buffer' });
+    enc?.symlink(target);
+    yield { type: 'symlink', path: rel, target };
   } else if (st.isFile()) {
     const executable = (st.mode & 0o100) !== 0;
-    const contents = st.size <= SMALL_FILE ? readSmall(abs, st.size) : readLarge(abs, st.size);
-    yield { type: 'file', path: rel, executable, contents };
+    if (st.size <= SMALL_FILE) {
+      const contents = readSmall(abs, st.size);
+      enc?.regular(executable, contents.length);
+      if (contents.length > 0) enc?.contents(contents);
+      yield { type: 'file', path: rel, executable, contents };
+    } else {
+      if (nar !== undefined) nar.gaveUp = true;
+      yield { type: 'file', path: rel, executable, contents: readLarge(abs, st.size) };
+    }
   } else if (st.isDirectory()) {
     let names: Buffer[];
     try {
@@ -45,11 +70,17 @@ function* walk(abs: Buffer, rel: Buffer, st: Stats): Generator<IngestEntry> {
     } catch (e) {
       throw ioError(e, abs);
     }
+    if (enc !== undefined) {
+      names.sort(Buffer.compare);
+      enc.directory();
+    }
     for (const name of names) {
       const childAbs = Buffer.concat([abs, SLASH, name]);
       const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
-      yield* walk(childAbs, childRel, stat(childAbs));
+      if (nar !== undefined && !nar.gaveUp) nar.enc.entry(name);
+      yield* walk(childAbs, childRel, stat(childAbs), nar);
     }
+    if (nar !== undefined && !nar.gaveUp) nar.enc.end();
     yield { type: 'directory', path: rel };
   } else {
     throw new FetchCacheError(

@@ -10,8 +10,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCache } from '../../src/cache.js';
 import { Fetcher } from '../../src/fetchers/base.js';
+import { pathSource } from '../../src/fetchers/path.js';
 import { addPath } from '../../src/fs/add.js';
+import { hashPath } from '../../src/fs/hash.js';
 import { formatStorePath } from '../../src/nix/store-path.js';
+import { buildTree, TREE_CASES } from '../helpers/trees.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -59,5 +62,55 @@ describe('path fetches', () => {
     for await (const i of cache.pathInfos.list()) all.push(i);
     expect(all).toEqual([]);
     await cache.close();
+  });
+});
+
+describe('the NAR hash computed while the tree is read', () => {
+  // Every tree shape but the >100 MiB one: modes, symlinks (also as root), empty files and dirs,
+  // unusual and non-UTF-8 names, sort order, deep nesting, many small files.
+  for (const tc of TREE_CASES.filter((t) => !t.large)) {
+    it(`${tc.name}: equals the NAR rendered back from the store and \`hash path\``, async () => {
+      const parent = await mkdtemp(join(tmpdir(), 'fc-path-nar-'));
+      try {
+        const root = await buildTree(tc, parent);
+        const cache = await openCache({ memory: true });
+        const out = await pathSource.ingest({ type: 'path', path: root }, {
+          cache,
+          algo: 'sha256',
+        } as unknown as Parameters<typeof pathSource.ingest>[1]);
+        if (out.notModified) throw new Error('unexpected notModified');
+        expect(out.narSum).toBeDefined();
+        const rendered = await cache.narCalc.calculate(out.node);
+        expect(Buffer.from(out.narSum!.narSha256).toString('hex')).toBe(
+          Buffer.from(rendered.narSha256).toString('hex'),
+        );
+        expect(out.narSum!.narSize).toBe(rendered.narSize);
+        const ours = await hashPath(root);
+        expect(Buffer.from(out.narSum!.narSha256).toString('hex')).toBe(
+          Buffer.from(ours.hash.digest).toString('hex'),
+        );
+        await cache.close();
+      } finally {
+        await rm(parent, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('a tree with a file over 256 KiB leaves the NAR to the render from the store', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'fc-path-nar-'));
+    try {
+      await writeFile(join(parent, 'a'), 'small');
+      await writeFile(join(parent, 'big'), Buffer.alloc(300 * 1024, 7));
+      const cache = await openCache({ memory: true });
+      const out = await pathSource.ingest({ type: 'path', path: parent }, {
+        cache,
+        algo: 'sha256',
+      } as unknown as Parameters<typeof pathSource.ingest>[1]);
+      if (out.notModified) throw new Error('unexpected notModified');
+      expect(out.narSum).toBeUndefined();
+      await cache.close();
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
   });
 });
