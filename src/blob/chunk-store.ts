@@ -53,7 +53,8 @@ export class GetBatcher {
   private keys: Uint8Array[] = [];
   private waiters: { resolve: (v: Uint8Array | undefined) => void; reject: (e: unknown) => void }[] = [];
 
-  constructor(private readonly kv: KV) {}
+  /** `source`: a database (its getMany, or get for a lone key), or any batch read. */
+  constructor(private readonly source: KV | ((keys: Uint8Array[]) => Promise<(Uint8Array | undefined)[]>)) {}
 
   get(key: Uint8Array): Promise<Uint8Array | undefined> {
     if (this.keys.length === 0) queueMicrotask(() => this.flush());
@@ -66,7 +67,13 @@ export class GetBatcher {
     const waiters = this.waiters;
     this.keys = [];
     this.waiters = [];
-    const done = keys.length === 1 ? this.kv.get(keys[0]!).then((v) => [v]) : this.kv.getMany(keys);
+    const source = this.source;
+    const done =
+      typeof source === 'function'
+        ? source(keys)
+        : keys.length === 1
+          ? source.get(keys[0]!).then((v) => [v])
+          : source.getMany(keys);
     done.then(
       (values) => {
         for (let i = 0; i < waiters.length; i++) waiters[i]!.resolve(values[i]);

@@ -131,6 +131,15 @@ export class LevelBlobService implements BlobService {
     return this.readChunks(digest, chunks, offset);
   }
 
+  async readSmall(digest: B3Digest): Promise<Uint8Array | undefined> {
+    checkDigest(digest);
+    if (b3Equals(digest, EMPTY_B3)) return new Uint8Array(0);
+    const chunk = await this.chunkStore.get(digest);
+    if (chunk === undefined) return undefined;
+    verifyChunk(chunk, digest, digest, 0);
+    return chunk;
+  }
+
   writer(): BlobWriter {
     return new LevelBlobWriter(this, new Chunker(this.chunker));
   }

@@ -54,6 +54,10 @@ export const PACK_MAGIC = Buffer.from('FCPACK1\n', 'latin1');
 export const RECORD_HEADER = 36;
 export const LOCATION_SIZE = 20;
 const ID_SIZE = 8;
+/** Chunks at most this far apart (record headers) are read in one pread... */
+const RUN_GAP = 4096;
+/** ...of at most this many bytes. */
+const RUN_BYTES = 4 << 20;
 
 export interface PackLocation {
   /** Pack id as 16 hex digits (the file name without `.pack`). */
@@ -137,23 +141,63 @@ export class PackChunkStore implements ChunkStore {
     readonly dir: string,
     options: PackChunkStoreOptions = {},
   ) {
-    this.batcher = new GetBatcher(index);
+    this.batcher = new GetBatcher((keys) => this.getMany(keys));
     this.packBytes = options.packBytes ?? 512 << 20;
     this.maxOpenFiles = options.maxOpenFiles ?? 256;
     mkdirSync(dir, { recursive: true });
   }
 
-  async get(digest: Uint8Array): Promise<Uint8Array | undefined> {
-    const value = await this.batcher.get(digest);
-    return value === undefined ? undefined : this.readValue(digest, value);
+  get(digest: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.batcher.get(digest);
   }
 
+  /**
+   * One index read for all, then the bytes: chunks that lie next to each
+   * other in a pack (a tree's small files are appended in a row) are read
+   * with one pread per run of up to RUN_BYTES, not one per chunk.
+   */
   async getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     const values = await this.index.getMany(digests as Uint8Array[]);
     const out: (Uint8Array | undefined)[] = new Array(values.length);
+    const located: { i: number; loc: PackLocation }[] = [];
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
-      out[i] = v === undefined ? undefined : await this.readValue(digests[i]!, v);
+      if (v === undefined) continue;
+      const loc = decodeLocation(v);
+      if (loc === undefined)
+        out[i] = new Uint8Array(0); // a damaged row: fails verification
+      else located.push({ i, loc });
+    }
+    located.sort((a, b) =>
+      a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset,
+    );
+    for (let r = 0; r < located.length; ) {
+      const first = located[r]!.loc;
+      let end = first.offset + first.length;
+      let k = r + 1;
+      for (; k < located.length; k++) {
+        const next = located[k]!.loc;
+        if (next.pack !== first.pack || next.offset < end || next.offset - end > RUN_GAP) break;
+        if (next.offset + next.length - first.offset > RUN_BYTES) break;
+        end = next.offset + next.length;
+      }
+      let run: Uint8Array | undefined;
+      if (k - r > 1) {
+        try {
+          run = this.readAt({ pack: first.pack, offset: first.offset, length: end - first.offset });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
+      }
+      for (let j = r; j < k; j++) {
+        const { i, loc } = located[j]!;
+        if (run !== undefined) {
+          const from = loc.offset - first.offset;
+          // A truncated pack gives a short run, and so short (failing) chunks.
+          out[i] = run.subarray(Math.min(from, run.length), Math.min(from + loc.length, run.length));
+        } else out[i] = await this.readValue(digests[i]!, values[i]!);
+      }
+      r = k;
     }
     return out;
   }

@@ -264,6 +264,18 @@ describe('damage', () => {
     await again.close();
   });
 
+  it('readSmall: a one-chunk blob whole and verified; several chunks or a miss undefined', async () => {
+    const o = await open();
+    const small = await writeBlob(o.service, randomBytes(5000, 53));
+    const big = await writeBlob(o.service, randomBytes(150_000, 54));
+    expect((await o.service.readSmall(small.digest))!.length).toBe(5000);
+    expect(await o.service.readSmall(big.digest)).toBeUndefined();
+    expect(await o.service.readSmall(blake3(new Uint8Array([1])))).toBeUndefined();
+    await flipChunkByte(o.store, small.digest, 3);
+    expect(integrity(await o.service.readSmall(small.digest).catch((x: unknown) => x))).toBe(true);
+    await o.close();
+  });
+
   it('a truncated pack or a damaged index row fails with ERR_INTEGRITY', async () => {
     const o = await open();
     const big = await writeBlob(o.service, randomBytes(150_000, 51));
