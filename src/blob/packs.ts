@@ -45,6 +45,7 @@ import { promisify } from 'node:util';
 import { FetchCacheError } from '../errors.js';
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
+import { processRunning } from '../storage/process.js';
 import { type ChunkStore, GetBatcher } from './chunk-store.js';
 
 const writevAsync = promisify(writev);
@@ -463,12 +464,7 @@ export class PackChunkStore implements ChunkStore {
 function writerRunning(pack: string): boolean {
   const pid = packWriterPid(pack);
   if (pid === process.pid) return false; // ours, and not the current one: finished
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return processRunning(pid);
 }
 
 function writeAllSync(fd: number, data: Uint8Array): number {

@@ -24,6 +24,7 @@ import { hostname } from 'node:os';
 import type { Cache } from '../cache.js';
 import { FetchCacheError } from '../errors.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
+import { processRunning } from '../storage/process.js';
 
 export const OPS_SUBLEVEL = 'ops';
 
@@ -61,12 +62,7 @@ function newId(): string {
 export function isAlive(record: Pick<LeaseRecord, 'pid' | 'host'>): boolean {
   if (record.host !== HOST) return true;
   if (record.pid === process.pid) return true;
-  try {
-    process.kill(record.pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return processRunning(record.pid);
 }
 
 async function put(kv: KV, key: string, record: LeaseRecord): Promise<void> {
