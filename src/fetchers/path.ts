@@ -86,10 +86,15 @@ export const pathSource: Source<PathSpec> = {
       const first = entries.next();
       if (first.done) throw new TypeError('a local path yields at least its root');
       const root: IngestEntry = first.value;
-      if (root.type === 'file' && root.path.length === 0 && 'contents' in root) {
-        // A file root: the NAR is its framing and bytes, hashed as they stream in.
-        const size = root.contents instanceof Uint8Array ? root.contents.length : statSync(spec.path).size;
-        const sum = fileNarSum(spec.path, root.executable, size);
+      if (
+        root.type === 'file' &&
+        root.path.length === 0 &&
+        'contents' in root &&
+        !(root.contents instanceof Uint8Array)
+      ) {
+        // A large file root, which the walk does not hash (it streams later): its NAR is its
+        // framing and bytes, hashed as they stream in. A small one the walk has hashed already.
+        const sum = fileNarSum(spec.path, root.executable, statSync(spec.path).size);
         const blob = await uploadBlob(ctx.cache.blobs, tee(root.contents, sum.update));
         return {
           node: fileNode(blob.digest, blob.size, root.executable),
