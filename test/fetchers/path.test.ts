@@ -8,9 +8,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openCache } from '../../src/cache.js';
+import { type Cache, openCache } from '../../src/cache.js';
 import { Fetcher } from '../../src/fetchers/base.js';
 import { pathSource } from '../../src/fetchers/path.js';
+import type { Ingested } from '../../src/fetchers/source.js';
 import { addPath } from '../../src/fs/add.js';
 import { hashPath } from '../../src/fs/hash.js';
 import { formatStorePath } from '../../src/nix/store-path.js';
@@ -65,6 +66,16 @@ describe('path fetches', () => {
   });
 });
 
+/** The path source alone (no path info written), with the context fields it reads. */
+async function ingestPath(cache: Cache, path: string): Promise<Ingested> {
+  const out = await pathSource.ingest({ type: 'path', path }, {
+    cache,
+    algo: 'sha256',
+  } as unknown as Parameters<typeof pathSource.ingest>[1]);
+  if (out.notModified) throw new Error('unexpected notModified');
+  return out;
+}
+
 describe('the NAR hash computed while the tree is read', () => {
   // Every tree shape but the >100 MiB one: modes, symlinks (also as root), empty files and dirs,
   // unusual and non-UTF-8 names, sort order, deep nesting, many small files.
@@ -74,11 +85,7 @@ describe('the NAR hash computed while the tree is read', () => {
       try {
         const root = await buildTree(tc, parent);
         const cache = await openCache({ memory: true });
-        const out = await pathSource.ingest({ type: 'path', path: root }, {
-          cache,
-          algo: 'sha256',
-        } as unknown as Parameters<typeof pathSource.ingest>[1]);
-        if (out.notModified) throw new Error('unexpected notModified');
+        const out = await ingestPath(cache, root);
         expect(out.narSum).toBeDefined();
         const rendered = await cache.narCalc.calculate(out.node);
         expect(Buffer.from(out.narSum!.narSha256).toString('hex')).toBe(
@@ -102,11 +109,7 @@ describe('the NAR hash computed while the tree is read', () => {
       await writeFile(join(parent, 'a'), 'small');
       await writeFile(join(parent, 'big'), Buffer.alloc(300 * 1024, 7));
       const cache = await openCache({ memory: true });
-      const out = await pathSource.ingest({ type: 'path', path: parent }, {
-        cache,
-        algo: 'sha256',
-      } as unknown as Parameters<typeof pathSource.ingest>[1]);
-      if (out.notModified) throw new Error('unexpected notModified');
+      const out = await ingestPath(cache, parent);
       expect(out.narSum).toBeUndefined();
       await cache.close();
     } finally {
