@@ -7,6 +7,9 @@
  * directory entries are sorted bytewise by their raw names (read as Buffers so
  * non-UTF-8 names survive); anything else is ERR_UNSUPPORTED_FILE_TYPE.
  *
+ * When the native addon is built (src/fs/native.ts) the same walk runs in C++
+ * on a worker thread; this file is its reference and its fallback.
+ *
  * Trees of many small files cost mostly system calls, so the walk makes as
  * few as it can, synchronously (a libuv round trip per call would cost more
  * than the call): directory entries come typed from readdir, so directories
@@ -33,6 +36,7 @@ import {
 import { open } from 'node:fs/promises';
 import { FetchCacheError } from '../errors.js';
 import { NarEncoder } from '../nix/nar/encoder.js';
+import { nativeAddon, nativeDumpPath } from './native.js';
 
 /** Files up to this size are read in one synchronous call into a reused buffer. */
 const SMALL_FILE = 1 << 20;
@@ -46,13 +50,21 @@ const SLASH = Buffer.from('/');
  * `sink` must consume each chunk synchronously: buffers are reused after it returns.
  */
 export async function dumpPath(path: string, sink: (chunk: Uint8Array) => void): Promise<number> {
+  const native = nativeAddon();
+  if (native !== undefined) return nativeDumpPath(native, path, sink, { io: ioError, unsupported, changed });
+  return dumpPathJs(path, sink);
+}
+
+/** The JavaScript walk: the reference for the native addon, and its fallback. */
+export async function dumpPathJs(path: string, sink: (chunk: Uint8Array) => void): Promise<number> {
   let size = 0;
   const enc = new NarEncoder(
     (chunk) => {
       size += chunk.byteLength;
       sink(chunk);
     },
-    { lendBuffer: true },
+    // Hashed only, never parsed: any depth, as `nix hash path` (Nix 2.8) allows.
+    { lendBuffer: true, maxDepth: Number.POSITIVE_INFINITY },
   );
   const root = Buffer.from(path);
   const dumper = new Dumper(enc);

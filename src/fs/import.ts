@@ -12,6 +12,7 @@ import { open } from 'node:fs/promises';
 import type { IngestEntry } from '../castore/ingest.js';
 import { FetchCacheError } from '../errors.js';
 import type { NarEncoder } from '../nix/nar/encoder.js';
+import { NAR_MAX_DEPTH } from '../nix/nar/wire.js';
 import { ioError } from './dump.js';
 
 const SMALL_FILE = 256 * 1024;
@@ -46,7 +47,13 @@ function stat(path: Buffer): Stats {
   }
 }
 
-function* walk(abs: Buffer, rel: Buffer, st: Stats, nar: WalkNar | undefined): Generator<IngestEntry> {
+function* walk(
+  abs: Buffer,
+  rel: Buffer,
+  st: Stats,
+  nar: WalkNar | undefined,
+  depth = 0,
+): Generator<IngestEntry> {
   const enc = nar === undefined || nar.gaveUp ? undefined : nar.enc;
   if (st.isSymbolicLink()) {
     const target = readlinkSync(abs, { encoding: 'buffer' });
@@ -70,6 +77,7 @@ function* walk(abs: Buffer, rel: Buffer, st: Stats, nar: WalkNar | undefined): G
     } catch (e) {
       throw ioError(e, abs);
     }
+    if (names.length > 0 && depth + 1 >= NAR_MAX_DEPTH) throw tooDeep(abs);
     if (enc !== undefined) {
       names.sort(Buffer.compare);
       enc.directory();
@@ -78,7 +86,7 @@ function* walk(abs: Buffer, rel: Buffer, st: Stats, nar: WalkNar | undefined): G
       const childAbs = Buffer.concat([abs, SLASH, name]);
       const childRel = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
       if (nar !== undefined && !nar.gaveUp) nar.enc.entry(name);
-      yield* walk(childAbs, childRel, stat(childAbs), nar);
+      yield* walk(childAbs, childRel, stat(childAbs), nar, depth + 1);
     }
     if (nar !== undefined && !nar.gaveUp) nar.enc.end();
     yield { type: 'directory', path: rel };
@@ -91,6 +99,19 @@ function* walk(abs: Buffer, rel: Buffer, st: Stats, nar: WalkNar | undefined): G
       },
     );
   }
+}
+
+/**
+ * Nix 2.8 stores such a tree, but the NAR it makes is one modern Nix (and our
+ * parser) refuses to read, so it could never be substituted: refused here.
+ * (`hash path` still hashes it, as `nix hash path` does.)
+ */
+function tooDeep(path: Buffer): FetchCacheError {
+  return new FetchCacheError(
+    'ERR_UNSUPPORTED_FILE_TYPE',
+    `directory '${path.toString()}' is nested ${NAR_MAX_DEPTH} levels deep, deeper than a NAR may be`,
+    { path: path.toString() },
+  );
 }
 
 function readSmall(path: Buffer, size: number): Uint8Array {

@@ -171,6 +171,32 @@ describe('hash path details', () => {
     expect(JSON.parse(r.stdout)).toEqual({ hash: golden('sort-order').hashPath.md5.base16 });
   });
 
+  it('a tree 150 directories deep hashes as Nix 2.8 hashes it, with the native walk and without', async () => {
+    // Recorded from `nix hash path` (Nix 2.8.0, Debian nix-bin) on this tree: directory `x` nested 150
+    // times, each level holding a file `f` with its level number.
+    const recorded = 'sha256-NHVkosWoUFh4quavVcZ3pM7YiCl5Py3+Gg2D/kQD8zs=';
+    const root = join(work, 'deep-150');
+    let dir = root;
+    for (let i = 1; i <= 150; i++) {
+      await mkdir(dir);
+      await writeFile(join(dir, 'f'), `${i}\n`);
+      dir = join(dir, 'x');
+    }
+    for (const env of [{}, { FETCH_CACHE_NO_NATIVE: '1' }] as Record<string, string>[]) {
+      const r = await runCli(['hash', 'path', root], { env });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe(recorded);
+    }
+    if (live) expect((await runNix(['hash', 'path', root])).stdout.trim()).toBe(recorded);
+    // `add` refuses it cleanly: modern Nix (and our NAR parser) would refuse the NAR it makes.
+    const cacheRoot = join(work, 'deep-cache');
+    const add = await runCli(['--root', cacheRoot, 'add', root]);
+    expect(add.code).toBe(1);
+    expectOneErrorLine(add.stderr, 'ERR_UNSUPPORTED_FILE_TYPE');
+    const list = await runCli(['--root', cacheRoot, 'path-info', '--all']);
+    expect(list.stdout).toBe('');
+  });
+
   it('a nonexistent path exits 1 with one ERR_ line', async () => {
     for (const sub of ['path', 'file']) {
       const r = await runCli(['hash', sub, join(work, 'does-not-exist')]);

@@ -51,15 +51,19 @@ export class NarEncoder {
   #fileSize = 0;
   #remaining = 0;
   readonly #lend: boolean;
+  readonly #maxDepth: number;
 
   /**
    * `lendBuffer`: the sink consumes each chunk before it returns (a hasher),
    * so batched tokens may be handed out as a view of the internal buffer
-   * instead of a fresh copy.
+   * instead of a fresh copy. `maxDepth`: the nesting refused (default
+   * NAR_MAX_DEPTH, what parsers accept); a NAR that is only hashed, as by
+   * `nix hash path`, which Nix 2.8 computes at any depth, may lift it.
    */
-  constructor(sink: (chunk: Uint8Array) => void, options: { lendBuffer?: boolean } = {}) {
+  constructor(sink: (chunk: Uint8Array) => void, options: { lendBuffer?: boolean; maxDepth?: number } = {}) {
     this.#sink = sink;
     this.#lend = options.lendBuffer === true;
+    this.#maxDepth = options.maxDepth ?? NAR_MAX_DEPTH;
     this.#put(TOK_NAR);
   }
 
@@ -131,8 +135,8 @@ export class NarEncoder {
     if (prev != null && compareBytes(prev, bytes) >= 0) {
       throw new TypeError('NarEncoder.entry(): names must be strictly increasing bytewise (sort them first)');
     }
-    if (this.#dirs.length >= NAR_MAX_DEPTH) {
-      throw new TypeError(`NarEncoder.entry(): directory nesting exceeds maximum depth of ${NAR_MAX_DEPTH}`);
+    if (this.#dirs.length >= this.#maxDepth) {
+      throw new TypeError(`NarEncoder.entry(): directory nesting exceeds maximum depth of ${this.#maxDepth}`);
     }
     this.#dirs[top] = bytes.slice();
     this.#put(TOK_ENT);
