@@ -11,14 +11,19 @@
  * calls on another core and hands over 1 MiB at a time.
  */
 
+import { lstatSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { getSystemErrorMap } from 'node:util';
 import { FetchCacheError } from '../errors.js';
+import { encodeStr, TOK_DIR, TOK_ENT, TOK_NAR, TOK_PAR } from '../nix/nar/wire.js';
+
+const SLASH = Buffer.from('/');
 
 export type Handle = { readonly __nativeDump: unique symbol };
 
 export interface NativeAddon {
-  open(path: string): Handle;
+  /** `nodeOnly`: without the leading `nix-archive-1` (a part of a larger NAR). */
+  open(path: string | Buffer, nodeOnly?: boolean): Handle;
   fill(handle: Handle, buffer: Buffer): Promise<number>;
   close(handle: Handle): void;
 }
@@ -45,40 +50,140 @@ export function nativeAddon(env: NodeJS.ProcessEnv = process.env): NativeAddon |
   return addon ?? undefined;
 }
 
-/** Bytes the worker thread fills per round trip. */
+/** Bytes a worker thread fills per round trip. */
 const FILL = 1 << 20;
+/** Subtrees of the root dumped at once, and buffers each may fill ahead of the consumer. */
+const WINDOW = 3;
+const AHEAD = 2;
+
+const NODE = encodeStr('node');
+
+interface ErrorMakers {
+  io(e: unknown, path: Buffer): FetchCacheError;
+  unsupported(path: Buffer): FetchCacheError;
+  changed(path: Buffer): FetchCacheError;
+}
+
+/**
+ * One native dump with up to AHEAD filled buffers waiting for the consumer,
+ * so a part of the NAR can be produced before its turn comes.
+ */
+class Part {
+  private readonly handle: Handle;
+  private readonly free: Buffer[] = [];
+  private readonly filled: { buf: Buffer; n: number }[] = [];
+  private inFlight: Promise<void> | undefined;
+  private ended = false;
+  private failure: unknown;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly native: NativeAddon,
+    path: string | Buffer,
+    nodeOnly: boolean,
+  ) {
+    this.handle = native.open(path, nodeOnly);
+    for (let i = 0; i < AHEAD; i++) this.free.push(Buffer.allocUnsafe(FILL));
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.inFlight !== undefined || this.ended || this.failure !== undefined) return;
+    const buf = this.free.pop();
+    if (buf === undefined) return;
+    this.inFlight = this.native.fill(this.handle, buf).then(
+      (n) => {
+        this.inFlight = undefined;
+        if (n === 0) this.ended = true;
+        else this.filled.push({ buf, n });
+        this.pump();
+        this.wake?.();
+      },
+      (e: unknown) => {
+        this.inFlight = undefined;
+        this.failure = e;
+        this.wake?.();
+      },
+    );
+  }
+
+  /** The next filled buffer (give it back with `release`), or undefined at the end. */
+  async next(): Promise<{ buf: Buffer; n: number } | undefined> {
+    for (;;) {
+      const got = this.filled.shift();
+      if (got !== undefined) return got;
+      if (this.failure !== undefined) throw this.failure;
+      if (this.ended) return undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+  }
+
+  release(buf: Buffer): void {
+    this.free.push(buf);
+    this.pump();
+  }
+
+  /** Waits for a running fill (never close under one), then closes. */
+  async close(): Promise<void> {
+    this.ended = true;
+    if (this.inFlight !== undefined) await this.inFlight;
+    this.native.close(this.handle);
+  }
+}
 
 /**
  * The NAR of `path` through the addon, chunk by chunk into `sink` (which must
- * consume synchronously: buffers are reused); returns the NAR size.
- * `errors` builds the same FetchCacheErrors as the JavaScript walk.
+ * consume synchronously: buffers are reused); returns the NAR size. A root
+ * directory with several entries is dumped WINDOW entries at a time, each on
+ * its own worker thread, and written in order with the framing between them,
+ * so both cores make system calls; anything else is one dump. `errors`
+ * builds the same FetchCacheErrors as the JavaScript walk, and the error
+ * reported is the first one in NAR order, as there.
  */
 export async function nativeDumpPath(
   native: NativeAddon,
   path: string,
   sink: (chunk: Uint8Array) => void,
-  errors: {
-    io(e: unknown, path: Buffer): FetchCacheError;
-    unsupported(path: Buffer): FetchCacheError;
-    changed(path: Buffer): FetchCacheError;
-  },
+  errors: ErrorMakers,
 ): Promise<number> {
-  const handle = native.open(path);
-  const bufs = [Buffer.allocUnsafe(FILL), Buffer.allocUnsafe(FILL)];
-  let turn = 0;
+  const root = Buffer.from(path);
+  const names = rootEntries(root);
+  const parts: (Part | undefined)[] = [];
   let size = 0;
-  let pending: Promise<number> | undefined = native.fill(handle, bufs[0]!);
-  try {
+  const emit = (chunk: Uint8Array) => {
+    size += chunk.byteLength;
+    sink(chunk);
+  };
+  const drain = async (part: Part) => {
     for (;;) {
-      const n: number = await pending;
-      pending = undefined;
-      if (n === 0) break;
-      const buf = bufs[turn]!;
-      turn ^= 1;
-      pending = native.fill(handle, bufs[turn]!);
-      size += n;
-      sink(buf.subarray(0, n));
+      const got = await part.next();
+      if (got === undefined) return;
+      emit(got.buf.subarray(0, got.n));
+      part.release(got.buf);
     }
+  };
+  try {
+    if (names === undefined || names.length < 2) {
+      const whole = new Part(native, root, false);
+      parts.push(whole);
+      await drain(whole);
+      return size;
+    }
+    const child = (i: number) => Buffer.concat([root, SLASH, names[i]!]);
+    for (let i = 0; i < Math.min(WINDOW, names.length); i++) parts[i] = new Part(native, child(i), true);
+    emit(Buffer.concat([TOK_NAR, TOK_DIR]));
+    for (let i = 0; i < names.length; i++) {
+      emit(Buffer.concat([TOK_ENT, encodeStr(names[i]!), NODE]));
+      await drain(parts[i]!);
+      emit(TOK_PAR);
+      await parts[i]!.close();
+      parts[i] = undefined;
+      if (i + WINDOW < names.length) parts[i + WINDOW] = new Part(native, child(i + WINDOW), true);
+    }
+    emit(TOK_PAR);
     return size;
   } catch (e) {
     if (e instanceof FetchCacheError || !isFailure(e)) throw e;
@@ -86,9 +191,21 @@ export async function nativeDumpPath(
     if (e.kind === 'changed') throw errors.changed(e.path);
     throw errors.io(systemError(e), e.path);
   } finally {
-    // Never close under a running fill: wait for it (its result no longer matters).
-    if (pending !== undefined) await pending.catch(() => {});
-    native.close(handle);
+    for (const part of parts) await part?.close().catch(() => {});
+  }
+}
+
+/**
+ * The root's entry names, sorted bytewise, when it is a directory (read as
+ * the JavaScript walk reads it); undefined otherwise, and when it cannot be
+ * read (the single dump then reports why, as the walk would).
+ */
+function rootEntries(root: Buffer): Buffer[] | undefined {
+  try {
+    if (!lstatSync(root).isDirectory()) return undefined;
+    return readdirSync(root, { encoding: 'buffer' }).sort(Buffer.compare);
+  } catch {
+    return undefined;
   }
 }
 

@@ -13,7 +13,7 @@
 // resolve every path from the root again.
 //
 // JavaScript API (src/fs/native.ts):
-//   open(path: string) -> handle
+//   open(path: string | Buffer, nodeOnly?: boolean) -> handle
 //   fill(handle, buffer) -> Promise<number>   bytes written; 0 once the NAR is complete
 //   close(handle)                               closes descriptors (never while a fill runs)
 // A failure rejects with { kind: 'io' | 'unsupported' | 'changed', errno, syscall, path: Buffer }.
@@ -54,7 +54,9 @@ enum class Failure { None, Io, Unsupported, Changed };
 
 class Dumper {
  public:
-  explicit Dumper(std::string root) : root_(std::move(root)) {}
+  // `nodeOnly`: the NAR of the root node without the leading `nix-archive-1`
+  // (a part of a larger NAR, whose caller writes the framing around it).
+  Dumper(std::string root, bool nodeOnly) : root_(std::move(root)), nodeOnly_(nodeOnly) {}
   ~Dumper() { CloseAll(); }
 
   // Writes up to `cap` bytes of the NAR into `out`; returns how many (0 at the end).
@@ -141,7 +143,7 @@ class Dumper {
   void Step() {
     if (!started_) {
       started_ = true;
-      Str("nix-archive-1");
+      if (!nodeOnly_) Str("nix-archive-1");
       struct stat st;
       if (lstat(root_.c_str(), &st) != 0) return Fail(Failure::Io, errno, "lstat", root_);
       unsigned char type = S_ISLNK(st.st_mode)  ? DT_LNK
@@ -331,6 +333,7 @@ class Dumper {
   }
 
   std::string root_;
+  bool nodeOnly_;
   std::vector<Frame> stack_;
   bool started_ = false;
   bool done_ = false;
@@ -360,14 +363,31 @@ class Dumper {
 void Finalize(napi_env, void* data, void*) { delete static_cast<Dumper*>(data); }
 
 napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  size_t len;
-  CHECK(napi_get_value_string_utf8(env, argv[0], nullptr, 0, &len));
-  std::string path(len, '\0');
-  CHECK(napi_get_value_string_utf8(env, argv[0], &path[0], len + 1, &len));
-  auto* d = new Dumper(std::move(path));
+  std::string path;
+  bool isBuffer = false;
+  CHECK(napi_is_buffer(env, argv[0], &isBuffer));
+  if (isBuffer) {
+    // Raw bytes: names that are not UTF-8 survive.
+    void* data;
+    size_t len;
+    CHECK(napi_get_buffer_info(env, argv[0], &data, &len));
+    path.assign(static_cast<const char*>(data), len);
+  } else {
+    size_t len;
+    CHECK(napi_get_value_string_utf8(env, argv[0], nullptr, 0, &len));
+    path.assign(len, '\0');
+    CHECK(napi_get_value_string_utf8(env, argv[0], &path[0], len + 1, &len));
+  }
+  bool nodeOnly = false;
+  if (argc > 1) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[1], &t));
+    if (t == napi_boolean) CHECK(napi_get_value_bool(env, argv[1], &nodeOnly));
+  }
+  auto* d = new Dumper(std::move(path), nodeOnly);
   napi_value handle;
   if (napi_create_external(env, d, Finalize, nullptr, &handle) != napi_ok) {
     delete d;

@@ -136,6 +136,21 @@ describe.runIf(native !== undefined)('native NAR dump equals the JavaScript walk
     expect((await errorOf(dumpPath(inTree, () => {}))).code).toBe('ERR_UNSUPPORTED_FILE_TYPE');
   });
 
+  it('with several bad subtrees dumped at once, the error reported is the first in NAR order', async () => {
+    const tree = join(work, 'two-fifos');
+    for (const sub of ['a', 'b', 'c']) {
+      await mkdir(join(tree, sub), { recursive: true });
+      await writeFile(join(tree, sub, 'file'), sub);
+    }
+    execFileSync('mkfifo', [join(tree, 'b', 'pipe')]);
+    execFileSync('mkfifo', [join(tree, 'c', 'pipe')]);
+    for (let i = 0; i < 5; i++) {
+      const nat = await errorOf(dumpPath(tree, () => {}));
+      expect(nat).toEqual(await errorOf(dumpPathJs(tree, () => {})));
+      expect(nat.message).toContain(join(tree, 'b', 'pipe'));
+    }
+  });
+
   it('a sink that throws stops the dump and the error reaches the caller', async () => {
     const root = roots.get('many-small-files')!;
     let calls = 0;
