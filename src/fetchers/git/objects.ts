@@ -63,6 +63,11 @@ export class GitObjects {
     return names.length > 0;
   }
 
+  /** The object as stored (its id not re-verified), or undefined; for delta bases of a received thin pack. */
+  readRaw(oid: string): RawObject | undefined {
+    return this.readSync(oid, true);
+  }
+
   private readSync(oid: string, rescan: boolean): RawObject | undefined {
     if (this.packs.length === 0) this.scanPacks();
     for (const pack of this.packs) {

@@ -8,8 +8,11 @@
  */
 
 import * as fs from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { getRemoteInfo2, fetch as gitFetch, type HttpClient } from 'isomorphic-git';
 import { FetchCacheError, isFetchCacheError } from '../../errors.js';
+import { indexPack } from './index-pack.js';
+import type { PackedObject } from './pack.js';
 import type { RefListing } from './refs.js';
 import type { GitRepo } from './repo-cache.js';
 
@@ -90,10 +93,42 @@ export interface FetchOptions {
   readonly depth?: number;
 }
 
+/** Thrown by the file system below once the received pack is written and indexed. */
+class PackIndexed extends Error {}
+
+/**
+ * node:fs for isomorphic-git, except that writing a received pack
+ * (`objects/pack/pack-<sha>.pack`, the last thing its fetch does but index
+ * it) also writes the pack's `.idx` with our own indexer (index-pack.ts), then
+ * throws PackIndexed so that isomorphic-git's much slower indexing of the same
+ * pack never runs. Refs were updated before the pack arrived, so nothing of
+ * the fetch is lost; the `.idx` is renamed into place last, and a pack
+ * without one is invisible to every reader.
+ */
+function indexingFs(external: (oid: string) => PackedObject | undefined): typeof fs {
+  // isomorphic-git retries a failed write once (after a mkdir): the retry only throws again.
+  const indexed = new Set<string>();
+  const writeFile = async (path: fs.PathLike, data: unknown, options?: unknown): Promise<void> => {
+    const p = String(path);
+    if (!p.endsWith('.pack') || basename(dirname(p)) !== 'pack' || !Buffer.isBuffer(data)) {
+      return fs.promises.writeFile(path, data as Buffer, options as fs.WriteFileOptions);
+    }
+    if (indexed.has(p)) throw new PackIndexed();
+    indexed.add(p);
+    await fs.promises.writeFile(p, data);
+    const idx = indexPack(data, external);
+    const tmp = `${p.slice(0, -'.pack'.length)}.idx.tmp-${process.pid}`;
+    await fs.promises.writeFile(tmp, idx);
+    await fs.promises.rename(tmp, `${p.slice(0, -'.pack'.length)}.idx`);
+    throw new PackIndexed();
+  };
+  return { ...fs, promises: { ...fs.promises, writeFile } } as typeof fs;
+}
+
 export async function fetchInto(repo: GitRepo, http: HttpClient, options: FetchOptions): Promise<void> {
   try {
     await gitFetch({
-      fs,
+      fs: indexingFs((oid) => repo.objects.readRaw(oid)),
       http,
       gitdir: repo.gitdir,
       url: repo.url,
@@ -106,6 +141,7 @@ export async function fetchInto(repo: GitRepo, http: HttpClient, options: FetchO
       cache: {},
     });
   } catch (e) {
+    if (e instanceof PackIndexed) return;
     throw transportError(repo.url, e);
   }
 }
