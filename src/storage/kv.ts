@@ -7,7 +7,6 @@
  */
 
 import type { AbstractLevel } from 'abstract-level';
-import { MemoryLevel } from 'memory-level';
 
 /** A database or sublevel (a sublevel is an AbstractLevel too) with Uint8Array keys and values. */
 // biome-ignore lint/suspicious/noExplicitAny: the storage format parameter differs between backends and sublevels.
@@ -20,8 +19,9 @@ export function binarySublevel(db: KV, name: string): KV {
   return db.sublevel<Uint8Array, Uint8Array>(name, BINARY) as unknown as KV;
 }
 
-/** A fresh in-memory database, for tests and throwaway caches. */
+/** A fresh in-memory database, for tests and throwaway caches (memory-level loads on first use). */
 export async function openMemoryKV(): Promise<KV> {
+  const { MemoryLevel } = await import('memory-level');
   const db = new MemoryLevel<Uint8Array, Uint8Array>(BINARY);
   await db.open();
   return db;

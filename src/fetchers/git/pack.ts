@@ -160,7 +160,8 @@ export class PackFile {
   }
 
   private inflate(data: Buffer, size: number): Uint8Array {
-    const out = inflateSync(data);
+    // One byte more than the object: it inflates in one step into one allocation.
+    const out = inflateSync(data, { chunkSize: Math.max(64, size + 1) });
     if (out.length !== size)
       throw badPack(this.packFile, `entry inflates to ${out.length} bytes, expected ${size}`);
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
