@@ -8,13 +8,27 @@
  */
 
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname } from 'node:path';
-import { getRemoteInfo2, fetch as gitFetch, type HttpClient } from 'isomorphic-git';
+import type * as IsomorphicGit from 'isomorphic-git';
+import type { HttpClient } from 'isomorphic-git';
 import { FetchCacheError, isFetchCacheError } from '../../errors.js';
 import { indexPack } from './index-pack.js';
 import type { PackedObject } from './pack.js';
 import type { RefListing } from './refs.js';
 import type { GitRepo } from './repo-cache.js';
+
+let isoGit: typeof IsomorphicGit | undefined;
+
+/**
+ * isomorphic-git, required on first use: its package resolves to CommonJS on
+ * Node, and an ESM import of it would have Node scan its 600 KB for export
+ * names (about 100 ms) on every start that loads the git source at all.
+ */
+function git(): typeof IsomorphicGit {
+  isoGit ??= createRequire(import.meta.url)('isomorphic-git') as typeof IsomorphicGit;
+  return isoGit;
+}
 
 /** The client to use: the caller's, else isomorphic-git's node client (loaded on first use). */
 export function guardedHttp(offline: boolean, url: string, http: HttpClient | undefined): HttpClient {
@@ -69,7 +83,7 @@ export interface RemoteListing extends RefListing {
 
 export async function listRemote(url: string, http: HttpClient): Promise<RemoteListing> {
   try {
-    const info = await getRemoteInfo2({ http, url, protocolVersion: 1 });
+    const info = await git().getRemoteInfo2({ http, url, protocolVersion: 1 });
     const refs = new Map<string, string>();
     const peeled = new Map<string, string>();
     let head: string | undefined;
@@ -127,7 +141,7 @@ function indexingFs(external: (oid: string) => PackedObject | undefined): typeof
 
 export async function fetchInto(repo: GitRepo, http: HttpClient, options: FetchOptions): Promise<void> {
   try {
-    await gitFetch({
+    await git().fetch({
       fs: indexingFs((oid) => repo.objects.readRaw(oid)),
       http,
       gitdir: repo.gitdir,
