@@ -52,8 +52,8 @@ export function nativeAddon(env: NodeJS.ProcessEnv = process.env): NativeAddon |
 
 /** Bytes a worker thread fills per round trip. */
 const FILL = 1 << 20;
-/** Subtrees of the root dumped at once, and buffers each may fill ahead of the consumer. */
-const WINDOW = 3;
+/** Subtrees of the root dumped at once (libuv runs 4 fills at a time), and buffers each may fill ahead. */
+const WINDOW = 4;
 const AHEAD = 2;
 
 const NODE = encodeStr('node');
