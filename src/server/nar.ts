@@ -124,6 +124,8 @@ async function sendNar(
   const abort = new AbortController();
   const onClose = () => abort.abort();
   ctx.res.once('close', onClose);
+  // A client that left while the path was being looked up or held closed before the listener was on.
+  if (ctx.res.destroyed || ctx.req.socket?.destroyed === true) abort.abort();
   let release: (() => void) | undefined;
   try {
     release = await s.renders.acquire(abort.signal);

@@ -104,6 +104,34 @@ describe('serving', () => {
     expect((await rawRequest(h.port, 'GET', path)).body.length).toBe(info.narSize);
   });
 
+  it('frees render slots of clients that leave before or during their download', async () => {
+    h = await startHarness({ maxRenders: 2, maxQueuedRenders: 64 });
+    const info = await addSampleTree(h, 'big', 4_000_000);
+    const path = `/nar/${encodeNix32(info.narSha256)}.nar`;
+    // A slow lookup (a busy database): clients leave while their request is still before the render.
+    const pathInfos = h.cache.pathInfos;
+    const byNarHash = pathInfos.byNarHash.bind(pathInfos);
+    pathInfos.byNarHash = async (hash) => {
+      await new Promise((r) => setTimeout(r, 20));
+      return byNarHash(hash);
+    };
+    const leave = (afterMs: number) =>
+      new Promise<void>((resolve) => {
+        const sock = connect(h!.port, '127.0.0.1');
+        sock.on('error', () => {});
+        sock.on('close', () => resolve());
+        sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, () => {
+          if (afterMs === 0) sock.destroy();
+          else setTimeout(() => sock.destroy(), afterMs);
+        });
+      });
+    await Promise.all(Array.from({ length: 24 }, (_, i) => leave(i % 3 === 0 ? 0 : i % 3)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.services.renders.active).toBe(0);
+    expect(h.services.renders.queued).toBe(0);
+    expect((await rawRequest(h.port, 'GET', path)).body.length).toBe(info.narSize);
+  });
+
   it('queues renders in order and frees slots when a waiting client leaves', async () => {
     const limiter = new RenderLimiter(1, 2);
     const first = await limiter.acquire();
