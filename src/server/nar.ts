@@ -28,6 +28,8 @@ export const NAR_CONTENT_TYPE = 'application/x-nix-nar';
 
 /** Pieces smaller than this are gathered before writing. */
 const WRITE_BATCH = 128 * 1024;
+/** A batch whose pieces average less than this is copied into one buffer; larger pieces go out as they are. */
+const GATHER_BELOW = 8 * 1024;
 
 async function storedByNarHash(s: ServerServices, narSha256: Uint8Array): Promise<PathInfo | undefined> {
   const holder = await s.store.pathInfos.byNarHash(narSha256);
@@ -162,10 +164,21 @@ async function streamNar(
   let batched = 0;
   const flush = async () => {
     if (batched === 0) return;
-    const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+    const pieces = batch;
+    const bytes = batched;
     batch = [];
     batched = 0;
-    if (!res.write(out)) await drained(res, signal);
+    let ok: boolean;
+    if (pieces.length === 1) ok = res.write(pieces[0]!);
+    else if (bytes / pieces.length < GATHER_BELOW) ok = res.write(Buffer.concat(pieces, bytes));
+    else {
+      // Chunks of a large file: one writev of them all, no copy.
+      res.cork();
+      ok = true;
+      for (const p of pieces) ok = res.write(p) && ok;
+      res.uncork();
+    }
+    if (!ok) await drained(res, signal);
   };
   for await (const chunk of renderNar(info.node, s.store, start)) {
     if (signal.aborted) return;
