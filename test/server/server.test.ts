@@ -86,7 +86,8 @@ describe('serving', () => {
   });
 
   it('caps concurrent renders: beyond the queue a download gets 503 with Retry-After', async () => {
-    h = await startHarness({ maxRenders: 1, maxQueuedRenders: 0 });
+    // Streamed renders (a NAR in the NAR cache holds no slot while it is sent).
+    h = await startHarness({ maxRenders: 1, maxQueuedRenders: 0, narCache: { maxItemBytes: 0 } });
     const info = await addSampleTree(h, 'big', 8_000_000);
     const path = `/nar/${encodeNix32(info.narSha256)}.nar`;
     // A client that does not read holds its slot.
