@@ -29,8 +29,8 @@ import { NAR_EXTENSIONS, parseNarName, receiveNar } from './upload.js';
 
 export const NAR_CONTENT_TYPE = 'application/x-nix-nar';
 
-/** Pieces smaller than this are gathered before writing (512 KiB: one 128 MiB download ran faster than with 128 KiB in 5 of 5 A/B rounds). */
-const WRITE_BATCH = 512 * 1024;
+/** Pieces smaller than this are gathered before writing. */
+const WRITE_BATCH = 128 * 1024;
 /** A batch whose pieces average less than this is copied into one buffer; larger pieces go out as they are. */
 const GATHER_BELOW = 8 * 1024;
 
