@@ -7,7 +7,8 @@
  * Layout (version 2): `<root>/layout.json` = `{"layout":2}`; `<root>/db` the
  * LevelDB; `<root>/packs/` the pack files holding chunk bytes (blob/packs.ts;
  * layout 1 kept them inside the database and is refused, with a hint: a cache
- * can be deleted and refilled); `<root>/owner.json` names the process that has the database open;
+ * can be deleted and refilled); `<root>/pathinfo.gen` changes with every path
+info write (pathinfo/generation.ts); `<root>/owner.json` names the process that has the database open;
  * `<root>/db.sock` the socket over which that process serves the database to
  * the others. LevelDB admits one opener, so every further process on the
  * same root reaches the database through the opener (storage/shared-db.ts)
@@ -27,6 +28,7 @@ import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
 import { NarCalculator } from './nar-render/nar-calc.js';
 import { DEFAULT_STORE_DIR } from './nix/store-path.js';
+import { PathInfoGeneration } from './pathinfo/generation.js';
 import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
 import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
@@ -112,7 +114,10 @@ function ownedByUs(file: string): boolean {
 function compose(db: KV, root: string | undefined, storeDir: string, close: () => Promise<void>): Cache {
   const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs') });
   const directories = new LevelDirectoryService(db);
-  const pathInfos = new LevelPathInfoService(db);
+  const pathInfos = new LevelPathInfoService(
+    db,
+    new PathInfoGeneration(root === undefined ? undefined : join(root, 'pathinfo.gen')),
+  );
   const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
   let closed: Promise<void> | undefined;
   return {

@@ -58,7 +58,7 @@ const ID_SIZE = 8;
 /** Chunks at most this far apart (record headers) are read in one pread... */
 const RUN_GAP = 4096;
 /** ...of at most this many bytes. */
-const RUN_BYTES = 4 << 20;
+const RUN_BYTES = 1 << 20;
 
 export interface PackLocation {
   /** Pack id as 16 hex digits (the file name without `.pack`). */

@@ -45,7 +45,9 @@ export interface BlobService {
    * Read the blob starting at byte `offset` (default 0) without reading the
    * chunks before it; `undefined` on a miss. Every chunk is verified against its
    * digest as it is read, and a full read (offset 0) also verifies the blob
-   * digest at the end: a mismatch throws ERR_INTEGRITY with expected/actual.
+   * digest at the end (an implementation may do that once per chunk list it
+   * has checked, since verified chunks of a checked list add up to the
+   * digest): a mismatch throws ERR_INTEGRITY with expected/actual.
    * An offset beyond the size is a RangeError.
    */
   read(digest: B3Digest, offset?: number): Promise<AsyncIterable<Uint8Array> | undefined>;

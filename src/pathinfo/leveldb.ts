@@ -20,6 +20,7 @@ import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
 import { STORE_PATH_DIGEST_BYTES } from '../nix/store-path.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
+import { PathInfoGeneration } from './generation.js';
 import type { PathInfo } from './path-info.js';
 import { decodePathInfo, encodePathInfo } from './proto.js';
 import type { PathInfoService } from './service.js';
@@ -79,10 +80,13 @@ export class LevelPathInfoService implements PathInfoService {
   private readonly narHashIndex: Sublevel;
   /** Tail of the write queue: puts and deletes run one at a time. */
   private writes: Promise<unknown> = Promise.resolve();
+  /** Bumped after every put and delete (generation.ts). */
+  readonly generation: PathInfoGeneration;
 
-  /** Uses the `pathinfo` and `narhash` sublevels of `db`. */
-  constructor(db: KV) {
+  /** Uses the `pathinfo` and `narhash` sublevels of `db`; `generation` is shared by the processes of a root. */
+  constructor(db: KV, generation = new PathInfoGeneration()) {
     this.db = db;
+    this.generation = generation;
     this.infos = binarySublevel(db, PATHINFO_SUBLEVEL) as Sublevel;
     this.narHashIndex = binarySublevel(db, NARHASH_SUBLEVEL) as Sublevel;
   }
@@ -107,6 +111,7 @@ export class LevelPathInfoService implements PathInfoService {
       batch.put(indexKey(stored.narSha256, key), EMPTY, { sublevel: this.narHashIndex });
       batch.put(key, value, { sublevel: this.infos });
       await batch.write();
+      this.generation.bump();
       return stored;
     });
   }
@@ -137,6 +142,7 @@ export class LevelPathInfoService implements PathInfoService {
       if (previous !== undefined)
         batch.del(indexKey(previous.narSha256, key), { sublevel: this.narHashIndex });
       await batch.write();
+      this.generation.bump();
     });
   }
 

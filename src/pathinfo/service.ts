@@ -5,6 +5,7 @@
  * `nar/<narhash>.nar` URL.
  */
 
+import type { PathInfoGeneration } from './generation.js';
 import type { PathInfo } from './path-info.js';
 
 export interface PathInfoService {
@@ -22,4 +23,6 @@ export interface PathInfoService {
   byNarHash(narSha256: Uint8Array): Promise<Uint8Array | undefined>;
   /** Remove a path info and its index entry. A miss is not an error. */
   delete(storePathDigest: Uint8Array): Promise<void>;
+  /** Changes with every put and delete, in any process on the root (generation.ts); optional. */
+  readonly generation?: PathInfoGeneration;
 }

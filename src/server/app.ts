@@ -104,6 +104,7 @@ export function createApp(s: ServerServices) {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const status = res.writableFinished ? res.statusCode : res.headersSent ? res.statusCode : 499;
       s.telemetry.observe(routeName, method, status, ctx.bytesSent, seconds);
+      if (s.log.wants?.('info') === false) return;
       s.log.log('info', 'request', {
         method,
         path: (ctx.path || req.url || '').slice(0, 200),
@@ -114,7 +115,7 @@ export function createApp(s: ServerServices) {
         ...(res.writableFinished ? {} : { aborted: true }),
       });
     };
-    res.once('finish', finish);
+    // 'close' follows 'finish' on every response, and comes alone when the client left.
     res.once('close', finish);
 
     const run = async () => {

@@ -10,7 +10,10 @@
  * Node 20's zlib has no zstd, and gzip/br cost more CPU than they save on the
  * networks a fetch cache usually serves. From before it queues for a render
  * slot until its last byte, a GET holds its path (path-use.ts) so that
- * `gc --max-size` never evicts a path while it is being served.
+ * `gc --max-size` never evicts a path while it is being served. NARs up to
+ * the NAR cache's item size are rendered whole into memory once and then
+ * served (whole or as a Range slice) from there (nar-cache.ts); the lookup
+ * in the NAR-hash index stays in front, so a path gc deleted is never served.
  */
 
 import type { ServerResponse } from 'node:http';
@@ -19,7 +22,7 @@ import { encodeNix32 } from '../nix/nixbase32.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { HttpError, NO_STORE, type RequestContext, sendBody } from './http.js';
 import { describeError } from './log.js';
-import { holdServed } from './path-use.js';
+import { holdServed, touchServed } from './path-use.js';
 import { parseRange } from './range.js';
 import type { ServerServices } from './services.js';
 import { NAR_EXTENSIONS, parseNarName, receiveNar } from './upload.js';
@@ -28,6 +31,8 @@ export const NAR_CONTENT_TYPE = 'application/x-nix-nar';
 
 /** Pieces smaller than this are gathered before writing. */
 const WRITE_BATCH = 128 * 1024;
+/** A batch whose pieces average less than this is copied into one buffer; larger pieces go out as they are. */
+const GATHER_BELOW = 8 * 1024;
 
 async function storedByNarHash(s: ServerServices, narSha256: Uint8Array): Promise<PathInfo | undefined> {
   const holder = await s.store.pathInfos.byNarHash(narSha256);
@@ -66,12 +71,55 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
     ctx.res.end();
     return;
   }
+  if (found.narSize <= s.narCache.maxItemBytes) {
+    // A Range is a slice of a cached NAR, but never renders the whole NAR (it renders from its offset).
+    const whole =
+      response.length === found.narSize
+        ? await s.narCache.getOrLoad(name, found.narSize, () => renderWhole(s, found, hash))
+        : s.narCache.get(name);
+    if (whole !== undefined) {
+      await touchServed(s, found.storePath.digest);
+      ctx.res.writeHead(response.status, response.headers);
+      ctx.bytesSent += response.length;
+      ctx.res.end(whole.subarray(response.start, response.start + response.length));
+      return;
+    }
+  }
   const unhold = await holdServed(s, found.storePath.digest);
   try {
     // A gc may have evicted the path between the lookup and the hold; a held path stays.
     if ((await storedByNarHash(s, hash)) === undefined)
       throw new HttpError(404, `no NAR with hash ${name} in this cache`);
     await sendNar(ctx, s, found, response);
+  } finally {
+    await unhold();
+  }
+}
+
+/**
+ * The whole NAR in memory, for the NAR cache (nar-cache.ts): rendered under a
+ * hold and a render slot like a streamed one; `undefined` if a gc took the
+ * path meanwhile (the streaming path then answers 404).
+ */
+async function renderWhole(s: ServerServices, info: PathInfo, hash: Uint8Array): Promise<Buffer | undefined> {
+  const unhold = await holdServed(s, info.storePath.digest);
+  try {
+    if ((await storedByNarHash(s, hash)) === undefined) return undefined;
+    const release = await s.renders.acquire();
+    try {
+      const out = Buffer.allocUnsafe(info.narSize);
+      let at = 0;
+      for await (const chunk of renderNar(info.node, s.store, 0)) {
+        if (at + chunk.length > out.length) throw new Error('NAR render ran past its NarSize');
+        out.set(chunk, at);
+        at += chunk.length;
+      }
+      if (at !== out.length)
+        throw new Error(`NAR render ended ${out.length - at} bytes short of its NarSize`);
+      return out;
+    } finally {
+      release();
+    }
   } finally {
     await unhold();
   }
@@ -124,6 +172,8 @@ async function sendNar(
   const abort = new AbortController();
   const onClose = () => abort.abort();
   ctx.res.once('close', onClose);
+  // A client that left while the path was being looked up or held closed before the listener was on.
+  if (ctx.res.destroyed || ctx.req.socket?.destroyed === true) abort.abort();
   let release: (() => void) | undefined;
   try {
     release = await s.renders.acquire(abort.signal);
@@ -160,10 +210,21 @@ async function streamNar(
   let batched = 0;
   const flush = async () => {
     if (batched === 0) return;
-    const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+    const pieces = batch;
+    const bytes = batched;
     batch = [];
     batched = 0;
-    if (!res.write(out)) await drained(res, signal);
+    let ok: boolean;
+    if (pieces.length === 1) ok = res.write(pieces[0]!);
+    else if (bytes / pieces.length < GATHER_BELOW) ok = res.write(Buffer.concat(pieces, bytes));
+    else {
+      // Chunks of a large file: one writev of them all, no copy.
+      res.cork();
+      ok = true;
+      for (const p of pieces) ok = res.write(p) && ok;
+      res.uncork();
+    }
+    if (!ok) await drained(res, signal);
   };
   for await (const chunk of renderNar(info.node, s.store, start)) {
     if (signal.aborted) return;

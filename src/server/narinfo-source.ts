@@ -62,8 +62,24 @@ function identity(info: PathInfo): string {
   return `${encodeNix32(info.narSha256)} ${info.narSize} ${info.signatures.join(' ')} ${info.references.length}`;
 }
 
+/** A finished narinfo response: the body bytes and what a hit needs without the path info. */
+export interface NarInfoResponse {
+  readonly text: string;
+  readonly body: Buffer;
+  /** The store path digest (for `touchServed`). */
+  readonly digest: Uint8Array;
+  /** When a GET of it last recorded a use (ms); uses are recorded at most once a minute anyway. */
+  touchedAt: number;
+}
+
+interface Entry extends NarInfoResponse {
+  readonly identity: string;
+  /** The path-info generation stamp taken before the path info was read, if any. */
+  stamp: string | undefined;
+}
+
 export class NarInfoSource {
-  private readonly lru = new Map<string, { identity: string; text: string }>();
+  private readonly lru = new Map<string, Entry>();
 
   constructor(
     private readonly keys: readonly SecretKey[],
@@ -71,22 +87,49 @@ export class NarInfoSource {
     private readonly capacity = 10_000,
   ) {}
 
-  /** The served narinfo text of `info`. */
-  text(info: PathInfo): string {
+  /**
+   * The cached response for a hash part if it was made under generation
+   * `stamp` (taken now): no path info changed since, so it is still right.
+   */
+  hit(hashPart: string, stamp: string | undefined): NarInfoResponse | undefined {
+    if (stamp === undefined) return undefined;
+    const entry = this.lru.get(hashPart);
+    if (entry === undefined || entry.stamp !== stamp) return undefined;
+    this.lru.delete(hashPart);
+    this.lru.set(hashPart, entry);
+    return entry;
+  }
+
+  /** The served narinfo response of `info`, read under generation `stamp` (taken before the read). */
+  response(info: PathInfo, stamp?: string): NarInfoResponse {
     const key = storePathHashPart(info.storePath);
     const id = identity(info);
     const hit = this.lru.get(key);
     if (hit !== undefined && hit.identity === id) {
       this.lru.delete(key);
       this.lru.set(key, hit);
-      return hit.text;
+      hit.stamp = stamp;
+      return hit;
     }
     const text = formatNarInfoNixOrder(
       narInfoFieldsOf(info, this.storeDir, signPathInfo(info, this.keys, this.storeDir)),
     );
-    this.lru.set(key, { identity: id, text });
+    const entry: Entry = {
+      identity: id,
+      text,
+      body: Buffer.from(text, 'utf8'),
+      digest: info.storePath.digest,
+      touchedAt: 0,
+      stamp,
+    };
+    this.lru.set(key, entry);
     if (this.lru.size > this.capacity) this.lru.delete(this.lru.keys().next().value!);
-    return text;
+    return entry;
+  }
+
+  /** The served narinfo text of `info`. */
+  text(info: PathInfo): string {
+    return this.response(info).text;
   }
 
   /** Drop the cached text of a hash part (after an upload replaced the path). */

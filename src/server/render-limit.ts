@@ -33,6 +33,7 @@ export class RenderLimiter {
    * once). `signal` abandons the wait (the promise then rejects).
    */
   async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) throw new Error('client went away before queueing');
     if (this.running < this.max) {
       this.running++;
       return this.releaser();

@@ -1,7 +1,7 @@
 /**
  * Everything a handler may use, injected once into the route table (STYLE.md
  * lesson 10): the store (castore + path infos of an open cache), the
- * configuration, the narinfo source with its signing keys, the render limiter,
+ * configuration, the narinfo source with its signing keys, the small-NAR cache, the render limiter,
  * pending uploads, upload auth, store statistics, telemetry and the logger.
  * Tests build these around an in-memory cache; the CLI around the cache root.
  */
@@ -10,6 +10,7 @@ import type { Cache } from '../cache.js';
 import type { SecretKey } from '../nix/signing.js';
 import { UploadAuth } from './auth.js';
 import { type Logger, silentLogger } from './log.js';
+import { NarCache, type NarCacheOptions } from './nar-cache.js';
 import { NarInfoSource } from './narinfo-source.js';
 import { RenderLimiter } from './render-limit.js';
 import { StoreStats } from './store-stats.js';
@@ -44,6 +45,7 @@ export interface ServerServices {
   readonly store: ServerStore;
   readonly config: ServerConfig;
   readonly narInfos: NarInfoSource;
+  readonly narCache: NarCache;
   readonly renders: RenderLimiter;
   readonly uploads: PendingUploads;
   readonly auth: UploadAuth;
@@ -61,6 +63,8 @@ export interface ServicesOptions {
   maxRenders?: number | undefined;
   maxQueuedRenders?: number | undefined;
   maxNarInfoBytes?: number | undefined;
+  /** Budgets of the in-memory cache of small NARs (nar-cache.ts). */
+  narCache?: NarCacheOptions | undefined;
   log?: Logger | undefined;
 }
 
@@ -79,6 +83,7 @@ export function createServices(store: ServerStore, options: ServicesOptions = {}
     store,
     config,
     narInfos: new NarInfoSource(config.signingKeys, store.storeDir),
+    narCache: new NarCache(options.narCache),
     renders: new RenderLimiter(config.maxRenders, config.maxQueuedRenders),
     uploads: new PendingUploads(),
     auth: new UploadAuth(options.uploadToken),

@@ -40,7 +40,8 @@ export class Telemetry {
 
   /** Record one finished (or aborted) request. */
   observe(route: string, method: string, status: number, bytesSent: number, seconds: number): void {
-    const rk = JSON.stringify([route, method, String(status)]);
+    // Route names and HTTP methods hold no NUL; JSON.stringify per request showed in profiles.
+    const rk = `${route}\0${method}\0${status}`;
     this.requests.set(rk, (this.requests.get(rk) ?? 0) + 1);
     this.bytes.set(route, (this.bytes.get(route) ?? 0) + bytesSent);
     let h = this.latency.get(route);
@@ -48,7 +49,7 @@ export class Telemetry {
       h = { counts: LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
       this.latency.set(route, h);
     }
-    for (const [i, le] of LATENCY_BUCKETS.entries()) if (seconds <= le) h.counts[i]! += 1;
+    for (let i = 0; i < LATENCY_BUCKETS.length; i++) if (seconds <= LATENCY_BUCKETS[i]!) h.counts[i]! += 1;
     h.sum += seconds;
     h.count += 1;
   }
@@ -59,7 +60,7 @@ export class Telemetry {
     out.push('# HELP fetch_cache_http_requests_total HTTP requests by route, method and status.');
     out.push('# TYPE fetch_cache_http_requests_total counter');
     for (const [k, n] of [...this.requests].sort()) {
-      const [route, method, status] = JSON.parse(k) as [string, string, string];
+      const [route = '', method = '', status = ''] = k.split('\0');
       out.push(`fetch_cache_http_requests_total${labels({ route, method, status })} ${n}`);
     }
     out.push('# HELP fetch_cache_http_response_bytes_total Response body bytes sent, by route.');

@@ -155,6 +155,23 @@ describe('LevelBlobService layout', () => {
     await close();
   });
 
+  it('after a verified full read, still catches a reordered list and a damaged chunk', async () => {
+    const { service, close } = await memoryService();
+    const data = randomBytes(1 << 20, 8);
+    const { digest } = await writeBlob(service, data);
+    expect(Buffer.from((await readAll(service, digest))!).equals(data)).toBe(true);
+    expect(Buffer.from((await readAll(service, digest))!).equals(data)).toBe(true);
+    const chunks = [...(await service.stat(digest))!.chunks];
+    const list = (await service.blobs.get(digest))!;
+    [chunks[0], chunks[1]] = [chunks[1]!, chunks[0]!];
+    await service.blobs.put(digest, encodeChunkList(chunks));
+    await expect(readAll(service, digest)).rejects.toMatchObject({ code: 'ERR_INTEGRITY' });
+    await service.blobs.put(digest, list);
+    await flipByte(service.chunks, chunks[2]!.digest, 3);
+    await expect(readAll(service, digest)).rejects.toMatchObject({ code: 'ERR_INTEGRITY' });
+    await close();
+  });
+
   it('survives closing and reopening LevelDB', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fetch-cache-blob-'));
     try {

@@ -86,7 +86,8 @@ describe('serving', () => {
   });
 
   it('caps concurrent renders: beyond the queue a download gets 503 with Retry-After', async () => {
-    h = await startHarness({ maxRenders: 1, maxQueuedRenders: 0 });
+    // Streamed renders (a NAR in the NAR cache holds no slot while it is sent).
+    h = await startHarness({ maxRenders: 1, maxQueuedRenders: 0, narCache: { maxItemBytes: 0 } });
     const info = await addSampleTree(h, 'big', 8_000_000);
     const path = `/nar/${encodeNix32(info.narSha256)}.nar`;
     // A client that does not read holds its slot.
@@ -101,6 +102,34 @@ describe('serving', () => {
     stalled.destroy();
     await new Promise((r) => setTimeout(r, 300));
     expect(h.services.renders.active).toBe(0);
+    expect((await rawRequest(h.port, 'GET', path)).body.length).toBe(info.narSize);
+  });
+
+  it('frees render slots of clients that leave before or during their download', async () => {
+    h = await startHarness({ maxRenders: 2, maxQueuedRenders: 64 });
+    const info = await addSampleTree(h, 'big', 4_000_000);
+    const path = `/nar/${encodeNix32(info.narSha256)}.nar`;
+    // A slow lookup (a busy database): clients leave while their request is still before the render.
+    const pathInfos = h.cache.pathInfos;
+    const byNarHash = pathInfos.byNarHash.bind(pathInfos);
+    pathInfos.byNarHash = async (hash) => {
+      await new Promise((r) => setTimeout(r, 20));
+      return byNarHash(hash);
+    };
+    const leave = (afterMs: number) =>
+      new Promise<void>((resolve) => {
+        const sock = connect(h!.port, '127.0.0.1');
+        sock.on('error', () => {});
+        sock.on('close', () => resolve());
+        sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, () => {
+          if (afterMs === 0) sock.destroy();
+          else setTimeout(() => sock.destroy(), afterMs);
+        });
+      });
+    await Promise.all(Array.from({ length: 24 }, (_, i) => leave(i % 3 === 0 ? 0 : i % 3)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.services.renders.active).toBe(0);
+    expect(h.services.renders.queued).toBe(0);
     expect((await rawRequest(h.port, 'GET', path)).body.length).toBe(info.narSize);
   });
 

@@ -1,7 +1,8 @@
 /**
  * `serve [--bind HOST:PORT] [--sign-key FILE]… [--priority N]
  * [--upload-token-file FILE]`: run the binary cache over the cache root until
- * SIGTERM/SIGINT, writing JSON log lines to stdout. The cache root stays open
+ * SIGTERM/SIGINT, writing JSON log lines to stdout (with `--quiet` only
+ * warnings and errors, no line per request). The cache root stays open
  * (and locked) while serving. A key or token file that its group or others
  * can read gets a `warning:` line on stderr (stdout carries only the JSON
  * log), but is still used.
@@ -85,7 +86,8 @@ export const serveCommand: Command = {
         signingKeys,
         uploadToken,
         maxRenders: rendersText === undefined ? undefined : Number(rendersText),
-        log: jsonLogger(ctx.stdout),
+        // --quiet: warnings and errors only, no line per request.
+        log: jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug'),
       });
       try {
         await serveUntilSignal(services, bind);

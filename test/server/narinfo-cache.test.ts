@@ -1,0 +1,104 @@
+/**
+ * The narinfo response cache (narinfo-source.ts): a repeated GET is served
+ * without reading the path info, and any path-info write (gc eviction, a
+ * replaced path info, an upload) in any process on the root is seen by the
+ * next request, through the generation stamp (pathinfo/generation.ts).
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { storePathHashPart } from '../../src/nix/store-path.js';
+import { gc } from '../../src/ops/gc.js';
+import { PathInfoGeneration } from '../../src/pathinfo/generation.js';
+import { addSampleTree, type Harness, rawRequest, startHarness } from './harness.js';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await startHarness();
+});
+afterEach(() => h.close());
+
+function countGets(): { count: number } {
+  const counter = { count: 0 };
+  const pathInfos = h.cache.pathInfos;
+  const get = pathInfos.get.bind(pathInfos);
+  pathInfos.get = (digest) => {
+    counter.count++;
+    return get(digest);
+  };
+  return counter;
+}
+
+describe('narinfo response cache', () => {
+  it('serves a repeated narinfo without reading the path info, with identical bytes and headers', async () => {
+    const info = await addSampleTree(h);
+    const url = `/${storePathHashPart(info.storePath)}.narinfo`;
+    const gets = countGets();
+    const first = await rawRequest(h.port, 'GET', url);
+    expect(first.status).toBe(200);
+    expect(gets.count).toBe(1);
+    const again = await rawRequest(h.port, 'GET', url);
+    const head = await rawRequest(h.port, 'HEAD', url);
+    expect(gets.count).toBe(1);
+    expect(again.body.equals(first.body)).toBe(true);
+    for (const r of [again, head]) {
+      expect(r.status).toBe(200);
+      expect(r.headers['content-type']).toBe('text/x-nix-narinfo');
+      expect(r.headers['content-length']).toBe(String(first.body.length));
+      expect(r.headers['cache-control']).toBe('public, max-age=300');
+    }
+    expect(head.body.length).toBe(0);
+  });
+
+  it('never serves a narinfo of a path that gc evicted', async () => {
+    const info = await addSampleTree(h, 'evicted', 1000);
+    const url = `/${storePathHashPart(info.storePath)}.narinfo`;
+    expect((await rawRequest(h.port, 'GET', url)).status).toBe(200);
+    expect((await rawRequest(h.port, 'GET', url)).status).toBe(200);
+    const report = await gc(h.cache, { maxSize: 1 });
+    expect(report.evicted).toEqual([`${storePathHashPart(info.storePath)}-evicted`]);
+    expect((await rawRequest(h.port, 'GET', url)).status).toBe(404);
+    expect((await rawRequest(h.port, 'HEAD', url)).status).toBe(404);
+  });
+
+  it('serves a replaced path info at once (another writer, no upload through this server)', async () => {
+    const info = await addSampleTree(h);
+    const url = `/${storePathHashPart(info.storePath)}.narinfo`;
+    const before = (await rawRequest(h.port, 'GET', url)).body.toString();
+    expect(before).not.toContain('other-key-1:');
+    const sig = `other-key-1:${Buffer.alloc(64, 7).toString('base64')}`;
+    await h.cache.pathInfos.put({ ...info, signatures: [...info.signatures, sig] });
+    const after = (await rawRequest(h.port, 'GET', url)).body.toString();
+    expect(after).toContain(`Sig: ${sig}`);
+  });
+});
+
+describe('PathInfoGeneration', () => {
+  it('changes with every bump, across instances sharing the file (processes on one root)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fc-gen-'));
+    try {
+      const file = join(dir, 'pathinfo.gen');
+      const writer = new PathInfoGeneration(file);
+      const reader = new PathInfoGeneration(file);
+      const seen = new Set<string>([reader.current()]);
+      for (let i = 0; i < 50; i++) {
+        writer.bump();
+        const stamp = reader.current();
+        expect(seen.has(stamp)).toBe(false);
+        seen.add(stamp);
+      }
+      expect(reader.current()).toBe(reader.current());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('counts in memory without a file', () => {
+    const g = new PathInfoGeneration();
+    const a = g.current();
+    g.bump();
+    expect(g.current()).not.toBe(a);
+  });
+});
