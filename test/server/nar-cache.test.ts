@@ -9,6 +9,7 @@ import { sha256 } from '../../src/nix/hashing.js';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import { gc } from '../../src/ops/gc.js';
 import { NarCache } from '../../src/server/nar-cache.js';
+import { countCalls } from '../helpers/count-calls.js';
 import { addSampleTree, type Harness, rawRequest, startHarness } from './harness.js';
 
 let h: Harness | undefined;
@@ -17,23 +18,12 @@ afterEach(async () => {
   h = undefined;
 });
 
-function countTreeLoads(harness: Harness): { count: number } {
-  const counter = { count: 0 };
-  const dirs = harness.cache.directories;
-  const getRecursive = dirs.getRecursive.bind(dirs);
-  dirs.getRecursive = (digest) => {
-    counter.count++;
-    return getRecursive(digest);
-  };
-  return counter;
-}
-
 describe('NAR cache', () => {
   it('serves a repeated NAR from memory with identical bytes, and Ranges as slices', async () => {
     h = await startHarness();
     const info = await addSampleTree(h, 'cached', 300_000);
     const url = `/nar/${encodeNix32(info.narSha256)}.nar`;
-    const loads = countTreeLoads(h);
+    const loads = countCalls(h.cache.directories, 'getRecursive');
     // A Range before the NAR is cached renders from its offset and caches nothing.
     const early = await rawRequest(h.port, 'GET', url, { Range: 'bytes=250000-' });
     expect(early.status).toBe(206);

@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storePathHashPart } from '../../src/nix/store-path.js';
 import { gc } from '../../src/ops/gc.js';
 import { PathInfoGeneration } from '../../src/pathinfo/generation.js';
+import { countCalls } from '../helpers/count-calls.js';
 import { addSampleTree, type Harness, rawRequest, startHarness } from './harness.js';
 
 let h: Harness;
@@ -20,22 +21,11 @@ beforeEach(async () => {
 });
 afterEach(() => h.close());
 
-function countGets(): { count: number } {
-  const counter = { count: 0 };
-  const pathInfos = h.cache.pathInfos;
-  const get = pathInfos.get.bind(pathInfos);
-  pathInfos.get = (digest) => {
-    counter.count++;
-    return get(digest);
-  };
-  return counter;
-}
-
 describe('narinfo response cache', () => {
   it('serves a repeated narinfo without reading the path info, with identical bytes and headers', async () => {
     const info = await addSampleTree(h);
     const url = `/${storePathHashPart(info.storePath)}.narinfo`;
-    const gets = countGets();
+    const gets = countCalls(h.cache.pathInfos, 'get');
     const first = await rawRequest(h.port, 'GET', url);
     expect(first.status).toBe(200);
     expect(gets.count).toBe(1);
