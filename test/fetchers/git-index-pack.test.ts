@@ -133,3 +133,25 @@ describe('corrupt packs are ERR_GIT', () => {
     expect((error as Error).message).toMatch(message);
   });
 });
+
+it('reports every object it indexed with its id, and the commits it saw give the parents git records', async () => {
+  const pack = packOf('main', []);
+  const seen = new Map<string, string>();
+  const learned = new GitObjects(join(work, 'empty.git'));
+  indexPack(pack, noExternal, (oid, obj) => {
+    expect(createHash('sha1').update(`${obj.type} ${obj.data.length}\0`).update(obj.data).digest('hex')).toBe(
+      oid,
+    );
+    seen.set(oid, obj.type);
+    if (obj.type === 'commit') learned.learnCommit(oid, obj.data);
+  });
+  const all = git(repo, ['rev-list', '--objects', 'main'])
+    .split('\n')
+    .map((l) => l.slice(0, 40));
+  expect([...seen.keys()].sort()).toEqual([...new Set(all)].sort());
+  // The parents come from memory: this GitObjects has no repository behind it.
+  for (const line of git(repo, ['rev-list', '--parents', 'main']).split('\n')) {
+    const [commit, ...parents] = line.split(' ');
+    expect(await learned.parents(commit!)).toEqual(parents);
+  }
+});

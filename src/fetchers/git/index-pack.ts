@@ -80,8 +80,17 @@ function objectId(type: string, data: Uint8Array): string {
   return createHash('sha1').update(`${type} ${data.length}\0`).update(data).digest('hex');
 }
 
-/** The `.idx` v2 bytes of `pack`; `external` finds REF_DELTA bases that are not in it. */
-export function indexPack(pack: Buffer, external: (oid: string) => PackedObject | undefined): Buffer {
+/**
+ * The `.idx` v2 bytes of `pack`; `external` finds REF_DELTA bases that are not
+ * in it; `seen` (optional) gets every object with the id just computed from
+ * its bytes, so a caller can keep what it needs (commit parents) without
+ * reading the objects again.
+ */
+export function indexPack(
+  pack: Buffer,
+  external: (oid: string) => PackedObject | undefined,
+  seen?: (oid: string, obj: PackedObject) => void,
+): Buffer {
   if (pack.length < 32 || pack.toString('latin1', 0, 4) !== 'PACK') throw bad('no PACK header');
   const version = pack.readUInt32BE(4);
   if (version !== 2 && version !== 3) throw bad(`version ${version}`);
@@ -154,6 +163,7 @@ export function indexPack(pack: Buffer, external: (oid: string) => PackedObject 
     if (kind <= 4) {
       entry.type = OBJECT_TYPES[kind]!;
       entry.oid = objectId(entry.type, data);
+      seen?.(entry.oid, { type: entry.type, data });
     } else if (kept + data.length <= KEEP_DELTAS) {
       entry.delta = data;
       kept += data.length;
@@ -213,6 +223,7 @@ export function indexPack(pack: Buffer, external: (oid: string) => PackedObject 
         e.oid = objectId(obj.type, obj.data);
         e.delta = undefined;
         byId.set(e.oid, e);
+        seen?.(e.oid, obj);
       } catch (err) {
         if (!(err instanceof MissingBase)) throw err;
         later.push(e);

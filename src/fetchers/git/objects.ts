@@ -38,9 +38,13 @@ export type RawObject = PackedObject;
 
 export const FULL_REV = /^[0-9a-f]{40}$/;
 
+/** Commit parents remembered from indexing a received pack, at most this many commits. */
+const MAX_LEARNED = 500_000;
+
 export class GitObjects {
   private packs: PackFile[] = [];
   private packNames = new Set<string>();
+  private readonly learned = new Map<string, readonly string[]>();
 
   constructor(readonly gitdir: string) {}
 
@@ -61,6 +65,28 @@ export class GitObjects {
       this.packs.push(pack);
     }
     return names.length > 0;
+  }
+
+  /**
+   * Remembers a commit's parents, seen while indexing a received pack (its id
+   * computed there from its bytes), so `parents` needs no read for it.
+   */
+  learnCommit(oid: string, data: Uint8Array): void {
+    if (this.learned.size >= MAX_LEARNED) return;
+    try {
+      this.learned.set(oid, parseCommit(data, oid).parents);
+    } catch {
+      // A malformed commit is reported if and when something reads it.
+    }
+  }
+
+  /** A commit's parents, or undefined when there is no such commit here. */
+  async parents(oid: string): Promise<readonly string[] | undefined> {
+    const known = this.learned.get(oid);
+    if (known !== undefined) return known;
+    const obj = await this.read(oid);
+    if (obj === undefined || obj.type !== 'commit') return undefined;
+    return parseCommit(obj.data, oid).parents;
   }
 
   /** The object as stored (its id not re-verified), or undefined; for delta bases of a received thin pack. */

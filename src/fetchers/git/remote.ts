@@ -119,7 +119,10 @@ class PackIndexed extends Error {}
  * the fetch is lost; the `.idx` is renamed into place last, and a pack
  * without one is invisible to every reader.
  */
-function indexingFs(external: (oid: string) => PackedObject | undefined): typeof fs {
+function indexingFs(
+  external: (oid: string) => PackedObject | undefined,
+  seen: (oid: string, obj: PackedObject) => void,
+): typeof fs {
   // isomorphic-git retries a failed write once (after a mkdir): the retry only throws again.
   const indexed = new Set<string>();
   const writeFile = async (path: fs.PathLike, data: unknown, options?: unknown): Promise<void> => {
@@ -130,7 +133,7 @@ function indexingFs(external: (oid: string) => PackedObject | undefined): typeof
     if (indexed.has(p)) throw new PackIndexed();
     indexed.add(p);
     await fs.promises.writeFile(p, data);
-    const idx = indexPack(data, external);
+    const idx = indexPack(data, external, seen);
     const tmp = `${p.slice(0, -'.pack'.length)}.idx.tmp-${process.pid}`;
     await fs.promises.writeFile(tmp, idx);
     await fs.promises.rename(tmp, `${p.slice(0, -'.pack'.length)}.idx`);
@@ -142,7 +145,12 @@ function indexingFs(external: (oid: string) => PackedObject | undefined): typeof
 export async function fetchInto(repo: GitRepo, http: HttpClient, options: FetchOptions): Promise<void> {
   try {
     await git().fetch({
-      fs: indexingFs((oid) => repo.objects.readRaw(oid)),
+      fs: indexingFs(
+        (oid) => repo.objects.readRaw(oid),
+        (oid, obj) => {
+          if (obj.type === 'commit') repo.objects.learnCommit(oid, obj.data);
+        },
+      ),
       http,
       gitdir: repo.gitdir,
       url: repo.url,

@@ -9,15 +9,15 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FetchCacheError } from '../../errors.js';
-import { type GitObjects, parseCommit } from './objects.js';
+import type { GitObjects } from './objects.js';
 
 export async function countRevs(objects: GitObjects, rev: string): Promise<number> {
   const seen = new Set<string>([rev]);
   const queue = [rev];
   while (queue.length > 0) {
     const oid = queue.pop()!;
-    const obj = await objects.read(oid);
-    if (obj === undefined || obj.type !== 'commit') {
+    const parents = await objects.parents(oid);
+    if (parents === undefined) {
       throw new FetchCacheError(
         'ERR_GIT',
         `history of ${rev} is incomplete (commit ${oid} is missing; shallow?)`,
@@ -26,7 +26,7 @@ export async function countRevs(objects: GitObjects, rev: string): Promise<numbe
         },
       );
     }
-    for (const parent of parseCommit(obj.data, oid).parents) {
+    for (const parent of parents) {
       if (!seen.has(parent)) {
         seen.add(parent);
         queue.push(parent);
