@@ -37,13 +37,13 @@ interface Entry {
   readonly dataAt: number;
   readonly crc: number;
   /** OFS_DELTA: the base's offset. */
-  readonly baseOffset?: number;
+  readonly baseOffset: number | undefined;
   /** REF_DELTA: the base's id (hex). */
-  readonly baseId?: string;
-  oid?: string;
-  type?: string;
+  readonly baseId: string | undefined;
+  oid: string | undefined;
+  type: string | undefined;
   /** The inflated delta, when kept from the first pass. */
-  delta?: Buffer | undefined;
+  delta: Buffer | undefined;
 }
 
 function bad(why: string): FetchCacheError {
@@ -151,14 +151,18 @@ export function indexPack(
     }
     if (data.length !== size) throw bad(`entry at ${offset} inflates to ${data.length} bytes, not ${size}`);
     p = dataAt + used;
+    // One object shape for every entry (no optional spreads): V8 keeps them fast.
     const entry: Entry = {
       offset,
       kind,
       size,
       dataAt,
       crc: crc32(pack, offset, p),
-      ...(baseOffset === undefined ? {} : { baseOffset }),
-      ...(baseId === undefined ? {} : { baseId }),
+      baseOffset,
+      baseId,
+      oid: undefined,
+      type: undefined,
+      delta: undefined,
     };
     if (kind <= 4) {
       entry.type = OBJECT_TYPES[kind]!;
@@ -243,38 +247,40 @@ class MissingBase extends Error {
 
 function writeIndex(entries: Entry[], packChecksum: Buffer): Buffer {
   const n = entries.length;
+  const ids = entries.map((e) => e.oid!);
   // Lowercase hex sorts as the bytes do.
-  const sorted = entries
-    .map((e) => ({ oid: e.oid!, e }))
-    .sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0));
+  const order = Uint32Array.from(ids.keys()).sort((a, b) =>
+    ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0,
+  );
   for (let i = 1; i < n; i++)
-    if (sorted[i]!.oid === sorted[i - 1]!.oid) throw bad(`object ${sorted[i]!.oid} appears twice`);
-  const big = sorted.filter((s) => s.e.offset >= 0x80000000).length;
+    if (ids[order[i]!] === ids[order[i - 1]!]) throw bad(`object ${ids[order[i]!]} appears twice`);
+  let big = 0;
+  for (const e of entries) if (e.offset >= 0x80000000) big++;
   const out = Buffer.alloc(8 + 1024 + n * 28 + big * 8 + 40);
   out.writeUInt32BE(0xff744f63, 0);
   out.writeUInt32BE(2, 4);
-  const fanout = new Uint32Array(256);
-  for (const s of sorted) fanout[Number.parseInt(s.oid.slice(0, 2), 16)]!++;
-  let sum = 0;
-  for (let i = 0; i < 256; i++) {
-    sum += fanout[i]!;
-    out.writeUInt32BE(sum, 8 + i * 4);
-  }
   const idsAt = 8 + 1024;
   const crcAt = idsAt + n * 20;
   const offAt = crcAt + n * 4;
   const bigAt = offAt + n * 4;
   let bigUsed = 0;
-  sorted.forEach((s, i) => {
-    out.write(s.oid, idsAt + i * 20, 20, 'hex');
-    out.writeUInt32BE(s.e.crc, crcAt + i * 4);
-    if (s.e.offset < 0x80000000) out.writeUInt32BE(s.e.offset, offAt + i * 4);
+  for (let i = 0; i < n; i++) {
+    const e = entries[order[i]!]!;
+    out.write(ids[order[i]!]!, idsAt + i * 20, 20, 'hex');
+    out.writeUInt32BE(e.crc, crcAt + i * 4);
+    if (e.offset < 0x80000000) out.writeUInt32BE(e.offset, offAt + i * 4);
     else {
       out.writeUInt32BE((0x80000000 | bigUsed) >>> 0, offAt + i * 4);
-      out.writeBigUInt64BE(BigInt(s.e.offset), bigAt + bigUsed * 8);
+      out.writeBigUInt64BE(BigInt(e.offset), bigAt + bigUsed * 8);
       bigUsed++;
     }
-  });
+  }
+  // Fan-out: entry b counts the ids whose first byte is ≤ b.
+  let at = 0;
+  for (let b = 0; b < 256; b++) {
+    while (at < n && out[idsAt + at * 20]! <= b) at++;
+    out.writeUInt32BE(at, 8 + b * 4);
+  }
   const sumAt = bigAt + big * 8;
   packChecksum.copy(out, sumAt);
   createHash('sha1')
