@@ -31,7 +31,8 @@ export const HASH_ALGOS: readonly HashAlgo[] = ['md5', 'sha1', 'sha256', 'sha512
 export const HASH_SIZE: Readonly<Record<HashAlgo, number>> = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
 
 export interface Hasher {
-  update(data: Uint8Array): void;
+  /** Bytes, or a string hashed as its UTF-8 bytes. */
+  update(data: Uint8Array | string): void;
   /** The digest; the hasher must not be used afterwards. */
   digest(): Uint8Array;
 }

@@ -29,7 +29,14 @@ import {
   toNix32Prefixed,
   toSRI,
 } from '../../src/nix/hash.js';
-import { HASH_ALGOS, HASH_SIZE, type HashAlgo } from '../../src/nix/hashing.js';
+import {
+  blake3,
+  createBlake3Hasher,
+  createHasher,
+  HASH_ALGOS,
+  HASH_SIZE,
+  type HashAlgo,
+} from '../../src/nix/hashing.js';
 
 interface Encoded {
   input: string;
@@ -249,4 +256,19 @@ describe('round-trips in all four formats for every algorithm', () => {
       }),
     );
   });
+});
+
+it('hashers take strings as their UTF-8 bytes, in any mix with byte updates', () => {
+  const text = 'blob 12\0héllo';
+  const bytes = new TextEncoder().encode(`${text}!`);
+  for (const algo of HASH_ALGOS) {
+    const h = createHasher(algo);
+    h.update(text);
+    h.update(new TextEncoder().encode('!'));
+    expect(Buffer.from(h.digest()).toString('hex')).toBe(createHash(algo).update(bytes).digest('hex'));
+  }
+  const b = createBlake3Hasher();
+  b.update(text);
+  b.update(new TextEncoder().encode('!'));
+  expect(Buffer.from(b.digest())).toEqual(Buffer.from(blake3(bytes)));
 });

@@ -16,13 +16,21 @@
  * fan-out table built in 256 passes over the ids.
  */
 
-import { createHash } from 'node:crypto';
 import { inflateSync } from 'node:zlib';
 import { FetchCacheError } from '../../errors.js';
-import { applyDelta, OBJECT_TYPES, type PackedObject } from './pack.js';
+import { digestOf } from '../../nix/hashing.js';
+import { objectId } from './objects.js';
+import {
+  applyDelta,
+  BaseCache,
+  entryHeader,
+  OBJECT_TYPES,
+  OFS_DELTA,
+  outputChunk,
+  type PackedObject,
+  REF_DELTA,
+} from './pack.js';
 
-const OFS_DELTA = 6;
-const REF_DELTA = 7;
 const MAX_CHAIN = 10_000;
 const CACHE_BYTES = 64 << 20;
 /** Delta payloads kept from the first pass (instead of inflating them again) up to this many bytes. */
@@ -68,19 +76,6 @@ function crc32(buf: Uint8Array, start: number, end: number): number {
 }
 
 /**
- * zlib's output buffer for an object of `size` bytes: one byte more than the
- * object, so it inflates in one step into one allocation (about 4× faster
- * for small objects than the default 16 KiB chunks).
- */
-export function outputChunk(size: number): number {
-  return Math.max(64, size + 1);
-}
-
-function objectId(type: string, data: Uint8Array): string {
-  return createHash('sha1').update(`${type} ${data.length}\0`).update(data).digest('hex');
-}
-
-/**
  * The `.idx` v2 bytes of `pack`; `external` finds REF_DELTA bases that are not
  * in it; `seen` (optional) gets every object with the id just computed from
  * its bytes, so a caller can keep what it needs (commit parents) without
@@ -97,8 +92,7 @@ export function indexPack(
   const count = pack.readUInt32BE(8);
   const end = pack.length - 20;
   const trailer = pack.subarray(end);
-  if (!createHash('sha1').update(pack.subarray(0, end)).digest().equals(trailer))
-    throw bad('its checksum does not match');
+  if (!trailer.equals(digestOf('sha1', pack.subarray(0, end)))) throw bad('its checksum does not match');
 
   const entries: Entry[] = new Array(count);
   const byOffset = new Map<number, Entry>();
@@ -107,33 +101,17 @@ export function indexPack(
   for (let i = 0; i < count; i++) {
     if (p >= end) throw bad(`it ends after ${i} of ${count} objects`);
     const offset = p;
-    let c = pack[p++]!;
-    const kind = (c >> 4) & 7;
-    let size = c & 15;
-    let shift = 4;
-    while (c & 0x80) {
-      if (p >= end) throw bad('truncated entry header');
-      c = pack[p++]!;
-      size += (c & 0x7f) * 2 ** shift;
-      shift += 7;
-    }
+    const h = entryHeader(pack, p, end);
+    if (h === undefined) throw bad('truncated entry header');
+    const { kind, size, baseId } = h;
     let baseOffset: number | undefined;
-    let baseId: string | undefined;
     if (kind === OFS_DELTA) {
-      c = pack[p++]!;
-      let rel = c & 0x7f;
-      while (c & 0x80) {
-        c = pack[p++]!;
-        rel = (rel + 1) * 128 + (c & 0x7f);
-      }
-      baseOffset = offset - rel;
+      baseOffset = offset - h.baseRel!;
       if (baseOffset < 12 || !byOffset.has(baseOffset))
         throw bad(`delta at ${offset} has no base at ${baseOffset}`);
-    } else if (kind === REF_DELTA) {
-      baseId = pack.toString('hex', p, p + 20);
-      p += 20;
-    } else if (kind < 1 || kind > 4) throw bad(`unknown entry type ${kind} at ${offset}`);
-    const dataAt = p;
+    } else if (kind !== REF_DELTA && (kind < 1 || kind > 4))
+      throw bad(`unknown entry type ${kind} at ${offset}`);
+    const dataAt = h.dataAt;
     let data: Buffer;
     let used: number;
     try {
@@ -180,26 +158,12 @@ export function indexPack(
   // Deltas: whole objects by offset, resolved bases in an LRU.
   const byId = new Map<string, Entry>();
   for (const e of entries) if (e.oid !== undefined) byId.set(e.oid, e);
-  const cache = new Map<number, PackedObject>();
-  let cached = 0;
-  const remember = (offset: number, obj: PackedObject) => {
-    cache.set(offset, obj);
-    cached += obj.data.length;
-    while (cached > CACHE_BYTES && cache.size > 1) {
-      const [k, v] = cache.entries().next().value as [number, PackedObject];
-      cache.delete(k);
-      cached -= v.data.length;
-    }
-  };
+  const cache = new BaseCache(CACHE_BYTES);
   const inflated = (e: Entry): Uint8Array =>
     inflateSync(pack.subarray(e.dataAt, end), { chunkSize: outputChunk(e.size) });
   const objectAt = (e: Entry, depth: number): PackedObject => {
     const hit = cache.get(e.offset);
-    if (hit !== undefined) {
-      cache.delete(e.offset);
-      cache.set(e.offset, hit);
-      return hit;
-    }
+    if (hit !== undefined) return hit;
     if (depth > MAX_CHAIN) throw bad('delta chain too long');
     let obj: PackedObject;
     if (e.kind <= 4) obj = { type: e.type!, data: inflated(e) };
@@ -213,7 +177,7 @@ export function indexPack(
       }
       obj = { type: base.type, data: applyDelta(base.data, e.delta ?? inflated(e), 'received pack') };
     }
-    remember(e.offset, obj);
+    cache.set(e.offset, obj);
     return obj;
   };
   // A REF_DELTA's base may be a delta later in the pack: retry until nothing is left.
@@ -283,9 +247,6 @@ function writeIndex(entries: Entry[], packChecksum: Buffer): Buffer {
   }
   const sumAt = bigAt + big * 8;
   packChecksum.copy(out, sumAt);
-  createHash('sha1')
-    .update(out.subarray(0, sumAt + 20))
-    .digest()
-    .copy(out, sumAt + 20);
+  out.set(digestOf('sha1', out.subarray(0, sumAt + 20)), sumAt + 20);
   return out;
 }

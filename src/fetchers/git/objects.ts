@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { FetchCacheError } from '../../errors.js';
 import { toBase16 } from '../../nix/hash.js';
-import { digestOf } from '../../nix/hashing.js';
+import { createHasher } from '../../nix/hashing.js';
 import { type PackedObject, PackFile } from './pack.js';
 
 export interface TreeEntry {
@@ -37,6 +37,14 @@ export interface CommitInfo {
 export type RawObject = PackedObject;
 
 export const FULL_REV = /^[0-9a-f]{40}$/;
+
+/** A git object's id: SHA-1 of `<type> <size>\0<data>`, in hex. */
+export function objectId(type: string, data: Uint8Array): string {
+  const h = createHasher('sha1');
+  h.update(`${type} ${data.length}\0`);
+  h.update(data);
+  return toBase16(h.digest());
+}
 
 /** Commit parents remembered from indexing a received pack, at most this many commits. */
 const MAX_LEARNED = 500_000;
@@ -130,9 +138,7 @@ export class GitObjects {
     if (!FULL_REV.test(oid)) throw new TypeError(`not a git object id: ${oid}`);
     const obj = this.readSync(oid, true);
     if (obj === undefined) return undefined;
-    const actual = toBase16(
-      digestOf('sha1', Buffer.concat([Buffer.from(`${obj.type} ${obj.data.length}\0`), obj.data])),
-    );
+    const actual = objectId(obj.type, obj.data);
     if (actual !== oid) {
       throw new FetchCacheError('ERR_INTEGRITY', `git object ${oid} hashes to ${actual}`, {
         path: this.gitdir,

@@ -37,8 +37,8 @@ export class PackFile {
   private readonly sortedOffsets: Float64Array;
   private readonly packSize: number;
   private fd: number | undefined;
-  private readonly bases = new Map<number, PackedObject>();
-  private basesBytes = 0;
+  /** Resolved delta bases by offset, up to 64 MiB. */
+  private readonly bases = new BaseCache(64 << 20);
 
   constructor(
     readonly idxFile: string,
@@ -120,62 +120,124 @@ export class PackFile {
     const buf = Buffer.allocUnsafe(end - offset);
     if (readSync(this.fd, buf, 0, buf.length, offset) !== buf.length)
       throw badPack(this.packFile, 'truncated entry');
-    let p = 0;
-    let c = buf[p++]!;
-    const type = (c >> 4) & 7;
-    let size = c & 15;
-    let shift = 4;
-    while (c & 0x80) {
-      c = buf[p++]!;
-      size += (c & 0x7f) * 2 ** shift;
-      shift += 7;
-    }
+    const h = entryHeader(buf, 0);
+    if (h === undefined) throw badPack(this.packFile, 'truncated entry');
+    const data = buf.subarray(h.dataAt);
     let result: PackedObject;
-    if (type >= 1 && type <= 4) {
-      result = { type: OBJECT_TYPES[type]!, data: this.inflate(buf.subarray(p), size) };
-    } else if (type === 6 || type === 7) {
+    if (h.kind >= 1 && h.kind <= 4) {
+      result = { type: OBJECT_TYPES[h.kind]!, data: this.inflate(data, h.size) };
+    } else if (h.kind === OFS_DELTA || h.kind === REF_DELTA) {
       let base: PackedObject | undefined;
-      if (type === 6) {
-        c = buf[p++]!;
-        let rel = c & 0x7f;
-        while (c & 0x80) {
-          c = buf[p++]!;
-          rel = (rel + 1) * 128 + (c & 0x7f);
-        }
-        base = this.readAt(offset - rel, depth + 1);
-        this.remember(offset - rel, base);
+      if (h.baseRel !== undefined) {
+        base = this.readAt(offset - h.baseRel, depth + 1);
+        this.bases.set(offset - h.baseRel, base);
       } else {
-        const baseId = buf.toString('hex', p, p + 20);
-        p += 20;
-        const i = this.find(baseId);
-        base = i >= 0 ? this.readAt(this.offsets[i]!, depth + 1) : this.external(baseId);
-        if (base === undefined) throw badPack(this.packFile, `missing delta base ${baseId}`);
+        const i = this.find(h.baseId!);
+        base = i >= 0 ? this.readAt(this.offsets[i]!, depth + 1) : this.external(h.baseId!);
+        if (base === undefined) throw badPack(this.packFile, `missing delta base ${h.baseId}`);
       }
       result = {
         type: base.type,
-        data: applyDelta(base.data, this.inflate(buf.subarray(p), size), this.packFile),
+        data: applyDelta(base.data, this.inflate(data, h.size), this.packFile),
       };
-    } else throw badPack(this.packFile, `unknown entry type ${type} at ${offset}`);
+    } else throw badPack(this.packFile, `unknown entry type ${h.kind} at ${offset}`);
     return result;
   }
 
   private inflate(data: Buffer, size: number): Uint8Array {
-    // One byte more than the object: it inflates in one step into one allocation.
-    const out = inflateSync(data, { chunkSize: Math.max(64, size + 1) });
+    const out = inflateSync(data, { chunkSize: outputChunk(size) });
     if (out.length !== size)
       throw badPack(this.packFile, `entry inflates to ${out.length} bytes, expected ${size}`);
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
+}
 
-  /** Keeps delta bases (most recent last) up to 64 MiB. */
-  private remember(offset: number, obj: PackedObject): void {
-    this.bases.delete(offset);
-    this.bases.set(offset, obj);
-    this.basesBytes += obj.data.length;
-    while (this.basesBytes > 64 << 20 && this.bases.size > 1) {
-      const [k, v] = this.bases.entries().next().value as [number, PackedObject];
-      this.bases.delete(k);
-      this.basesBytes -= v.data.length;
+export const OFS_DELTA = 6;
+export const REF_DELTA = 7;
+
+export interface EntryHeader {
+  /** 1–4: commit, tree, blob, tag; 6: OFS_DELTA; 7: REF_DELTA (anything else is the caller's error). */
+  readonly kind: number;
+  /** Inflated size of the object or delta. */
+  readonly size: number;
+  /** OFS_DELTA: how far before this entry its base starts. */
+  readonly baseRel: number | undefined;
+  /** REF_DELTA: the base's id (hex). */
+  readonly baseId: string | undefined;
+  /** Where the zlib data starts. */
+  readonly dataAt: number;
+}
+
+/** The header of the pack entry at `at` (format at the top of this file); undefined when `buf` ends inside it. */
+export function entryHeader(buf: Uint8Array, at: number, end = buf.length): EntryHeader | undefined {
+  let p = at;
+  if (p >= end) return undefined;
+  let c = buf[p++]!;
+  const kind = (c >> 4) & 7;
+  let size = c & 15;
+  let shift = 4;
+  while (c & 0x80) {
+    if (p >= end) return undefined;
+    c = buf[p++]!;
+    size += (c & 0x7f) * 2 ** shift;
+    shift += 7;
+  }
+  let baseRel: number | undefined;
+  let baseId: string | undefined;
+  if (kind === OFS_DELTA) {
+    if (p >= end) return undefined;
+    c = buf[p++]!;
+    baseRel = c & 0x7f;
+    while (c & 0x80) {
+      if (p >= end) return undefined;
+      c = buf[p++]!;
+      baseRel = (baseRel + 1) * 128 + (c & 0x7f);
+    }
+  } else if (kind === REF_DELTA) {
+    if (p + 20 > end) return undefined;
+    baseId = Buffer.from(buf.buffer, buf.byteOffset + p, 20).toString('hex');
+    p += 20;
+  }
+  return { kind, size, baseRel, baseId, dataAt: p };
+}
+
+/**
+ * zlib's output buffer for an object of `size` bytes: one byte more than the
+ * object, so it inflates in one step into one allocation (about 4× faster
+ * for small objects than the default 16 KiB chunks).
+ */
+export function outputChunk(size: number): number {
+  return Math.max(64, size + 1);
+}
+
+/** Resolved objects by pack offset; the least recently used go first once they exceed `budget` bytes. */
+export class BaseCache {
+  private readonly map = new Map<number, PackedObject>();
+  private bytes = 0;
+
+  constructor(private readonly budget: number) {}
+
+  get(offset: number): PackedObject | undefined {
+    const hit = this.map.get(offset);
+    if (hit !== undefined) {
+      this.map.delete(offset);
+      this.map.set(offset, hit);
+    }
+    return hit;
+  }
+
+  set(offset: number, obj: PackedObject): void {
+    const old = this.map.get(offset);
+    if (old !== undefined) {
+      this.map.delete(offset);
+      this.bytes -= old.data.length;
+    }
+    this.map.set(offset, obj);
+    this.bytes += obj.data.length;
+    while (this.bytes > this.budget && this.map.size > 1) {
+      const [k, v] = this.map.entries().next().value as [number, PackedObject];
+      this.map.delete(k);
+      this.bytes -= v.data.length;
     }
   }
 }

@@ -133,10 +133,10 @@ function indexingFs(
     if (indexed.has(p)) throw new PackIndexed();
     indexed.add(p);
     await fs.promises.writeFile(p, data);
-    const idx = indexPack(data, external, seen);
-    const tmp = `${p.slice(0, -'.pack'.length)}.idx.tmp-${process.pid}`;
-    await fs.promises.writeFile(tmp, idx);
-    await fs.promises.rename(tmp, `${p.slice(0, -'.pack'.length)}.idx`);
+    const idxFile = `${p.slice(0, -'.pack'.length)}.idx`;
+    const tmp = `${idxFile}.tmp-${process.pid}`;
+    await fs.promises.writeFile(tmp, indexPack(data, external, seen));
+    await fs.promises.rename(tmp, idxFile);
     throw new PackIndexed();
   };
   return { ...fs, promises: { ...fs.promises, writeFile } } as typeof fs;
