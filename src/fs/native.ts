@@ -14,7 +14,7 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { getSystemErrorMap } from 'node:util';
-import { FetchCacheError } from '../errors.js';
+import type { FetchCacheError } from '../errors.js';
 import { encodeStr, TOK_DIR, TOK_ENT, TOK_NAR, TOK_PAR } from '../nix/nar/wire.js';
 
 const SLASH = Buffer.from('/');
@@ -186,7 +186,7 @@ export async function nativeDumpPath(
     emit(TOK_PAR);
     return size;
   } catch (e) {
-    if (e instanceof FetchCacheError || !isFailure(e)) throw e;
+    if (!isFailure(e)) throw e;
     if (e.kind === 'unsupported') throw errors.unsupported(e.path);
     if (e.kind === 'changed') throw errors.changed(e.path);
     throw errors.io(systemError(e), e.path);

@@ -50,11 +50,10 @@ export function sendBody(
   headers: Record<string, string> = {},
 ): void {
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  ctx.res.writeHead(status, {
-    'Content-Type': contentType,
-    'Content-Length': String(bytes.length),
-    ...headers,
-  });
+  // The flat [name, value, …] form: Node takes it without building a header object per response.
+  const head = ['Content-Type', contentType, 'Content-Length', String(bytes.length)];
+  for (const name in headers) head.push(name, headers[name]!);
+  ctx.res.writeHead(status, head);
   if (ctx.head) {
     ctx.res.end();
     return;

@@ -27,7 +27,7 @@ export function parseHashPart(hashPart: string): Uint8Array {
   }
 }
 
-const NARINFO_CACHE_CONTROL = 'public, max-age=300';
+const NARINFO_HEADERS = { 'Cache-Control': 'public, max-age=300' };
 
 export async function getNarInfo(ctx: RequestContext, s: ServerServices): Promise<void> {
   const hashPart = ctx.params[0]!;
@@ -47,21 +47,7 @@ export async function getNarInfo(ctx: RequestContext, s: ServerServices): Promis
       await touchServed(s, response.digest);
     }
   }
-  const { res } = ctx;
-  res.writeHead(200, [
-    'Content-Type',
-    NARINFO_CONTENT_TYPE,
-    'Content-Length',
-    String(response.body.length),
-    'Cache-Control',
-    NARINFO_CACHE_CONTROL,
-  ]);
-  if (ctx.head) {
-    res.end();
-    return;
-  }
-  ctx.bytesSent += response.body.length;
-  res.end(response.body);
+  sendBody(ctx, 200, NARINFO_CONTENT_TYPE, response.body, NARINFO_HEADERS);
 }
 
 export async function putNarInfo(ctx: RequestContext, s: ServerServices): Promise<void> {
