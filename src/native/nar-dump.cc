@@ -228,10 +228,8 @@ class Dumper {
     fileSize_ = static_cast<uint64_t>(st.st_size);
     fileLeft_ = fileSize_;
     filePath_ = path;
-    if (fileLeft_ == 0 || !pending_.empty()) {
-      // Nothing to read, or no room left: the contents start in the next step.
-      if (fileLeft_ == 0) FinishFile();
-    }
+    // Contents are read by Fill's loop (ReadContents), once any pending header bytes are out.
+    if (fileLeft_ == 0) FinishFile();
   }
 
   void ReadContents() {
