@@ -32,7 +32,7 @@ export function benchHashPath(work) {
     ['1 GiB file', big, 3],
   ]) {
     const ref = measure(['nix', 'hash', 'path', '--type', 'sha256', path], { runs, env: NIX_ENV });
-    const ours = measure(['node', CLI, 'hash', 'path', '--type', 'sha256', path], { runs });
+    const ours = measure([CLI, 'hash', 'path', '--type', 'sha256', path], { runs });
     rows.push({ name, ours, ref, target: 'ratio ≤ 1.0, RSS < 128 MiB' });
   }
   printTable('hash path: fetch-cache vs nix hash path', rows);

@@ -20,7 +20,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const CLI = join(REPO, 'dist/cli/main.js');
+/** The `fetch-cache` command as users start it (the launcher, which runs the bundled CLI). */
+export const CLI = join(REPO, 'bin/fetch-cache');
 export const NIX_ENV = {
   ...process.env,
   NIX_CONFIG: 'experimental-features = nix-command flakes\nsubstituters =',

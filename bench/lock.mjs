@@ -124,7 +124,7 @@ export async function benchLock(work) {
     const l = join(project, 'pins.lock');
     const root = join(base, 'cache');
     writeFileSync(m, manifest(port));
-    const lock = ['node', CLI, '--root', root, 'lock', '--manifest', m, '--lock', l];
+    const lock = [CLI, '--root', root, 'lock', '--manifest', m, '--lock', l];
     const rows = [
       [
         'cold: empty cache, no lockfile',

@@ -29,7 +29,7 @@ function fill(buf, rnd) {
 
 function cli(args, root) {
   const started = performance.now();
-  const r = spawnSync(process.execPath, [CLI, ...args, '--root', root], {
+  const r = spawnSync(CLI, [...args, '--root', root], {
     encoding: 'utf8',
     maxBuffer: 1 << 26,
   });

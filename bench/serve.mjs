@@ -32,7 +32,7 @@ import {
   REPO,
 } from './lib.mjs';
 
-/** The CLI under test; `BENCH_CLI` points at a snapshot of dist/ when the tree is being rebuilt meanwhile. */
+/** The CLI under test; `BENCH_CLI` points at the bin/fetch-cache of a snapshot (bin/ and dist/) when the tree is being rebuilt meanwhile. */
 const CLI = process.env.BENCH_CLI ?? BUILT_CLI;
 const POINT_SECONDS = Number(process.env.BENCH_SERVE_SECONDS ?? 10);
 const MIXED_SECONDS = Number(process.env.BENCH_SERVE_MIXED_SECONDS ?? 60);
@@ -87,7 +87,7 @@ function populate(work, inputs) {
   if (existsSync(marker)) return { root, files, ...JSON.parse(readFileSync(marker, 'utf8')) };
   for (const d of [root, nixStore, files]) rmSync(d, { recursive: true, force: true });
   const all = [...inputs.smallFiles, inputs.tree, inputs.large];
-  const ours = all.map((p) => run(process.execPath, [CLI, '--root', root, 'add', p]).trim());
+  const ours = all.map((p) => run(CLI, ['--root', root, 'add', p]).trim());
   const theirs = run('nix-store', ['--store', nixStore, '--add', ...all], { env: NIX_ENV })
     .trim()
     .split('\n');
@@ -214,13 +214,9 @@ function stopChild(child, signal) {
 
 async function startOurs(root) {
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [CLI, '--root', root, 'serve', '--bind', `127.0.0.1:${port}`, '--quiet'],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
+  const child = spawn(CLI, ['--root', root, 'serve', '--bind', `127.0.0.1:${port}`, '--quiet'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/nix-cache-info`);
   return {

@@ -37,7 +37,7 @@ import {
   REPO,
 } from './lib.mjs';
 
-/** The CLI under test; `BENCH_CLI` points at a snapshot of dist/ when the tree is being rebuilt meanwhile. */
+/** The CLI under test; `BENCH_CLI` points at the bin/fetch-cache of a snapshot (bin/ and dist/) when the tree is being rebuilt meanwhile. */
 const CLI = process.env.BENCH_CLI ?? BUILT_CLI;
 
 /** `BENCH_STORE_ONLY=add,nar,dedup` runs only those sections (default all). */
@@ -245,7 +245,7 @@ export async function benchStore(work) {
           env,
           parent: scratch,
         });
-        const ours = measureFresh((d) => ['node', CLI, '--root', d, 'add', path], { runs, parent: scratch });
+        const ours = measureFresh((d) => [CLI, '--root', d, 'add', path], { runs, parent: scratch });
         addRows.push({ name, ours, ref });
       }
       console.log('\n## add: fetch-cache add vs nix-store --add (fresh root / chroot store per run)');
@@ -265,11 +265,10 @@ export async function benchStore(work) {
         ['20,000 small files', tree, 5],
         ['1 GiB file', big, 3],
       ]) {
-        const storePath = run(['node', CLI, '--root', root, 'add', path]);
-        const narSize = JSON.parse(run(['node', CLI, '--root', root, '--json', 'path-info', storePath]))[0]
-          .narSize;
+        const storePath = run([CLI, '--root', root, 'add', path]);
+        const narSize = JSON.parse(run([CLI, '--root', root, '--json', 'path-info', storePath]))[0].narSize;
         const ref = measureRepeat(['nix-store', '--dump', path], { runs, env });
-        const ours = measureRepeat(['node', CLI, '--root', root, 'nar', storePath], { runs });
+        const ours = measureRepeat([CLI, '--root', root, 'nar', storePath], { runs });
         narRows.push({ name, narSize, ours, ref });
       }
       console.log(
@@ -296,9 +295,9 @@ export async function benchStore(work) {
     const files1 = countFiles(v1);
     const files2 = countFiles(v2);
     const dedupRoot = join(scratch, 'dedup');
-    run(['node', CLI, '--root', dedupRoot, 'add', v1]);
+    run([CLI, '--root', dedupRoot, 'add', v1]);
     const afterV1 = await levelStats(join(dedupRoot, 'db'));
-    run(['node', CLI, '--root', dedupRoot, 'add', v2]);
+    run([CLI, '--root', dedupRoot, 'add', v2]);
     const stats = await levelStats(join(dedupRoot, 'db'));
     const chunkBytes = stats.chunks?.bytes ?? 0;
     const allValueBytes = Object.values(stats).reduce((n, s) => n + s.bytes, 0);

@@ -129,7 +129,7 @@ const server = spawn(
 );
 await new Promise((r) => setTimeout(r, 1000));
 const url = `http://127.0.0.1:${port}/source.tar.gz`;
-const cli = measureFresh((d) => ['node', CLI, '--root', join(d, 'root'), '--quiet', 'fetch', 'tarball', url]);
+const cli = measureFresh((d) => [CLI, '--root', join(d, 'root'), '--quiet', 'fetch', 'tarball', url]);
 
 const ours = measureFresh((d) => [
   'node',

@@ -28,6 +28,7 @@ import type { Client, Dispatcher } from 'undici';
 let undici: Promise<typeof import('undici')> | undefined;
 
 import { FetchCacheError } from '../errors.js';
+import { extraCaContext } from './tls.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
 
@@ -300,8 +301,10 @@ export class HttpClient {
         reason = `HTTP ${status}`;
       } catch (e) {
         if (e instanceof FetchCacheError) throw e;
-        if (!transientError(e)) throw e;
         lastError = httpError(`cannot fetch '${redactUrl(url)}': ${describe(e)}`, url, e);
+        // A failure with an error code that will not go away (an untrusted certificate, a bad
+        // argument) is an HTTP error at once; anything without a code is ours and propagates.
+        if (!transientError(e)) throw typeof (e as { code?: unknown })?.code === 'string' ? lastError : e;
         reason = describe(e);
       }
       if (budget.left <= 0) throw lastError;
@@ -321,7 +324,10 @@ export class HttpClient {
       undici ??= import('undici');
       const { Client } = await undici;
       const client = new Client(u.origin, {
-        connect: { timeout: this.o.connectTimeoutMs },
+        connect: {
+          timeout: this.o.connectTimeoutMs,
+          ...(u.protocol === 'https:' ? { secureContext: extraCaContext() } : {}),
+        },
         headersTimeout: this.o.headersTimeoutMs,
         bodyTimeout: this.o.bodyTimeoutMs,
       });

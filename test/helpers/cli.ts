@@ -9,7 +9,10 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI_MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** The CLI as `bin/fetch-cache` starts it: the bundle scripts/bundle-cli.mjs makes of dist/cli/main.js. */
+export const CLI_MAIN = fileURLToPath(new URL('../../dist/cli-bundle/main.js', import.meta.url));
+/** The `fetch-cache` launcher. */
+export const CLI_BIN = fileURLToPath(new URL('../../bin/fetch-cache', import.meta.url));
 
 export interface CliResult {
   code: number;

@@ -12,6 +12,7 @@
 
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 
@@ -23,7 +24,7 @@ export interface GitHttpRequestLog {
 }
 
 export interface GitHttpServer {
-  /** `http://127.0.0.1:<port>`; a repository `<root>/x.git` is at `${baseUrl}/x.git`. */
+  /** `http://127.0.0.1:<port>` (https with `tls`); a repository `<root>/x.git` is at `${baseUrl}/x.git`. */
   readonly baseUrl: string;
   readonly requests: GitHttpRequestLog[];
   close(): Promise<void>;
@@ -102,20 +103,24 @@ async function handle(
 }
 
 /** Serve every repository below `projectRoot` over smart HTTP until `close()`. */
-export async function startGitHttpServer(projectRoot: string): Promise<GitHttpServer> {
+export async function startGitHttpServer(
+  projectRoot: string,
+  options: { tls?: { key: string | Buffer; cert: string | Buffer } } = {},
+): Promise<GitHttpServer> {
   const requests: GitHttpRequestLog[] = [];
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const log: GitHttpRequestLog = { method: req.method ?? 'GET', url: req.url ?? '/', responseBytes: 0 };
     requests.push(log);
     handle(projectRoot, req, res, log).catch(() => {
       if (!res.headersSent) res.statusCode = 500;
       res.end();
     });
-  });
+  };
+  const server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {

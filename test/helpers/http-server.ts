@@ -8,6 +8,7 @@
  */
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface Route {
@@ -57,7 +58,16 @@ export interface TestServer {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function startServer(routes: Record<string, Route> = {}): Promise<TestServer> {
+/** A key and certificate to serve HTTPS with instead of HTTP. */
+export interface TlsIdentity {
+  key: string | Buffer;
+  cert: string | Buffer;
+}
+
+export async function startServer(
+  routes: Record<string, Route> = {},
+  options: { tls?: TlsIdentity } = {},
+): Promise<TestServer> {
   const table = new Map(Object.entries(routes));
   const counts = new Map<string, number>();
   const drops = new Map<string, number>();
@@ -65,12 +75,13 @@ export async function startServer(routes: Record<string, Route> = {}): Promise<T
   const sockets = new Set<Socket>();
   let connections = 0;
 
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = req.url ?? '/';
     log.push({ path, headers: req.headers });
     counts.set(path, (counts.get(path) ?? 0) + 1);
     handle(path, req, res).catch(() => res.destroy());
-  });
+  };
+  const server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
   server.on('connection', (s: Socket) => {
     connections++;
     sockets.add(s);
@@ -165,7 +176,7 @@ export async function startServer(routes: Record<string, Route> = {}): Promise<T
 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const { port } = server.address() as AddressInfo;
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   return {
     base,
     url: (path) => `${base}${path}`,

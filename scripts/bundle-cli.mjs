@@ -1,0 +1,30 @@
+/**
+ * Bundles the CLI (dist/cli/main.js and the modules it reaches) into dist/cli-bundle/, one file per
+ * lazily imported part, for `bin/fetch-cache` to start.
+ *
+ * Why: Node resolves, loads and links each ES module on its own, and the ~100 small modules a command
+ * such as `hash path` reaches cost ~25 ms of a ~90 ms start that way. Bundled with code splitting, a
+ * command loads a few files and still loads nothing it does not use (each dynamic `import()` of ours
+ * stays a separate chunk). Packages stay external, so native addons and lazy `require`s work as in
+ * dist/; the bundle sits two levels below the package root like dist/fs/, so paths such as
+ * `../../build/Release/…` resolve the same. The library (`exports`) stays the unbundled dist/.
+ */
+
+import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outdir = `${root}dist/cli-bundle`;
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  entryPoints: [`${root}dist/cli/main.js`],
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  logLevel: 'warning',
+});
