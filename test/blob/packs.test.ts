@@ -189,6 +189,38 @@ describe('compaction', () => {
     await again.close();
   });
 
+  it('remembers chunk locations (a second read looks up no chunk) and still finds chunks that another store compacted away', async () => {
+    const o = await open();
+    const keep = randomBytes(600_000, 22);
+    const drop = randomBytes(900_000, 23);
+    const k = await writeBlob(o.service, keep);
+    const d = await writeBlob(o.service, drop);
+    const dropChunks = (await o.service.stat(d.digest))!.chunks;
+    await o.service.chunks.batch(dropChunks.map((c) => ({ type: 'del' as const, key: c.digest })));
+    expect(Buffer.from((await readAll(o.service, k.digest))!).equals(Buffer.from(keep))).toBe(true);
+    const looked: Uint8Array[] = [];
+    const getMany = o.store.index.getMany.bind(o.store.index);
+    o.store.index.getMany = (keys: Uint8Array[]) => {
+      looked.push(...keys);
+      return getMany(keys);
+    };
+    expect(Buffer.from((await readAll(o.service, k.digest))!).equals(Buffer.from(keep))).toBe(true);
+    // Only the probe of the blob digest itself as a one-chunk blob, none of its chunks.
+    expect(looked.map((key) => Buffer.from(key).toString('hex'))).toEqual([
+      Buffer.from(k.digest).toString('hex'),
+    ]);
+
+    // Another store over the same database and packs (as another process would) moves the chunks and
+    // deletes the pack the first one remembers.
+    const other = new LevelBlobService(o.db as unknown as KV, { packDir: join(o.dir, 'packs') });
+    const [before] = packNames(o.dir);
+    expect((await (other.chunkStore as PackChunkStore).compact()).packs).toBe(1);
+    expect(packNames(o.dir)).not.toContain(before);
+    expect(Buffer.from((await readAll(o.service, k.digest))!).equals(Buffer.from(keep))).toBe(true);
+    await other.close();
+    await o.close();
+  });
+
   it('merges small finished packs and leaves a single one, the current one, and running writers alone', async () => {
     const o = await open();
     const first = await writeBlob(o.service, randomBytes(5000, 30));
