@@ -51,6 +51,11 @@ export interface CacheOptions {
   /** Told once when we start waiting for another process. */
   onWait?: (owner: string) => void;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Worker threads that read and verify long runs of chunks (blob/read-pool.ts), for a process that
+   * streams several large blobs at once (`serve`); default 0. `FETCH_CACHE_READ_WORKERS` overrides.
+   */
+  readWorkers?: number;
 }
 
 export interface Cache {
@@ -100,7 +105,16 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
       }
     },
   });
-  return compose(shared.db, root, storeDir, () => shared.close());
+  const readWorkers = readWorkersFromEnv(options.env ?? process.env) ?? options.readWorkers ?? 0;
+  return compose(shared.db, root, storeDir, () => shared.close(), readWorkers);
+}
+
+/** FETCH_CACHE_READ_WORKERS as a worker count (0–64), else undefined. */
+function readWorkersFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const v = env.FETCH_CACHE_READ_WORKERS;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 64 ? n : undefined;
 }
 
 function ownedByUs(file: string): boolean {
@@ -111,8 +125,17 @@ function ownedByUs(file: string): boolean {
   }
 }
 
-function compose(db: KV, root: string | undefined, storeDir: string, close: () => Promise<void>): Cache {
-  const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs') });
+function compose(
+  db: KV,
+  root: string | undefined,
+  storeDir: string,
+  close: () => Promise<void>,
+  readWorkers = 0,
+): Cache {
+  const blobs = new LevelBlobService(
+    db,
+    root === undefined ? {} : { packDir: join(root, 'packs'), packs: { readWorkers } },
+  );
   const directories = new LevelDirectoryService(db);
   const pathInfos = new LevelPathInfoService(
     db,

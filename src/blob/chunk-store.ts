@@ -19,12 +19,22 @@
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
 
+export interface VerifiedChunks {
+  readonly values: (Uint8Array | undefined)[];
+  readonly verified: readonly boolean[];
+}
+
 export interface ChunkStore {
   /** The index: chunk digest → stored value. Its keys are the chunks stored. */
   readonly index: KV;
   /** The bytes of a chunk, or `undefined` when it is not stored. Not verified here. */
   get(digest: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * `getMany`, where the store can verify chunks against their digests off the main thread (pack files
+   * through worker threads); `verified[i]` says chunk i was, and the caller verifies the rest.
+   */
+  getManyVerified?(digests: readonly Uint8Array[]): Promise<VerifiedChunks>;
   /**
    * Store the bytes of new chunks (puts into `index` whose values are chunk
    * bytes) and return the index puts that make them visible. The caller

@@ -78,9 +78,14 @@ export function expectArgs(ctx: CommandContext, count: number, names: string): s
  * The store modules (and LevelDB's native addon) load only here, so commands
  * that need no store, like `hash path`, start fast.
  */
-export async function withCache<T>(ctx: CommandContext, fn: (cache: Cache) => Promise<T>): Promise<T> {
+export async function withCache<T>(
+  ctx: CommandContext,
+  fn: (cache: Cache) => Promise<T>,
+  options: { readWorkers?: number } = {},
+): Promise<T> {
   const { openCache } = await import('../cache.js');
   const cache = await openCache({
+    ...options,
     root: ctx.globals.root,
     storeDir: ctx.globals.storeDir,
     env: ctx.env,
