@@ -84,7 +84,8 @@ function allowed(route: Route): string {
 
 /** A request listener for node:http (also handles `checkContinue` when passed `expectsContinue`). */
 export function createApp(s: ServerServices) {
-  return function handle(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+  /** Handles one request; the promise settles when its handler is done (a stopping server waits for it). */
+  return function handle(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Promise<void> {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
     let routeName = 'other';
@@ -138,7 +139,7 @@ export function createApp(s: ServerServices) {
       await handler(ctx, s);
     };
 
-    run().catch((e: unknown) => {
+    return run().catch((e: unknown) => {
       let error: HttpError;
       if (e instanceof HttpError) error = e;
       else {

@@ -75,8 +75,15 @@ export async function startServer(
   });
   server.keepAliveTimeout = timeouts.keepAliveMs ?? 5_000;
   server.timeout = timeouts.idleMs ?? 60_000;
-  server.on('request', (req, res) => app(req, res));
-  server.on('checkContinue', (req, res) => app(req, res, true));
+  // Handlers still running (a NAR's hold is released after its socket closed): `stop` waits for them
+  // before the caller closes the store under them.
+  const running = new Set<Promise<void>>();
+  const track = (p: Promise<void>) => {
+    running.add(p);
+    void p.finally(() => running.delete(p));
+  };
+  server.on('request', (req, res) => track(app(req, res)));
+  server.on('checkContinue', (req, res) => track(app(req, res, true)));
   if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -99,7 +106,9 @@ export async function startServer(
         server.close(() => {
           clearTimeout(timer);
           if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
-          resolve();
+          const settled = Promise.allSettled([...running]).then(() => {});
+          const cap = new Promise<void>((r) => setTimeout(r, graceMs).unref());
+          void Promise.race([settled, cap]).then(resolve);
         });
         server.closeIdleConnections();
       });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -227,6 +227,49 @@ describe.skipIf(!cliBuilt())('fetch-cache serve (CLI)', () => {
       const code = await new Promise((resolve) => child.on('close', resolve));
       expect(code).toBe(0);
       expect(rest.map((l) => JSON.parse(l).msg)).toEqual(['request', 'stopping', 'stopped']);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('stops cleanly under a NAR download: the download is cut, its hold released before the store closes', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'fc-serve-stop-'));
+    const big = join(root, 'big.bin');
+    // Over the 16 MiB NAR cache item size, so the NAR streams from the packs.
+    await writeFile(big, Buffer.alloc(40 << 20, 7));
+    const cache = join(root, 'cache');
+    const added = spawnSync(process.execPath, [CLI_MAIN, '--root', cache, '--json', 'add', big], {
+      encoding: 'utf8',
+    });
+    expect(added.status, added.stderr).toBe(0);
+    const child = spawn(process.execPath, [CLI_MAIN, '--root', cache, 'serve', '--bind', '127.0.0.1:0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const lines = createInterface({ input: child.stdout });
+      const first = await new Promise<{ url: string }>((resolve) =>
+        lines.once('line', (l) => resolve(JSON.parse(l))),
+      );
+      const rest: { level: string; msg: string }[] = [];
+      lines.on('line', (l) => rest.push(JSON.parse(l)));
+      const hash = JSON.parse(added.stdout).path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+      const narinfo = await (await fetch(`${first.url}/${hash}.narinfo`)).text();
+      const url = /^URL: (.*)$/m.exec(narinfo)![1]!;
+      // A client that reads the first bytes and then stops reading: the server is mid-NAR.
+      const res = await fetch(`${first.url}/${url}`);
+      const reader = res.body!.getReader();
+      await reader.read();
+      const closed = new Promise((resolve) => child.on('close', resolve));
+      child.kill('SIGTERM');
+      while (!rest.some((l) => l.msg === 'stopping')) await new Promise((r) => setTimeout(r, 10));
+      // The client gives up while the server stops: the last connection closes under a running render.
+      await reader.cancel().catch(() => {});
+      expect(await closed).toBe(0);
+      expect(rest.filter((l) => l.level !== 'info')).toEqual([]);
+      // The cut download is logged (aborted) before the server says it stopped: it was waited for.
+      expect(rest.map((l) => l.msg).slice(-3)).toEqual(['stopping', 'request', 'stopped']);
+      expect(rest.at(-2)).toMatchObject({ aborted: true });
     } finally {
       child.kill('SIGKILL');
       await rm(root, { recursive: true, force: true });
