@@ -98,7 +98,7 @@ export class LevelBlobService implements BlobService {
       groupBytes: options.batchBytes ?? 8 << 20,
       filter: (puts) => this.unstored(puts),
     });
-    this.readAheadBytes = options.readAheadBytes ?? 2 << 20;
+    this.readAheadBytes = options.readAheadBytes ?? 1 << 20;
   }
 
   async has(digest: B3Digest): Promise<boolean> {

@@ -59,7 +59,7 @@ const ID_SIZE = 8;
 /** Chunks at most this far apart (record headers) are read in one pread... */
 const RUN_GAP = 4096;
 /** ...of at most this many bytes. */
-const RUN_BYTES = 2 << 20;
+const RUN_BYTES = 1 << 20;
 /** Runs at least this long go to the read pool in `getManyVerified` (shorter ones cost more to hand over). */
 const POOL_RUN = 128 << 10;
 
@@ -107,8 +107,9 @@ export interface PackChunkStoreOptions {
   readonly maxOpenFiles?: number;
   /**
    * Worker threads that read and verify long runs for `getManyVerified` (read-pool.ts); default 0 (none).
-   * They pay off when several large blobs stream at once (`serve`); one stream in a short-lived process
-   * (`nar`, `export`) ran no faster with them: its whole-blob hash stays on the main thread.
+   * They pay off when several large blobs stream at once (`serve`, at a cost in memory: see
+   * `CacheOptions.readWorkers`); one stream in a short-lived process (`nar`, `export`) ran no faster
+   * with them: its whole-blob hash stays on the main thread.
    */
   readonly readWorkers?: number;
 }

@@ -120,7 +120,7 @@ export class ReadPool {
     const slot = slots[this.next++ % slots.length]!;
     const id = this.ids++;
     const digests = new Uint8Array(req.digests.length * 32);
-    req.digests.forEach((d, i) => digests.set(d, i * 32));
+    for (let i = 0; i < req.digests.length; i++) digests.set(req.digests[i]!, i * 32);
     return new Promise<RunResult>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       if (slot.pending.size === 1) slot.worker.ref();

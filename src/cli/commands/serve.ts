@@ -9,7 +9,6 @@
  */
 
 import { readFile } from 'node:fs/promises';
-import { defaultPoolSize } from '../../blob/read-pool.js';
 import { FetchCacheError } from '../../errors.js';
 import { secretFileWarning } from '../../fs/secret-file.js';
 import type { SecretKey } from '../../nix/signing.js';
@@ -81,32 +80,28 @@ export const serveCommand: Command = {
       if (uploadToken === '')
         throw new FetchCacheError('ERR_IO', `upload token file '${tokenFile}' is empty`);
     }
-    await withCache(
-      ctx,
-      async (cache) => {
-        const services = createServices(cache, {
-          priority: priorityText === undefined ? undefined : Number(priorityText),
-          signingKeys,
-          uploadToken,
-          maxRenders: rendersText === undefined ? undefined : Number(rendersText),
-          // --quiet: warnings and errors only, no line per request.
-          log: jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug'),
-        });
-        try {
-          await serveUntilSignal(services, bind);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-            throw new FetchCacheError(
-              'ERR_IO',
-              `cannot listen on ${stringOption(ctx, 'bind') ?? DEFAULT_BIND}: ${code}`,
-              { cause: e },
-            );
-          }
-          throw e;
+    await withCache(ctx, async (cache) => {
+      const services = createServices(cache, {
+        priority: priorityText === undefined ? undefined : Number(priorityText),
+        signingKeys,
+        uploadToken,
+        maxRenders: rendersText === undefined ? undefined : Number(rendersText),
+        // --quiet: warnings and errors only, no line per request.
+        log: jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug'),
+      });
+      try {
+        await serveUntilSignal(services, bind);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+          throw new FetchCacheError(
+            'ERR_IO',
+            `cannot listen on ${stringOption(ctx, 'bind') ?? DEFAULT_BIND}: ${code}`,
+            { cause: e },
+          );
         }
-      },
-      { readWorkers: defaultPoolSize() },
-    );
+        throw e;
+      }
+    });
   },
 };
