@@ -90,6 +90,38 @@ export function measure(argv, { runs = 5, env = process.env } = {}) {
   };
 }
 
+/**
+ * Like `measure` for two commands, run alternately (a warm-up of each, then `runs` rounds of a, b), so
+ * that a change in the machine's state (page cache, background load) during the run hits both sides.
+ */
+export function measureInterleaved(a, b, { runs = 5, envA = process.env, envB = process.env } = {}) {
+  const one = (argv, env) => {
+    const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argv], { env, encoding: 'utf8' });
+    const m = JSON.parse(r.stdout);
+    if (m.code !== 0) throw new Error(`${argv.join(' ')} exited ${m.code}: ${r.stderr}`);
+    return m;
+  };
+  const ra = [];
+  const rb = [];
+  for (let i = 0; i <= runs; i++) {
+    const ma = one(a, envA);
+    const mb = one(b, envB);
+    if (i > 0) {
+      ra.push(ma);
+      rb.push(mb);
+    }
+  }
+  const summary = (results) => {
+    const walls = results.map((m) => m.wall).sort((x, y) => x - y);
+    return {
+      wall: walls[Math.floor(walls.length / 2)],
+      walls,
+      maxRssMiB: Math.max(...results.map((m) => m.maxRssKiB)) / 1024,
+    };
+  };
+  return [summary(ra), summary(rb)];
+}
+
 export function hasCommand(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }

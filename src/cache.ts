@@ -58,6 +58,8 @@ export interface CacheOptions {
    * (two more isolates, and transferred buffers freed later), past the 256 MiB target; so off by default.
    */
   readWorkers?: number;
+  /** Chunk locations the pack store remembers (blob/packs.ts), for a long-lived reader (`serve`); default 0. */
+  locationCache?: number;
 }
 
 export interface Cache {
@@ -108,7 +110,10 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
     },
   });
   const readWorkers = readWorkersFromEnv(options.env ?? process.env) ?? options.readWorkers ?? 0;
-  return compose(shared.db, root, storeDir, () => shared.close(), readWorkers);
+  return compose(shared.db, root, storeDir, () => shared.close(), {
+    readWorkers,
+    locationCache: options.locationCache ?? 0,
+  });
 }
 
 /** FETCH_CACHE_READ_WORKERS as a worker count (0–64), else undefined. */
@@ -132,12 +137,9 @@ function compose(
   root: string | undefined,
   storeDir: string,
   close: () => Promise<void>,
-  readWorkers = 0,
+  packs: { readWorkers: number; locationCache: number } = { readWorkers: 0, locationCache: 0 },
 ): Cache {
-  const blobs = new LevelBlobService(
-    db,
-    root === undefined ? {} : { packDir: join(root, 'packs'), packs: { readWorkers } },
-  );
+  const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs'), packs });
   const directories = new LevelDirectoryService(db);
   const pathInfos = new LevelPathInfoService(
     db,

@@ -61,8 +61,9 @@ async function open(dir?: string, packBytes?: number): Promise<Opened> {
   await db.open();
   const service = new LevelBlobService(db as unknown as KV, {
     packDir: join(root, 'packs'),
-    // Two read workers, as `serve` runs: the conformance suite reads its large blobs through them.
-    packs: { readWorkers: 2, ...(packBytes === undefined ? {} : { packBytes }) },
+    // Read workers and a location cache (what FETCH_CACHE_READ_WORKERS and `serve` turn on): the
+    // conformance suite reads its large blobs through them.
+    packs: { readWorkers: 2, locationCache: 1 << 16, ...(packBytes === undefined ? {} : { packBytes }) },
   });
   const store = service.chunkStore as PackChunkStore;
   return {

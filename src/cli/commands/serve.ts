@@ -80,28 +80,33 @@ export const serveCommand: Command = {
       if (uploadToken === '')
         throw new FetchCacheError('ERR_IO', `upload token file '${tokenFile}' is empty`);
     }
-    await withCache(ctx, async (cache) => {
-      const services = createServices(cache, {
-        priority: priorityText === undefined ? undefined : Number(priorityText),
-        signingKeys,
-        uploadToken,
-        maxRenders: rendersText === undefined ? undefined : Number(rendersText),
-        // --quiet: warnings and errors only, no line per request.
-        log: jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug'),
-      });
-      try {
-        await serveUntilSignal(services, bind);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-          throw new FetchCacheError(
-            'ERR_IO',
-            `cannot listen on ${stringOption(ctx, 'bind') ?? DEFAULT_BIND}: ${code}`,
-            { cause: e },
-          );
+    await withCache(
+      ctx,
+      async (cache) => {
+        const services = createServices(cache, {
+          priority: priorityText === undefined ? undefined : Number(priorityText),
+          signingKeys,
+          uploadToken,
+          maxRenders: rendersText === undefined ? undefined : Number(rendersText),
+          // --quiet: warnings and errors only, no line per request.
+          log: jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug'),
+        });
+        try {
+          await serveUntilSignal(services, bind);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+            throw new FetchCacheError(
+              'ERR_IO',
+              `cannot listen on ${stringOption(ctx, 'bind') ?? DEFAULT_BIND}: ${code}`,
+              { cause: e },
+            );
+          }
+          throw e;
         }
-        throw e;
-      }
-    });
+      },
+      // A server reads the same large blobs again and again: remember where their chunks are.
+      { locationCache: 1 << 16 },
+    );
   },
 };
