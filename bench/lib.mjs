@@ -74,20 +74,32 @@ export function makeLargeFile(path, bytes) {
   spawnSync('mv', [`${path}.tmp`, path]);
 }
 
+/** One timed run of `argv` through measure.py (stdout discarded): its JSON, plus the run's stderr. */
+export function measureOnce(argv, env = process.env) {
+  const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argv], { env, encoding: 'utf8' });
+  const m = JSON.parse(r.stdout);
+  if (m.code !== 0) throw new Error(`${argv.join(' ')} exited ${m.code}: ${r.stderr}`);
+  return { ...m, stderr: r.stderr };
+}
+
+/** Median wall time (and every wall time, sorted) and max peak RSS of measureOnce results. */
+export function summarise(results) {
+  const walls = results.map((m) => m.wall).sort((a, b) => a - b);
+  return {
+    wall: walls[Math.floor(walls.length / 2)],
+    walls,
+    maxRssMiB: Math.max(...results.map((m) => m.maxRssKiB)) / 1024,
+  };
+}
+
 /** Run `argv` `runs` times (after one warm-up run); median wall time and max peak RSS. */
 export function measure(argv, { runs = 5, env = process.env } = {}) {
   const results = [];
   for (let i = 0; i <= runs; i++) {
-    const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argv], { env, encoding: 'utf8' });
-    const m = JSON.parse(r.stdout);
-    if (m.code !== 0) throw new Error(`${argv.join(' ')} exited ${m.code}: ${r.stderr}`);
+    const m = measureOnce(argv, env);
     if (i > 0) results.push(m);
   }
-  const walls = results.map((m) => m.wall).sort((a, b) => a - b);
-  return {
-    wall: walls[Math.floor(walls.length / 2)],
-    maxRssMiB: Math.max(...results.map((m) => m.maxRssKiB)) / 1024,
-  };
+  return summarise(results);
 }
 
 /**
@@ -95,31 +107,17 @@ export function measure(argv, { runs = 5, env = process.env } = {}) {
  * that a change in the machine's state (page cache, background load) during the run hits both sides.
  */
 export function measureInterleaved(a, b, { runs = 5, envA = process.env, envB = process.env } = {}) {
-  const one = (argv, env) => {
-    const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argv], { env, encoding: 'utf8' });
-    const m = JSON.parse(r.stdout);
-    if (m.code !== 0) throw new Error(`${argv.join(' ')} exited ${m.code}: ${r.stderr}`);
-    return m;
-  };
   const ra = [];
   const rb = [];
   for (let i = 0; i <= runs; i++) {
-    const ma = one(a, envA);
-    const mb = one(b, envB);
+    const ma = measureOnce(a, envA);
+    const mb = measureOnce(b, envB);
     if (i > 0) {
       ra.push(ma);
       rb.push(mb);
     }
   }
-  const summary = (results) => {
-    const walls = results.map((m) => m.wall).sort((x, y) => x - y);
-    return {
-      wall: walls[Math.floor(walls.length / 2)],
-      walls,
-      maxRssMiB: Math.max(...results.map((m) => m.maxRssKiB)) / 1024,
-    };
-  };
-  return [summary(ra), summary(rb)];
+  return [summarise(ra), summarise(rb)];
 }
 
 export function hasCommand(cmd) {

@@ -14,13 +14,13 @@
  * Internal mode: `--serve <dir>` (the HTTP server; prints its port).
  */
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { CLI, prng, REPO } from './lib.mjs';
+import { CLI, measureOnce, prng, REPO } from './lib.mjs';
 
 const PINS = 100;
 const RUNS = 5;
@@ -99,10 +99,7 @@ function timeRuns(argv, before, runs = RUNS) {
   const results = [];
   for (let i = 0; i < runs; i++) {
     before();
-    const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argv], { encoding: 'utf8' });
-    const m = JSON.parse(r.stdout);
-    if (m.code !== 0) throw new Error(`${argv.join(' ')} exited ${m.code}: ${r.stderr}`);
-    results.push(m);
+    results.push(measureOnce(argv));
   }
   const walls = results.map((m) => m.wall).sort((a, b) => a - b);
   return {

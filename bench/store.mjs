@@ -32,9 +32,11 @@ import {
   hasCommand,
   makeLargeFile,
   makeSmallFilesTree,
+  measureOnce,
   NIX_ENV,
   prng,
   REPO,
+  summarise,
 } from './lib.mjs';
 
 /** The CLI under test; `BENCH_CLI` points at the bin/fetch-cache of a snapshot (bin/ and dist/) when the tree is being rebuilt meanwhile. */
@@ -44,14 +46,6 @@ const CLI = process.env.BENCH_CLI ?? BUILT_CLI;
 function wanted(section) {
   const only = process.env.BENCH_STORE_ONLY;
   return only === undefined || only.split(',').includes(section);
-}
-
-/** One timed run of `argv` through measure.py (stdout discarded). */
-function measureOnce(argv, env) {
-  const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argv], { env, encoding: 'utf8' });
-  const m = JSON.parse(r.stdout);
-  if (m.code !== 0) throw new Error(`${argv.join(' ')} exited ${m.code}: ${r.stderr}`);
-  return m;
 }
 
 /**
@@ -79,14 +73,6 @@ function measureRepeat(argv, { runs, env = process.env }) {
     if (i > 0) results.push(m);
   }
   return summarise(results);
-}
-
-function summarise(results) {
-  const walls = results.map((m) => m.wall).sort((a, b) => a - b);
-  return {
-    wall: walls[Math.floor(walls.length / 2)],
-    maxRssMiB: Math.max(...results.map((m) => m.maxRssKiB)) / 1024,
-  };
 }
 
 function run(argv, env = process.env) {

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, hasCommand, NIX_ENV, prng, REPO } from './lib.mjs';
+import { CLI, hasCommand, measureOnce, NIX_ENV, prng, REPO } from './lib.mjs';
 
 const WORDS = [
   'static',
@@ -83,13 +83,8 @@ function measureFresh(argvFor, { runs = 3, env = process.env } = {}) {
   for (let i = 0; i <= runs; i++) {
     const dir = mkdtempSync(join(tmpdir(), 'fc-bench-tarball-'));
     try {
-      const r = spawnSync('python3', [join(REPO, 'bench/measure.py'), ...argvFor(dir)], {
-        env,
-        encoding: 'utf8',
-      });
-      const m = JSON.parse(r.stdout);
-      if (m.code !== 0) throw new Error(`${argvFor(dir).join(' ')} exited ${m.code}: ${r.stderr}`);
-      if (i > 0) results.push({ ...m, stderr: r.stderr });
+      const m = measureOnce(argvFor(dir), env);
+      if (i > 0) results.push(m);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
