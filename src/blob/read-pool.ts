@@ -17,7 +17,6 @@
  */
 
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /** What a worker runs (evaluated, so it needs no file of its own next to a bundle). */
@@ -95,22 +94,14 @@ interface Slot {
   readonly pending: Map<number, Pending>;
 }
 
-/** Workers to start: one per core beside the main thread's, at least one, at most four. */
-export function defaultPoolSize(): number {
-  return Math.max(1, Math.min(4, availableParallelism()));
-}
-
 export class ReadPool {
   private slots: Slot[] | undefined;
   private next = 0;
   private ids = 0;
   private closed = false;
 
-  private readonly size: number;
-
-  constructor(size?: number) {
-    this.size = size ?? defaultPoolSize();
-  }
+  /** `size`: the worker threads to start (on the first read). */
+  constructor(private readonly size: number) {}
 
   /** Reads and verifies one run on a worker. Rejects with the worker's error (`code` kept, e.g. ENOENT). */
   read(req: RunRequest): Promise<RunResult> {
