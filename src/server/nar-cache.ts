@@ -11,6 +11,8 @@
  * one render.
  */
 
+import { ByteLru } from '../byte-lru.js';
+
 export interface NarCacheOptions {
   /** Total bytes kept (default 64 MiB). */
   readonly budgetBytes?: number;
@@ -24,29 +26,24 @@ export class NarCache {
   readonly budgetBytes: number;
   readonly maxItemBytes: number;
   readonly maxLoadingBytes: number;
-  private readonly items = new Map<string, Buffer>();
+  private readonly items: ByteLru<string, Buffer>;
   private readonly loading = new Map<string, Promise<Buffer | undefined>>();
-  private bytes = 0;
   private loadingBytes = 0;
 
   constructor(options: NarCacheOptions = {}) {
     this.budgetBytes = options.budgetBytes ?? 64 << 20;
     this.maxItemBytes = Math.min(options.maxItemBytes ?? 16 << 20, this.budgetBytes);
     this.maxLoadingBytes = options.maxLoadingBytes ?? 32 << 20;
+    this.items = new ByteLru(this.budgetBytes, (bytes) => bytes.length);
   }
 
   /** Bytes held now. */
   get size(): number {
-    return this.bytes;
+    return this.items.bytes;
   }
 
   get(key: string): Buffer | undefined {
-    const hit = this.items.get(key);
-    if (hit !== undefined) {
-      this.items.delete(key);
-      this.items.set(key, hit);
-    }
-    return hit;
+    return this.items.get(key);
   }
 
   /**
@@ -78,17 +75,11 @@ export class NarCache {
   /** Drop everything kept (renders in flight finish and are kept). */
   clear(): void {
     this.items.clear();
-    this.bytes = 0;
   }
 
   private put(key: string, bytes: Buffer): void {
+    // No item is larger than the budget, so the one just kept is never the one evicted.
     if (bytes.length > this.maxItemBytes || this.items.has(key)) return;
     this.items.set(key, bytes);
-    this.bytes += bytes.length;
-    for (const [k, v] of this.items) {
-      if (this.bytes <= this.budgetBytes) break;
-      this.items.delete(k);
-      this.bytes -= v.length;
-    }
   }
 }

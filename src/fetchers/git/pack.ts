@@ -16,6 +16,7 @@
 
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
+import { ByteLru } from '../../byte-lru.js';
 import { FetchCacheError } from '../../errors.js';
 
 export const OBJECT_TYPES = ['', 'commit', 'tree', 'blob', 'tag'] as const;
@@ -211,34 +212,9 @@ export function outputChunk(size: number): number {
 }
 
 /** Resolved objects by pack offset; the least recently used go first once they exceed `budget` bytes. */
-export class BaseCache {
-  private readonly map = new Map<number, PackedObject>();
-  private bytes = 0;
-
-  constructor(private readonly budget: number) {}
-
-  get(offset: number): PackedObject | undefined {
-    const hit = this.map.get(offset);
-    if (hit !== undefined) {
-      this.map.delete(offset);
-      this.map.set(offset, hit);
-    }
-    return hit;
-  }
-
-  set(offset: number, obj: PackedObject): void {
-    const old = this.map.get(offset);
-    if (old !== undefined) {
-      this.map.delete(offset);
-      this.bytes -= old.data.length;
-    }
-    this.map.set(offset, obj);
-    this.bytes += obj.data.length;
-    while (this.bytes > this.budget && this.map.size > 1) {
-      const [k, v] = this.map.entries().next().value as [number, PackedObject];
-      this.map.delete(k);
-      this.bytes -= v.data.length;
-    }
+export class BaseCache extends ByteLru<number, PackedObject> {
+  constructor(budget: number) {
+    super(budget, (obj) => obj.data.length);
   }
 }
 
