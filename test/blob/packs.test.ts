@@ -168,15 +168,21 @@ describe('pack file format', () => {
   });
 });
 
+/** A blob to keep and a blob whose chunks are then deleted (what gc leaves for compaction). */
+async function keepAndDrop(o: Opened, keepBytes: number, dropBytes: number, seed: number) {
+  const keep = randomBytes(keepBytes, seed);
+  const drop = randomBytes(dropBytes, seed + 1);
+  const k = await writeBlob(o.service, keep);
+  const d = await writeBlob(o.service, drop);
+  const dropChunks = (await o.service.stat(d.digest))!.chunks;
+  await o.service.chunks.batch(dropChunks.map((c) => ({ type: 'del' as const, key: c.digest })));
+  return { keep, drop, k, dropChunks };
+}
+
 describe('compaction', () => {
   it('moves live chunks out of mostly dead packs, deletes the packs and frees their space', async () => {
     const o = await open();
-    const keep = randomBytes(100_000, 20);
-    const drop = randomBytes(900_000, 21);
-    const k = await writeBlob(o.service, keep);
-    const d = await writeBlob(o.service, drop);
-    const dropChunks = (await o.service.stat(d.digest))!.chunks;
-    await o.service.chunks.batch(dropChunks.map((c) => ({ type: 'del' as const, key: c.digest })));
+    const { keep, drop, k, dropChunks } = await keepAndDrop(o, 100_000, 900_000, 20);
     await o.close();
 
     const again = await open(o.dir);
@@ -193,12 +199,7 @@ describe('compaction', () => {
 
   it('remembers chunk locations (a second read looks up no chunk) and still finds chunks that another store compacted away', async () => {
     const o = await open();
-    const keep = randomBytes(600_000, 22);
-    const drop = randomBytes(900_000, 23);
-    const k = await writeBlob(o.service, keep);
-    const d = await writeBlob(o.service, drop);
-    const dropChunks = (await o.service.stat(d.digest))!.chunks;
-    await o.service.chunks.batch(dropChunks.map((c) => ({ type: 'del' as const, key: c.digest })));
+    const { keep, k } = await keepAndDrop(o, 600_000, 900_000, 22);
     expect(Buffer.from((await readAll(o.service, k.digest))!).equals(Buffer.from(keep))).toBe(true);
     const looked: Uint8Array[] = [];
     const getMany = o.store.index.getMany.bind(o.store.index);
