@@ -11,10 +11,10 @@
  */
 
 import { spawn } from 'node:child_process';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { createHttpServer, type TlsIdentity } from './http-server.js';
 
 export interface GitHttpRequestLog {
   readonly method: string;
@@ -105,7 +105,7 @@ async function handle(
 /** Serve every repository below `projectRoot` over smart HTTP until `close()`. */
 export async function startGitHttpServer(
   projectRoot: string,
-  options: { tls?: { key: string | Buffer; cert: string | Buffer } } = {},
+  options: { tls?: TlsIdentity } = {},
 ): Promise<GitHttpServer> {
   const requests: GitHttpRequestLog[] = [];
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -116,11 +116,11 @@ export async function startGitHttpServer(
       res.end();
     });
   };
-  const server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
+  const { server, scheme } = createHttpServer(handler, options.tls);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    baseUrl: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    baseUrl: `${scheme}://127.0.0.1:${port}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {

@@ -7,7 +7,7 @@
  * connections, so tests can assert "no request" and "no socket".
  */
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -64,6 +64,16 @@ export interface TlsIdentity {
   cert: string | Buffer;
 }
 
+/** An HTTP server, or HTTPS with `tls`; `scheme` is what its URLs start with. */
+export function createHttpServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  tls?: TlsIdentity,
+): { server: Server; scheme: 'http' | 'https' } {
+  return tls
+    ? { server: createHttpsServer(tls, handler), scheme: 'https' }
+    : { server: createServer(handler), scheme: 'http' };
+}
+
 export async function startServer(
   routes: Record<string, Route> = {},
   options: { tls?: TlsIdentity } = {},
@@ -81,7 +91,7 @@ export async function startServer(
     counts.set(path, (counts.get(path) ?? 0) + 1);
     handle(path, req, res).catch(() => res.destroy());
   };
-  const server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
+  const { server, scheme } = createHttpServer(handler, options.tls);
   server.on('connection', (s: Socket) => {
     connections++;
     sockets.add(s);
@@ -176,7 +186,7 @@ export async function startServer(
 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const { port } = server.address() as AddressInfo;
-  const base = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const base = `${scheme}://127.0.0.1:${port}`;
   return {
     base,
     url: (path) => `${base}${path}`,
