@@ -26,6 +26,13 @@ export interface NativeAddon {
   open(path: string | Buffer, nodeOnly?: boolean): Handle;
   fill(handle: Handle, buffer: Buffer): Promise<number>;
   close(handle: Handle): void;
+  /** src/native/git-pack.cc; absent from an addon built before it. */
+  indexGitPack?(
+    pack: Buffer,
+    external: (oid: string) => { type: string; data: Uint8Array } | undefined,
+  ): { idx: Buffer; commits: (string | Buffer)[] };
+  /** The zlib stream at the start of `data` when it inflates to exactly `size` bytes, else undefined. */
+  inflateExact?(data: Uint8Array, size: number): Buffer | undefined;
 }
 
 interface NativeFailure {

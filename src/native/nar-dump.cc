@@ -33,6 +33,10 @@
 #include <string>
 #include <vector>
 
+// git-pack.cc: `git index-pack` of a received pack.
+napi_value IndexGitPack(napi_env env, napi_callback_info info);
+napi_value InflateExact(napi_env env, napi_callback_info info);
+
 namespace {
 
 // Directories deeper than this are read by path instead of keeping a descriptor open.
@@ -497,8 +501,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"fill", nullptr, Fill, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"indexGitPack", nullptr, ::IndexGitPack, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"inflateExact", nullptr, ::InflateExact, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 

@@ -14,15 +14,23 @@
  * It replaces isomorphic-git's own indexing on fetch (remote.ts), which took
  * most of a cold fetch: an asynchronous WebCrypto SHA-1 per object and a
  * fan-out table built in 256 passes over the ids.
+ *
+ * When the native addon is built, src/native/git-pack.cc does the same job
+ * and this file is its reference and fallback (the tests run both). Here each
+ * object costs a zlib stream, a hasher and a few allocations, ~35 µs: 0.6 s of
+ * the bench's cold 1,500-commit fetch (17,000 objects); there one z_stream is
+ * reset per entry.
  */
 
 import { inflateSync } from 'node:zlib';
 import { FetchCacheError } from '../../errors.js';
+import { nativeAddon } from '../../fs/native.js';
 import { digestOf } from '../../nix/hashing.js';
 import { objectId } from './objects.js';
 import {
   applyDelta,
   BaseCache,
+  badPack,
   entryHeader,
   OBJECT_TYPES,
   OFS_DELTA,
@@ -75,16 +83,44 @@ function crc32(buf: Uint8Array, start: number, end: number): number {
   return (c ^ -1) >>> 0;
 }
 
+export type CommitSink = (oid: string, data: Uint8Array) => void;
+
 /**
  * The `.idx` v2 bytes of `pack`; `external` finds REF_DELTA bases that are not
- * in it; `seen` (optional) gets every object with the id just computed from
- * its bytes, so a caller can keep what it needs (commit parents) without
- * reading the objects again.
+ * in it; `onCommit` (optional) gets every commit with the id just computed
+ * from its bytes, so a caller can keep what it needs (its parents) without
+ * reading the commits again. `native: false` uses the JavaScript indexer even
+ * when the addon is built.
  */
 export function indexPack(
   pack: Buffer,
   external: (oid: string) => PackedObject | undefined,
-  seen?: (oid: string, obj: PackedObject) => void,
+  onCommit?: CommitSink,
+  options: { readonly native?: boolean } = {},
+): Buffer {
+  const addon = options.native === false ? undefined : nativeAddon();
+  if (addon?.indexGitPack === undefined) return indexPackJs(pack, external, onCommit);
+  let result: { idx: Buffer; commits: (string | Buffer)[] };
+  try {
+    result = addon.indexGitPack(pack, external);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ERR_GIT_PACK') throw bad((e as Error).message);
+    if (code === 'ERR_GIT_DELTA') throw badPack('received pack', (e as Error).message);
+    throw e;
+  }
+  if (onCommit !== undefined) {
+    const c = result.commits;
+    for (let i = 0; i < c.length; i += 2) onCommit(c[i] as string, c[i + 1] as Buffer);
+  }
+  return result.idx;
+}
+
+/** The JavaScript indexer (the reference for git-pack.cc). */
+export function indexPackJs(
+  pack: Buffer,
+  external: (oid: string) => PackedObject | undefined,
+  onCommit?: CommitSink,
 ): Buffer {
   if (pack.length < 32 || pack.toString('latin1', 0, 4) !== 'PACK') throw bad('no PACK header');
   const version = pack.readUInt32BE(4);
@@ -145,7 +181,7 @@ export function indexPack(
     if (kind <= 4) {
       entry.type = OBJECT_TYPES[kind]!;
       entry.oid = objectId(entry.type, data);
-      seen?.(entry.oid, { type: entry.type, data });
+      if (kind === 1) onCommit?.(entry.oid, data);
     } else if (kept + data.length <= KEEP_DELTAS) {
       entry.delta = data;
       kept += data.length;
@@ -191,7 +227,7 @@ export function indexPack(
         e.oid = objectId(obj.type, obj.data);
         e.delta = undefined;
         byId.set(e.oid, e);
-        seen?.(e.oid, obj);
+        if (obj.type === 'commit') onCommit?.(e.oid, obj.data);
       } catch (err) {
         if (!(err instanceof MissingBase)) throw err;
         later.push(e);

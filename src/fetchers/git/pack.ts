@@ -16,6 +16,7 @@
 
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
+import { nativeAddon } from '../../fs/native.js';
 import { ByteLru } from '../../byte-lru.js';
 import { FetchCacheError } from '../../errors.js';
 
@@ -26,7 +27,9 @@ export interface PackedObject {
   readonly data: Uint8Array;
 }
 
-function badPack(file: string, why: string): FetchCacheError {
+const inflateExact = nativeAddon()?.inflateExact;
+
+export function badPack(file: string, why: string): FetchCacheError {
   return new FetchCacheError('ERR_GIT', `corrupt git pack '${file}': ${why}`, { path: file });
 }
 
@@ -146,6 +149,10 @@ export class PackFile {
   }
 
   private inflate(data: Buffer, size: number): Uint8Array {
+    // The addon's inflate (a z_stream reused, not a stream object per call); anything it does not
+    // inflate to exactly `size` bytes goes the node:zlib way below, which says what is wrong.
+    const fast = inflateExact?.(data, size);
+    if (fast !== undefined) return new Uint8Array(fast.buffer, fast.byteOffset, fast.byteLength);
     const out = inflateSync(data, { chunkSize: outputChunk(size) });
     if (out.length !== size)
       throw badPack(this.packFile, `entry inflates to ${out.length} bytes, expected ${size}`);

@@ -14,7 +14,7 @@ import type * as IsomorphicGit from 'isomorphic-git';
 import type { HttpClient } from 'isomorphic-git';
 import { FetchCacheError, isFetchCacheError } from '../../errors.js';
 import { extraCaContext } from '../tls.js';
-import { indexPack } from './index-pack.js';
+import { type CommitSink, indexPack } from './index-pack.js';
 import type { PackedObject } from './pack.js';
 import type { RefListing } from './refs.js';
 import type { GitRepo } from './repo-cache.js';
@@ -125,10 +125,7 @@ class PackIndexed extends Error {}
  * the fetch is lost; the `.idx` is renamed into place last, and a pack
  * without one is invisible to every reader.
  */
-function indexingFs(
-  external: (oid: string) => PackedObject | undefined,
-  seen: (oid: string, obj: PackedObject) => void,
-): typeof fs {
+function indexingFs(external: (oid: string) => PackedObject | undefined, onCommit: CommitSink): typeof fs {
   // isomorphic-git retries a failed write once (after a mkdir): the retry only throws again.
   const indexed = new Set<string>();
   const writeFile = async (path: fs.PathLike, data: unknown, options?: unknown): Promise<void> => {
@@ -141,7 +138,7 @@ function indexingFs(
     await fs.promises.writeFile(p, data);
     const idxFile = `${p.slice(0, -'.pack'.length)}.idx`;
     const tmp = `${idxFile}.tmp-${process.pid}`;
-    await fs.promises.writeFile(tmp, indexPack(data, external, seen));
+    await fs.promises.writeFile(tmp, indexPack(data, external, onCommit));
     await fs.promises.rename(tmp, idxFile);
     throw new PackIndexed();
   };
@@ -153,9 +150,7 @@ export async function fetchInto(repo: GitRepo, http: HttpClient, options: FetchO
     await git().fetch({
       fs: indexingFs(
         (oid) => repo.objects.readRaw(oid),
-        (oid, obj) => {
-          if (obj.type === 'commit') repo.objects.learnCommit(oid, obj.data);
-        },
+        (oid, data) => repo.objects.learnCommit(oid, data),
       ),
       http,
       gitdir: repo.gitdir,
