@@ -16,9 +16,9 @@
 
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
-import { nativeAddon } from '../../fs/native.js';
 import { ByteLru } from '../../byte-lru.js';
 import { FetchCacheError } from '../../errors.js';
+import { nativeAddon } from '../../fs/native.js';
 
 export const OBJECT_TYPES = ['', 'commit', 'tree', 'blob', 'tag'] as const;
 
