@@ -82,6 +82,9 @@ export async function startServer(
     running.add(p);
     void p.finally(() => running.delete(p));
   };
+  // Path-info changes by other processes are announced by the kernel rather than looked for per request.
+  const generation = services.store.pathInfos.generation;
+  generation?.watch();
   server.on('request', (req, res) => track(app(req, res)));
   server.on('checkContinue', (req, res) => track(app(req, res, true)));
   if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
@@ -105,6 +108,7 @@ export async function startServer(
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
+          generation?.unwatch();
           if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
           const settled = Promise.allSettled([...running]).then(() => {});
           const cap = new Promise<void>((r) => setTimeout(r, graceMs).unref());

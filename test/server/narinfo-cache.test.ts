@@ -5,15 +5,19 @@
  * next request, through the generation stamp (pathinfo/generation.ts).
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storePathHashPart } from '../../src/nix/store-path.js';
 import { gc } from '../../src/ops/gc.js';
 import { PathInfoGeneration } from '../../src/pathinfo/generation.js';
 import { countCalls } from '../helpers/count-calls.js';
 import { addSampleTree, type Harness, rawRequest, startHarness } from './harness.js';
+
+const execFileAsync = promisify(execFile);
 
 let h: Harness;
 beforeEach(async () => {
@@ -81,6 +85,54 @@ describe('PathInfoGeneration', () => {
       }
       expect(reader.current()).toBe(reader.current());
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('watching, sees each write of another process once that process has exited', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fc-gen-'));
+    const file = join(dir, 'pathinfo.gen');
+    const reader = new PathInfoGeneration(file);
+    try {
+      expect(reader.watch()).toBe(true);
+      const seen = new Set<string>([reader.current()]);
+      for (let i = 0; i < 20; i++) {
+        // What bump() does, in another process; awaited as a client awaits its `gc` or `add`.
+        await execFileAsync(process.execPath, [
+          '-e',
+          `require('fs').appendFileSync(${JSON.stringify(file)}, '.')`,
+        ]);
+        const stamp = reader.current();
+        expect(seen.has(stamp)).toBe(false);
+        seen.add(stamp);
+      }
+      // Unchanged: the same stamp (from memory; bench/serve.mjs shows the stat saved).
+      const kept = reader.current();
+      expect(reader.current()).toBe(kept);
+      reader.bump(); // in-process: at once
+      expect(reader.current()).not.toBe(kept);
+    } finally {
+      reader.unwatch();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('watching, falls back to a stat per call once the file is replaced', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fc-gen-'));
+    const file = join(dir, 'pathinfo.gen');
+    const reader = new PathInfoGeneration(file);
+    try {
+      reader.watch();
+      const before = reader.current();
+      await rm(file);
+      await writeFile(file, 'replaced');
+      await new Promise((r) => setTimeout(r, 50)); // the 'rename' event
+      const after = reader.current();
+      expect(after).not.toBe(before);
+      await writeFile(file, 'replaced again, longer');
+      expect(reader.current()).not.toBe(after); // no event needed: it stats again
+    } finally {
+      reader.unwatch();
       await rm(dir, { recursive: true, force: true });
     }
   });
