@@ -105,6 +105,8 @@ export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcRepor
   const candidates = {
     dirs: await unmarked(raw.directories, (k) => refs.live('dirs', k)),
     lists: await unmarked(raw.lists, (k) => refs.live('lists', k)),
+    // A list's sum goes with it (a sum deleted too early only costs a re-hash on the next full read).
+    listSums: await unmarked(raw.listSums, (k) => refs.live('lists', k)),
     chunks: await unmarked(raw.chunks, (k) => refs.live('chunks', k)),
   };
 
@@ -143,6 +145,7 @@ export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcRepor
         stored -= bytes;
         candidates.dirs.push(...freed.dirs);
         candidates.lists.push(...freed.lists);
+        candidates.listSums.push(...freed.lists);
         candidates.chunks.push(...freed.chunks);
       }
     }
@@ -168,6 +171,10 @@ export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcRepor
     report.deleted.chunkLists += await sweep(
       raw.lists,
       candidates.lists.filter((k) => !refs.live('lists', k)),
+    );
+    report.deleted.records += await sweep(
+      raw.listSums,
+      candidates.listSums.filter((k) => !refs.live('lists', k)),
     );
     report.deleted.chunks += await sweep(
       raw.chunks,

@@ -12,7 +12,7 @@
  *   atime, ops          ops/usage.ts, ops/leases.ts
  */
 
-import { BLOBS_SUBLEVEL, CHUNKS_SUBLEVEL } from '../blob/leveldb.js';
+import { BLOBS_SUBLEVEL, CHUNKS_SUBLEVEL, LISTSUMS_SUBLEVEL } from '../blob/leveldb.js';
 import { type Cache, FETCH_SUBLEVEL, NARCALC_SUBLEVEL } from '../cache.js';
 import { DIRECTORY_SUBLEVEL } from '../directory/leveldb.js';
 import { NARHASH_SUBLEVEL, PATHINFO_SUBLEVEL } from '../pathinfo/leveldb.js';
@@ -25,6 +25,8 @@ export interface RawStore {
   readonly directories: KV;
   /** Chunk lists of blobs of two or more chunks, by blob digest. */
   readonly lists: KV;
+  /** Their sums (blob/leveldb.ts), by blob digest. */
+  readonly listSums: KV;
   /** The chunk index: keys are the chunks stored; `chunkBytes` reads one. */
   readonly chunks: KV;
   chunkBytes(digest: Uint8Array): Promise<Uint8Array | undefined>;
@@ -40,6 +42,7 @@ export function rawStore(cache: Pick<Cache, 'db' | 'chunkStore'>): RawStore {
     narhash: s(NARHASH_SUBLEVEL),
     directories: s(DIRECTORY_SUBLEVEL),
     lists: s(BLOBS_SUBLEVEL),
+    listSums: s(LISTSUMS_SUBLEVEL),
     chunks: s(CHUNKS_SUBLEVEL),
     chunkBytes: (digest) => cache.chunkStore.get(digest),
     narcalc: s(NARCALC_SUBLEVEL),

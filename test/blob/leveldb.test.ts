@@ -12,7 +12,7 @@ import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
 import { decodeChunkList, encodeChunkList } from '../../src/blob/chunk-list.js';
 import { DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
-import { LevelBlobService } from '../../src/blob/leveldb.js';
+import { LevelBlobService, listSum } from '../../src/blob/leveldb.js';
 import type { B3Digest } from '../../src/castore/digest.js';
 import { isFetchCacheError } from '../../src/errors.js';
 import { blake3 } from '../../src/nix/hashing.js';
@@ -170,6 +170,50 @@ describe('LevelBlobService layout', () => {
     await flipByte(service.chunks, chunks[2]!.digest, 3);
     await expect(readAll(service, digest)).rejects.toMatchObject({ code: 'ERR_INTEGRITY' });
     await close();
+  });
+
+  it('a list sum spares a fresh service the whole-blob hash; a missing or damaged one is re-made by a full read', async () => {
+    const db = await openMemoryKV();
+    const data = randomBytes(1 << 20, 9);
+    const { digest } = await writeBlob(new LevelBlobService(db), data);
+    // Written with its sum: a new service (nothing verified in memory) reads without hashing the blob.
+    const fresh = new LevelBlobService(db);
+    expect((await fresh.listSums!.get(digest))?.length).toBe(32);
+    expect(Buffer.from((await readAll(fresh, digest))!).equals(data)).toBe(true);
+    expect(fresh.stats.wholeBlobHashes).toBe(0);
+    // As a store written before sums existed: the first full read hashes the blob and writes the sum.
+    await fresh.listSums!.del(digest);
+    const old = new LevelBlobService(db);
+    expect(Buffer.from((await readAll(old, digest))!).equals(data)).toBe(true);
+    expect(old.stats.wholeBlobHashes).toBe(1);
+    await old.close();
+    const sum = Buffer.from((await old.listSums!.get(digest))!);
+    expect(sum.equals(listSum(digest, (await old.blobs.get(digest))!))).toBe(true);
+    const after = new LevelBlobService(db);
+    await readAll(after, digest);
+    expect(after.stats.wholeBlobHashes).toBe(0);
+    // A damaged sum is only a reason to hash again.
+    await flipByte(after.listSums!, digest, 5);
+    const damaged = new LevelBlobService(db);
+    expect(Buffer.from((await readAll(damaged, digest))!).equals(data)).toBe(true);
+    expect(damaged.stats.wholeBlobHashes).toBe(1);
+    await db.close();
+  });
+
+  it('a list sum does not vouch for another list under the key: a swapped list still fails', async () => {
+    const db = await openMemoryKV();
+    const service = new LevelBlobService(db);
+    const a = await writeBlob(service, randomBytes(1 << 20, 10));
+    const b = await writeBlob(service, randomBytes(1 << 20, 11));
+    // b's list (whose chunks all verify) under a's key, and even b's sum with it.
+    await service.blobs.put(a.digest, (await service.blobs.get(b.digest))!);
+    const fresh = new LevelBlobService(db);
+    await expect(readAll(fresh, a.digest)).rejects.toMatchObject({ code: 'ERR_INTEGRITY' });
+    await service.listSums!.put(a.digest, (await service.listSums!.get(b.digest))!);
+    await expect(readAll(new LevelBlobService(db), a.digest)).rejects.toMatchObject({
+      code: 'ERR_INTEGRITY',
+    });
+    await db.close();
   });
 
   it('survives closing and reopening LevelDB', async () => {

@@ -35,7 +35,12 @@ describe('gc', () => {
     await writeOrphan(cache, 3, 400_000); // a failed fetch's leftovers
     const dirty = await storeStats(cache);
     expect(dirty.unreachable.chunks).toBeGreaterThan(0);
+    const raw = rawStore(cache);
+    const sumsBefore = (await raw.listSums.keys().all()).length;
     const report = await gc(cache);
+    // The orphan's chunk list went, and its sum with it; the live lists keep theirs.
+    expect((await raw.listSums.keys().all()).length).toBe(sumsBefore - 1);
+    expect((await raw.listSums.keys().all()).length).toBe((await raw.lists.keys().all()).length);
     expect(report.deleted.chunks).toBe(dirty.unreachable.chunks);
     expect(report.deleted.chunkLists).toBe(1);
     expect(report.freedBytes).toBeGreaterThanOrEqual(400_000);
