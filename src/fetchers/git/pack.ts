@@ -18,7 +18,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { ByteLru } from '../../byte-lru.js';
 import { FetchCacheError } from '../../errors.js';
-import { nativeAddon } from '../../fs/native.js';
+import { type NativeAddon, nativeAddon } from '../../fs/native.js';
 
 export const OBJECT_TYPES = ['', 'commit', 'tree', 'blob', 'tag'] as const;
 
@@ -27,7 +27,12 @@ export interface PackedObject {
   readonly data: Uint8Array;
 }
 
-const inflateExact = nativeAddon()?.inflateExact;
+/** The addon's inflate, looked up on first use (a fetch-index hit never loads the addon). */
+let nativeInflate: NativeAddon['inflateExact'] | null | undefined;
+function inflateExact(data: Uint8Array, size: number): Buffer | undefined {
+  nativeInflate ??= nativeAddon()?.inflateExact ?? null;
+  return nativeInflate === null ? undefined : nativeInflate(data, size);
+}
 
 export function badPack(file: string, why: string): FetchCacheError {
   return new FetchCacheError('ERR_GIT', `corrupt git pack '${file}': ${why}`, { path: file });
@@ -151,7 +156,7 @@ export class PackFile {
   private inflate(data: Buffer, size: number): Uint8Array {
     // The addon's inflate (a z_stream reused, not a stream object per call); anything it does not
     // inflate to exactly `size` bytes goes the node:zlib way below, which says what is wrong.
-    const fast = inflateExact?.(data, size);
+    const fast = inflateExact(data, size);
     if (fast !== undefined) return new Uint8Array(fast.buffer, fast.byteOffset, fast.byteLength);
     const out = inflateSync(data, { chunkSize: outputChunk(size) });
     if (out.length !== size)
