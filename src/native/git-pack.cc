@@ -27,6 +27,15 @@
 
 #define NAPI_VERSION 8
 #include <node_api.h>
+
+// Node's own headers carry zlib.h and openssl/. A build of Node.js that ships
+// without them still gets the rest of the addon (the NAR dump): these
+// functions are then not registered and fetch-cache uses its JavaScript.
+#if !defined(FETCH_CACHE_NO_GIT_PACK) && __has_include(<zlib.h>) && __has_include(<openssl/sha.h>)
+#define FETCH_CACHE_GIT_PACK 1
+#endif
+
+#ifdef FETCH_CACHE_GIT_PACK
 #include <openssl/sha.h>
 #include <zlib.h>
 
@@ -693,3 +702,22 @@ napi_value IndexGitPack(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, result, "commits", commits);
   return result;
 }
+
+namespace {
+void Define(napi_env env, napi_value exports, const char* name, napi_callback fn) {
+  napi_value f;
+  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f) == napi_ok)
+    napi_set_named_property(env, exports, name, f);
+}
+}  // namespace
+
+void RegisterGitPack(napi_env env, napi_value exports) {
+  Define(env, exports, "indexGitPack", IndexGitPack);
+  Define(env, exports, "inflateExact", InflateExact);
+}
+
+#else  // no zlib or OpenSSL headers
+
+void RegisterGitPack(napi_env, napi_value) {}
+
+#endif

@@ -33,9 +33,8 @@
 #include <string>
 #include <vector>
 
-// git-pack.cc: `git index-pack` of a received pack.
-napi_value IndexGitPack(napi_env env, napi_callback_info info);
-napi_value InflateExact(napi_env env, napi_callback_info info);
+// git-pack.cc: `git index-pack` of a received pack, and inflate (when zlib and OpenSSL headers exist).
+void RegisterGitPack(napi_env env, napi_value exports);
 
 namespace {
 
@@ -501,10 +500,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"fill", nullptr, Fill, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"indexGitPack", nullptr, ::IndexGitPack, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"inflateExact", nullptr, ::InflateExact, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 5, props);
+  napi_define_properties(env, exports, 3, props);
+  ::RegisterGitPack(env, exports);
   return exports;
 }
 
