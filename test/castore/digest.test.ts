@@ -67,6 +67,9 @@ describe('blob digests (snix fixtures)', () => {
 
   it('EMPTY_B3 is the empty blob digest', () => {
     expect(b3ToHex(EMPTY_B3)).toBe('af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
+    // The constant is what BLAKE3 computes, and a plain Uint8Array like every digest.
+    expect(b3Equals(EMPTY_B3, blobDigest(new Uint8Array(0)))).toBe(true);
+    expect(Object.getPrototypeOf(EMPTY_B3)).toBe(Uint8Array.prototype);
   });
 });
 
