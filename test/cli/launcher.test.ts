@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +120,30 @@ describe('bin/fetch-cache', () => {
     expect(warnings[0]).toMatch(/^Ignoring extra certs from `.*missing\.pem`, load failed: /);
     expect(extraCaContext({})).toBeUndefined();
     expect(extraCaContext({ FETCH_CACHE_EXTRA_CA_CERTS: CA })).toBeDefined();
+  });
+
+  it('gives fetching commands, and only them, an 8 MiB young generation, wherever the command word is', async () => {
+    // A preload that reports the V8 flags the CLI process was started with.
+    const probe = join(tmp, 'exec-argv.cjs');
+    const out = join(tmp, 'exec-argv.json');
+    writeFileSync(
+      probe,
+      `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.execArgv));`,
+    );
+    const flagsOf = async (args: string[]) => {
+      rmSync(out, { force: true });
+      await run(CLI_BIN, args, { NODE_OPTIONS: `--require ${probe}` });
+      return JSON.parse(readFileSync(out, 'utf8')) as string[];
+    };
+    const root = join(tmp, 'flags-root');
+    const young = ['--max-semi-space-size=8'];
+    expect(await flagsOf(['--root', root, '--offline', 'fetch', 'url', 'https://127.0.0.1:1/x'])).toEqual(
+      young,
+    );
+    expect(await flagsOf(['--quiet', 'lock', '--manifest', join(tmp, 'none.toml')])).toEqual(young);
+    expect(await flagsOf(['hash', 'path', TLS_DIR])).toEqual([]);
+    // A value of --store-dir that reads like a command is not the command.
+    expect(await flagsOf(['--store-dir', 'fetch', 'hash', 'path', TLS_DIR])).toEqual([]);
   });
 
   it('gives NODE_EXTRA_CA_CERTS back to the processes the CLI starts, never overriding one that is set', () => {
