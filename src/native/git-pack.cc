@@ -151,6 +151,52 @@ Id IdOf(const uint8_t* b) {
   return id;
 }
 
+// zlib cannot expand more than ~1032:1, so a larger declared size is a lie (and not worth allocating);
+// avail_out is 32 bits.
+bool CanInflateTo(uint64_t size, uint64_t avail) { return size <= avail * 1100 + 64 && size <= 0xffffffffu; }
+
+enum class Inflated { kOk, kCorrupt, kWrongSize };
+
+// Inflates the zlib stream at the start of in[0, avail) into out[0, size) (callers check CanInflateTo
+// first). kOk: it is exactly `size` bytes, and *used is the compressed bytes it took (where the next
+// pack entry starts). kWrongSize: it is *produced bytes instead. kCorrupt: it does not inflate.
+Inflated InflateExactly(z_stream& zs, const uint8_t* in, uint64_t avail, uint8_t* out, uint64_t size,
+                        uint64_t* used, uint64_t* produced) {
+  inflateReset(&zs);
+  const uint64_t piece = 1u << 30;  // avail_in is 32 bits too
+  uint64_t fed = std::min(avail, piece);
+  zs.next_in = const_cast<Bytef*>(in);
+  zs.avail_in = static_cast<uInt>(fed);
+  uint8_t scratch[4096];  // output past `size`, only counted
+  // An empty object starts in the scratch buffer: zlib refuses a null next_out.
+  bool over = size == 0;
+  zs.next_out = over ? scratch : out;
+  zs.avail_out = over ? static_cast<uInt>(sizeof scratch) : static_cast<uInt>(size);
+  uint64_t extra = 0;
+  for (;;) {
+    int r = inflate(&zs, Z_NO_FLUSH);
+    if (r == Z_STREAM_END) break;
+    if (r != Z_OK && r != Z_BUF_ERROR) return Inflated::kCorrupt;
+    if (zs.avail_out == 0) {
+      if (over) extra += sizeof scratch;
+      over = true;
+      zs.next_out = scratch;
+      zs.avail_out = sizeof scratch;
+      continue;
+    }
+    if (zs.avail_in == 0 && fed < avail) {
+      uint64_t more = std::min(avail - fed, piece);
+      zs.avail_in = static_cast<uInt>(more);
+      fed += more;
+      continue;
+    }
+    if (r == Z_BUF_ERROR || zs.avail_in == 0) return Inflated::kCorrupt;
+  }
+  *produced = over ? size + extra + (sizeof scratch - zs.avail_out) : size - zs.avail_out;
+  *used = zs.total_in;
+  return *produced == size ? Inflated::kOk : Inflated::kWrongSize;
+}
+
 class Indexer {
  public:
   Indexer(napi_env env, const uint8_t* pack, size_t len, napi_value external)
@@ -312,57 +358,19 @@ class Indexer {
 
   // Inflates the entry's zlib data into `out` (exactly e.size bytes, or a corrupt-pack failure).
   bool Inflate(const Entry& e, std::vector<uint8_t>& out, uint64_t* used) {
-    uint64_t avail = end_ - e.dataAt;
-    // zlib cannot expand more than ~1032:1: a larger declared size is a lie (and not worth allocating).
-    if (e.size > avail * 1100 + 64 || e.size > (uint64_t(1) << 32)) {
-      Fail("entry at " + std::to_string(e.offset) + " does not inflate");
-      return false;
-    }
+    const uint64_t avail = end_ - e.dataAt;
+    const std::string at = "entry at " + std::to_string(e.offset);
+    if (!CanInflateTo(e.size, avail)) return Fail(at + " does not inflate"), false;
     out.resize(e.size);
-    inflateReset(&zs_);
-    const uint64_t piece = 1u << 30;
-    uint64_t fed = std::min(avail, piece);
-    zs_.next_in = const_cast<Bytef*>(pack_ + e.dataAt);
-    zs_.avail_in = static_cast<uInt>(fed);
-    uint8_t scratch[4096];
-    // An empty object starts in the scratch buffer: zlib refuses a null next_out.
-    bool over = e.size == 0;
-    zs_.next_out = over ? scratch : out.data();
-    zs_.avail_out = over ? static_cast<uInt>(sizeof scratch) : static_cast<uInt>(e.size);
-    uint64_t extra = 0;
-    for (;;) {
-      int r = inflate(&zs_, Z_NO_FLUSH);
-      if (r == Z_STREAM_END) break;
-      if (r != Z_OK && r != Z_BUF_ERROR) {
-        Fail("entry at " + std::to_string(e.offset) + " does not inflate");
-        return false;
-      }
-      if (zs_.avail_out == 0) {
-        if (over) extra += sizeof scratch;
-        over = true;
-        zs_.next_out = scratch;
-        zs_.avail_out = sizeof scratch;
-        continue;
-      }
-      if (zs_.avail_in == 0 && fed < avail) {
-        uint64_t more = std::min(avail - fed, piece);
-        zs_.avail_in = static_cast<uInt>(more);
-        fed += more;
-        continue;
-      }
-      if (r == Z_BUF_ERROR || zs_.avail_in == 0) {
-        Fail("entry at " + std::to_string(e.offset) + " does not inflate");
-        return false;
-      }
+    uint64_t produced = 0;
+    switch (InflateExactly(zs_, pack_ + e.dataAt, avail, out.data(), e.size, used, &produced)) {
+      case Inflated::kOk:
+        return true;
+      case Inflated::kWrongSize:
+        return Fail(at + " inflates to " + std::to_string(produced) + " bytes, not " + std::to_string(e.size)), false;
+      default:
+        return Fail(at + " does not inflate"), false;
     }
-    uint64_t produced = over ? e.size + extra + (sizeof scratch - zs_.avail_out) : e.size - zs_.avail_out;
-    if (produced != e.size) {
-      Fail("entry at " + std::to_string(e.offset) + " inflates to " + std::to_string(produced) +
-           " bytes, not " + std::to_string(e.size));
-      return false;
-    }
-    *used = zs_.total_in;
-    return true;
   }
 
   Bytes Payload(Entry& e) {
@@ -630,33 +638,17 @@ napi_value InflateExact(napi_env env, napi_callback_info info) {
   double want;
   napi_get_typedarray_info(env, argv[0], &tt, &len, &data, &ab, &offset);
   if (napi_get_value_double(env, argv[1], &want) != napi_ok || !(want >= 0) || want > 4294967295.0) return undef;
-  size_t size = static_cast<size_t>(want);
-  if (size > len * 1100 + 64) return undef;  // more than zlib can expand to
+  const uint64_t size = static_cast<uint64_t>(want);
+  if (!CanInflateTo(size, len)) return undef;
   thread_local ThreadInflater t;
   if (!t.ok) return undef;
   void* out;
   napi_value buffer;
   if (napi_create_buffer(env, size, &out, &buffer) != napi_ok) return nullptr;
-  z_stream& zs = t.zs;
-  inflateReset(&zs);
-  zs.next_in = static_cast<Bytef*>(data);
-  zs.avail_in = static_cast<uInt>(std::min<size_t>(len, 0xffffffffu));
-  uint8_t extra;  // room for one byte more than `size`: to see that there is more
-  bool over = size == 0;
-  zs.next_out = over ? &extra : static_cast<Bytef*>(out);
-  zs.avail_out = over ? 1 : static_cast<uInt>(size);
-  for (;;) {
-    int r = inflate(&zs, Z_NO_FLUSH);
-    if (r == Z_STREAM_END) break;
-    if (r != Z_OK) return undef;  // corrupt, or it needs more input than there is
-    if (zs.avail_out == 0) {
-      if (over) return undef;  // longer than size
-      over = true;
-      zs.next_out = &extra;
-      zs.avail_out = 1;
-    }
-  }
-  if (over ? zs.avail_out != 1 : zs.avail_out != 0) return undef;  // shorter or longer
+  uint64_t used, produced;
+  if (InflateExactly(t.zs, static_cast<const uint8_t*>(data), len, static_cast<uint8_t*>(out), size, &used,
+                     &produced) != Inflated::kOk)
+    return undef;  // corrupt, or not `size` bytes: node:zlib says which
   return buffer;
 }
 
