@@ -90,9 +90,10 @@ export class LevelBlobService implements BlobService {
   readonly chunker: ChunkerParams;
   private readonly readAheadBytes: number;
   /**
-   * Chunk lists (by BLAKE3 of their bytes) that a full read of their blob
-   * found to hash to the blob digest: later full reads verify every chunk
-   * but skip hashing the whole blob a second time.
+   * Chunk lists (by their sum, which covers the list bytes) that a full read
+   * of their blob found to hash to the blob digest: later full reads here
+   * verify every chunk but skip hashing the whole blob a second time, also
+   * while the sum is still being written (or could not be).
    */
   private readonly verifiedLists = new VerifiedLists(4096);
   /** Chunks and chunk lists of all writers go through one group commit. */
@@ -160,15 +161,17 @@ export class LevelBlobService implements BlobService {
       checkOffset(offset, chunk.length);
       return single(chunk, digest, offset);
     }
-    const [list, sum] = await Promise.all([
+    const [list, stored] = await Promise.all([
       this.blobs.get(digest),
       offset === 0 ? this.listSums?.get(digest) : undefined,
     ]);
     if (list === undefined) return undefined;
     const { size, chunks } = decodeChunkList(list, b3ToHex(digest));
     checkOffset(offset, size);
-    const summed = sum !== undefined && b3Equals(sum, listSum(digest, list));
-    return this.readChunks(digest, chunks, offset, list, summed);
+    if (offset > 0) return this.readChunks(digest, chunks, offset, undefined);
+    const sum = listSum(digest, list);
+    const summed = stored !== undefined && b3Equals(stored, sum);
+    return this.readChunks(digest, chunks, offset, summed ? undefined : sum);
   }
 
   async readSmall(digest: B3Digest): Promise<Uint8Array | undefined> {
@@ -191,11 +194,11 @@ export class LevelBlobService implements BlobService {
     await this.chunkStore.close();
   }
 
-  /** Record that `list` adds up to `digest` (a full read found it so); a failure only costs a later re-hash. */
-  private writeSum(digest: B3Digest, list: Uint8Array): void {
+  /** Record `sum` for the list of `digest` (a full read found it adds up); a failure only costs a later re-hash. */
+  private writeSum(digest: B3Digest, sum: Uint8Array): void {
     if (this.listSums === undefined) return;
     const write = this.listSums
-      .put(digest, listSum(digest, list))
+      .put(digest, sum)
       .catch(() => {})
       .finally(() => this.sumWrites.delete(write));
     this.sumWrites.add(write);
@@ -231,8 +234,8 @@ export class LevelBlobService implements BlobService {
     digest: B3Digest,
     chunks: readonly ChunkMeta[],
     offset: number,
-    list: Uint8Array,
-    summed: boolean,
+    /** A full read of a list not known to add up to the blob: its sum (listSum), recorded if it does. */
+    unverified: Uint8Array | undefined,
   ) {
     const path = b3ToHex(digest);
     const starts = new Array<number>(chunks.length);
@@ -250,9 +253,9 @@ export class LevelBlobService implements BlobService {
       else hi = mid - 1;
     }
     let skip = offset - starts[lo]!;
-    // A full read hashes the whole blob unless the list is known to add up to it (its sum, or an
+    // A full read hashes the whole blob unless the list is known to add up to it (its stored sum, or an
     // earlier full read here); the chunks are verified one by one either way.
-    const listKey = offset === 0 && !summed ? b3ToHex(blake3(list)) : undefined;
+    const listKey = unverified === undefined ? undefined : b3ToHex(unverified);
     const hasher =
       listKey !== undefined && !this.verifiedLists.has(path, listKey) ? createBlake3Hasher() : undefined;
     if (hasher !== undefined) this.stats.wholeBlobHashes++;
@@ -317,7 +320,7 @@ export class LevelBlobService implements BlobService {
         });
       }
       this.verifiedLists.add(path, listKey!);
-      this.writeSum(digest, list);
+      this.writeSum(digest, unverified!);
     }
   }
 }
