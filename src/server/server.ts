@@ -82,9 +82,6 @@ export async function startServer(
     running.add(p);
     void p.finally(() => running.delete(p));
   };
-  // Path-info changes by other processes are announced by the kernel rather than looked for per request.
-  const generation = services.store.pathInfos.generation;
-  generation?.watch();
   server.on('request', (req, res) => track(app(req, res)));
   server.on('checkContinue', (req, res) => track(app(req, res, true)));
   if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
@@ -93,6 +90,10 @@ export async function startServer(
     if (bind.kind === 'unix') server.listen(bind.path, resolve);
     else server.listen(bind.port, bind.host, resolve);
   });
+  // Path-info changes by other processes are announced by the kernel rather than looked for per request
+  // (only once listening: a server that failed to start leaves no watch behind).
+  const generation = services.store.pathInfos.generation;
+  generation?.watch();
   const address = server.address();
   const url =
     bind.kind === 'unix'
