@@ -6,8 +6,7 @@
  */
 
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { storePathHashPart } from '../../src/nix/store-path.js';
 import { gc } from '../../src/ops/gc.js';
 import { PathInfoGeneration } from '../../src/pathinfo/generation.js';
 import { countCalls } from '../helpers/count-calls.js';
+import { cleanTempDirs, tempDir } from '../helpers/ops-store.js';
 import { addSampleTree, type Harness, rawRequest, startHarness } from './harness.js';
 
 const execFileAsync = promisify(execFile);
@@ -70,71 +70,68 @@ describe('narinfo response cache', () => {
 });
 
 describe('PathInfoGeneration', () => {
-  it('changes with every bump, across instances sharing the file (processes on one root)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fc-gen-'));
-    try {
-      const file = join(dir, 'pathinfo.gen');
-      const writer = new PathInfoGeneration(file);
-      const reader = new PathInfoGeneration(file);
-      const seen = new Set<string>([reader.current()]);
-      for (let i = 0; i < 50; i++) {
-        writer.bump();
-        const stamp = reader.current();
-        expect(seen.has(stamp)).toBe(false);
-        seen.add(stamp);
-      }
-      expect(reader.current()).toBe(reader.current());
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+  const watching: PathInfoGeneration[] = [];
+  afterEach(() => {
+    for (const g of watching.splice(0)) g.unwatch();
+    cleanTempDirs();
+  });
+  /** A stamp file's path in a fresh temp dir (removed after the test). */
+  const stampFile = () => join(tempDir('fc-gen-'), 'pathinfo.gen');
+  /** A reader of `file` that watches it (the watch is closed after the test). */
+  const watcher = (file: string) => {
+    const g = new PathInfoGeneration(file);
+    watching.push(g);
+    return g;
+  };
+
+  it('changes with every bump, across instances sharing the file (processes on one root)', () => {
+    const file = stampFile();
+    const writer = new PathInfoGeneration(file);
+    const reader = new PathInfoGeneration(file);
+    const seen = new Set<string>([reader.current()]);
+    for (let i = 0; i < 50; i++) {
+      writer.bump();
+      const stamp = reader.current();
+      expect(seen.has(stamp)).toBe(false);
+      seen.add(stamp);
     }
+    expect(reader.current()).toBe(reader.current());
   });
 
   it('watching, sees each write of another process once that process has exited', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fc-gen-'));
-    const file = join(dir, 'pathinfo.gen');
-    const reader = new PathInfoGeneration(file);
-    try {
-      expect(reader.watch()).toBe(true);
-      const seen = new Set<string>([reader.current()]);
-      for (let i = 0; i < 20; i++) {
-        // What bump() does, in another process; awaited as a client awaits its `gc` or `add`.
-        await execFileAsync(process.execPath, [
-          '-e',
-          `require('fs').appendFileSync(${JSON.stringify(file)}, '.')`,
-        ]);
-        const stamp = reader.current();
-        expect(seen.has(stamp)).toBe(false);
-        seen.add(stamp);
-      }
-      // Unchanged: the same stamp (from memory; bench/serve.mjs shows the stat saved).
-      const kept = reader.current();
-      expect(reader.current()).toBe(kept);
-      reader.bump(); // in-process: at once
-      expect(reader.current()).not.toBe(kept);
-    } finally {
-      reader.unwatch();
-      await rm(dir, { recursive: true, force: true });
+    const file = stampFile();
+    const reader = watcher(file);
+    expect(reader.watch()).toBe(true);
+    const seen = new Set<string>([reader.current()]);
+    for (let i = 0; i < 20; i++) {
+      // What bump() does, in another process; awaited as a client awaits its `gc` or `add`.
+      await execFileAsync(process.execPath, [
+        '-e',
+        `require('fs').appendFileSync(${JSON.stringify(file)}, '.')`,
+      ]);
+      const stamp = reader.current();
+      expect(seen.has(stamp)).toBe(false);
+      seen.add(stamp);
     }
+    // Unchanged: the same stamp (from memory; bench/serve.mjs shows the stat saved).
+    const kept = reader.current();
+    expect(reader.current()).toBe(kept);
+    reader.bump(); // in-process: at once
+    expect(reader.current()).not.toBe(kept);
   });
 
   it('watching, falls back to a stat per call once the file is replaced', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fc-gen-'));
-    const file = join(dir, 'pathinfo.gen');
-    const reader = new PathInfoGeneration(file);
-    try {
-      reader.watch();
-      const before = reader.current();
-      await rm(file);
-      await writeFile(file, 'replaced');
-      await new Promise((r) => setTimeout(r, 50)); // the 'rename' event
-      const after = reader.current();
-      expect(after).not.toBe(before);
-      await writeFile(file, 'replaced again, longer');
-      expect(reader.current()).not.toBe(after); // no event needed: it stats again
-    } finally {
-      reader.unwatch();
-      await rm(dir, { recursive: true, force: true });
-    }
+    const file = stampFile();
+    const reader = watcher(file);
+    reader.watch();
+    const before = reader.current();
+    await rm(file);
+    await writeFile(file, 'replaced');
+    await new Promise((r) => setTimeout(r, 50)); // the 'rename' event
+    const after = reader.current();
+    expect(after).not.toBe(before);
+    await writeFile(file, 'replaced again, longer');
+    expect(reader.current()).not.toBe(after); // no event needed: it stats again
   });
 
   it('counts in memory without a file', () => {
