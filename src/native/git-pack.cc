@@ -359,17 +359,18 @@ class Indexer {
   // Inflates the entry's zlib data into `out` (exactly e.size bytes, or a corrupt-pack failure).
   bool Inflate(const Entry& e, std::vector<uint8_t>& out, uint64_t* used) {
     const uint64_t avail = end_ - e.dataAt;
-    const std::string at = "entry at " + std::to_string(e.offset);
-    if (!CanInflateTo(e.size, avail)) return Fail(at + " does not inflate"), false;
+    // The message prefix only when an entry fails: this runs once per object.
+    auto at = [&e] { return "entry at " + std::to_string(e.offset); };
+    if (!CanInflateTo(e.size, avail)) return Fail(at() + " does not inflate"), false;
     out.resize(e.size);
     uint64_t produced = 0;
     switch (InflateExactly(zs_, pack_ + e.dataAt, avail, out.data(), e.size, used, &produced)) {
       case Inflated::kOk:
         return true;
       case Inflated::kWrongSize:
-        return Fail(at + " inflates to " + std::to_string(produced) + " bytes, not " + std::to_string(e.size)), false;
+        return Fail(at() + " inflates to " + std::to_string(produced) + " bytes, not " + std::to_string(e.size)), false;
       default:
-        return Fail(at + " does not inflate"), false;
+        return Fail(at() + " does not inflate"), false;
     }
   }
 
