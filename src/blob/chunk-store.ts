@@ -24,6 +24,26 @@ export interface VerifiedChunks {
   readonly verified: readonly boolean[];
 }
 
+/** `length` bytes at `offset` of the open file `fd`. */
+export interface FileSegment {
+  readonly fd: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** What `ChunkStore.segments` found for one chunk. */
+export type SegmentCheck =
+  | { readonly kind: 'ok'; readonly segment: FileSegment }
+  | { readonly kind: 'missing' }
+  /** Its bytes did not hash to its digest (`actual`), or the file holds fewer than its length. */
+  | { readonly kind: 'damaged'; readonly actual: Uint8Array | undefined; readonly length: number };
+
+export interface ChunkSegments {
+  readonly checks: readonly SegmentCheck[];
+  /** The files stay open until this is called (once the segments are sent). Idempotent. */
+  release(): void;
+}
+
 export interface ChunkStore {
   /** The index: chunk digest → stored value. Its keys are the chunks stored. */
   readonly index: KV;
@@ -35,6 +55,11 @@ export interface ChunkStore {
    * through worker threads); `verified[i]` says chunk i was, and the caller verifies the rest.
    */
   getManyVerified?(digests: readonly Uint8Array[]): Promise<VerifiedChunks>;
+  /**
+   * Where chunks lie in files, each verified against its digest (its bytes not kept), for sending
+   * with sendfile(2). Only where chunks are files (pack files).
+   */
+  segments?(digests: readonly Uint8Array[]): Promise<ChunkSegments>;
   /**
    * Store the bytes of new chunks (puts into `index` whose values are chunk
    * bytes) and return the index puts that make them visible. The caller

@@ -39,10 +39,10 @@ import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
 import { GroupCommit, type Put } from '../storage/group-commit.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
 import { decodeChunkList, encodeChunkList } from './chunk-list.js';
-import { type ChunkStore, InlineChunkStore, type VerifiedChunks } from './chunk-store.js';
+import { type ChunkStore, type FileSegment, InlineChunkStore, type VerifiedChunks } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
 import { PackChunkStore, type PackChunkStoreOptions } from './packs.js';
-import type { BlobService, BlobStat, BlobWriter, ChunkMeta } from './service.js';
+import type { BlobService, BlobStat, BlobWriter, ChunkMeta, SegmentRun } from './service.js';
 
 /** Names of the two sublevels the service makes when given a database. */
 export const CHUNKS_SUBLEVEL = 'chunks';
@@ -181,6 +181,97 @@ export class LevelBlobService implements BlobService {
     if (chunk === undefined) return undefined;
     verifyChunk(chunk, digest, digest, 0);
     return chunk;
+  }
+
+  async readSegments(digest: B3Digest): Promise<AsyncIterable<SegmentRun> | undefined> {
+    checkDigest(digest);
+    const store = this.chunkStore;
+    if (store.segments === undefined || this.listSums === undefined) return undefined;
+    const [list, stored] = await Promise.all([this.blobs.get(digest), this.listSums.get(digest)]);
+    if (list === undefined) return undefined;
+    const path = b3ToHex(digest);
+    const sum = listSum(digest, list);
+    const known =
+      (stored !== undefined && b3Equals(stored, sum)) || this.verifiedLists.has(path, b3ToHex(sum));
+    if (!known) return undefined;
+    return this.segmentRuns(digest, decodeChunkList(list, path).chunks, store.segments.bind(store));
+  }
+
+  /** Runs of about readAheadBytes, the next one located and verified while the current one is sent. */
+  private async *segmentRuns(
+    digest: B3Digest,
+    chunks: readonly ChunkMeta[],
+    segments: NonNullable<ChunkStore['segments']>,
+  ): AsyncGenerator<SegmentRun> {
+    const path = b3ToHex(digest);
+    let next = 0;
+    let at = 0;
+    const fetch = () => {
+      const from = next;
+      let bytes = 0;
+      while (next < chunks.length && (next === from || bytes + chunks[next]!.size <= this.readAheadBytes))
+        bytes += chunks[next++]!.size;
+      const start = at;
+      at += bytes;
+      const got = segments(chunks.slice(from, next).map((c) => c.digest));
+      got.catch(() => {});
+      return { from, start, got };
+    };
+    let ahead: ReturnType<typeof fetch> | undefined = fetch();
+    try {
+      while (ahead !== undefined) {
+        const window = ahead;
+        ahead = undefined;
+        const found = await window.got;
+        if (next < chunks.length) ahead = fetch();
+        const out: FileSegment[] = [];
+        let offset = window.start;
+        try {
+          found.checks.forEach((check, j) => {
+            const meta = chunks[window.from + j]!;
+            if (check.kind === 'missing') {
+              throw new FetchCacheError(
+                'ERR_INTEGRITY',
+                `blob ${path} is missing chunk ${b3ToHex(meta.digest)}`,
+                {
+                  expected: b3ToHex(meta.digest),
+                  actual: 'missing',
+                  path,
+                  offset,
+                },
+              );
+            }
+            const length = check.kind === 'ok' ? check.segment.length : check.length;
+            if (check.kind === 'damaged' || length !== meta.size) {
+              const sizeOk = length === meta.size && check.kind === 'damaged' && check.actual !== undefined;
+              throw new FetchCacheError(
+                'ERR_INTEGRITY',
+                `damaged chunk at offset ${offset} of blob ${path}`,
+                {
+                  expected: sizeOk ? b3ToHex(meta.digest) : `${meta.size} bytes`,
+                  actual: sizeOk ? b3ToHex((check as { actual: Uint8Array }).actual) : `${length} bytes`,
+                  path,
+                  offset,
+                },
+              );
+            }
+            out.push(check.segment);
+            offset += meta.size;
+          });
+        } catch (e) {
+          found.release();
+          throw e;
+        }
+        yield { segments: out, release: found.release };
+      }
+    } finally {
+      // Stopped early (the client left, or a damaged chunk): the run located ahead is not sent.
+      if (ahead !== undefined)
+        ahead.got.then(
+          (r) => r.release(),
+          () => {},
+        );
+    }
   }
 
   writer(): BlobWriter {

@@ -43,10 +43,17 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FetchCacheError } from '../errors.js';
+import { blake3 } from '../nix/hashing.js';
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
 import { processRunning } from '../storage/process.js';
-import { type ChunkStore, GetBatcher, type VerifiedChunks } from './chunk-store.js';
+import {
+  type ChunkSegments,
+  type ChunkStore,
+  GetBatcher,
+  type SegmentCheck,
+  type VerifiedChunks,
+} from './chunk-store.js';
 import { ReadPool } from './read-pool.js';
 
 const writevAsync = promisify(writev);
@@ -132,6 +139,21 @@ export interface CompactReport {
   freedBytes: number;
 }
 
+/**
+ * A pack opened for `segments`: a descriptor that stays open while any segment of it is being sent
+ * (`refs`), so the LRU of `fds` can never close it under a sendfile.
+ */
+interface OpenPack {
+  readonly pack: string;
+  readonly fd: number;
+  refs: number;
+  /** Deleted (compaction) or the store closed: closed once nothing holds it. */
+  gone: boolean;
+}
+
+/** Packs kept open for `segments` beyond those being sent. */
+const OPEN_PACKS = 32;
+
 interface Writer {
   readonly id: Buffer;
   readonly pack: string;
@@ -179,6 +201,9 @@ export class PackChunkStore implements ChunkStore {
    */
   private readonly locations: LocationCache;
   private readonly pool: ReadPool | undefined;
+  private readonly openPacks = new Map<string, OpenPack>();
+  /** Where `segments` reads a chunk to verify it: reused, so it stays in the CPU's cache. */
+  private scratch = Buffer.allocUnsafeSlow(256 << 10);
 
   constructor(
     readonly index: KV,
@@ -192,6 +217,143 @@ export class PackChunkStore implements ChunkStore {
     const workers = options.readWorkers ?? 0;
     this.pool = workers === 0 ? undefined : new ReadPool(workers);
     mkdirSync(dir, { recursive: true });
+  }
+
+  /**
+   * Each chunk located (location cache, else one index read for all), then read into one reused
+   * scratch buffer and hashed there: the bytes are not kept, sendfile sends them from the page cache.
+   * Measured on the 2-core dev machine, a 128 MiB blob of ~75 KiB chunks from page cache, locations
+   * cached: 2.5-2.7 GB/s, against 1.3-1.5 GB/s for `read` (a fresh buffer per chunk, then verified);
+   * hashing through a read-only mapping instead ran at 1.85 GB/s, 0.7 with the hashed pages dropped
+   * from the resident set after each chunk (page faults).
+   * A pack deleted since its location was read (nlink 0, or gone when opened) is looked up again once.
+   */
+  async segments(digests: readonly Uint8Array[]): Promise<ChunkSegments> {
+    if (this.closed) throw new TypeError('pack store is closed');
+    const locs: (PackLocation | 'damaged' | undefined)[] = new Array(digests.length);
+    const misses: number[] = [];
+    for (let i = 0; i < digests.length; i++) {
+      const loc = this.locations.get(digests[i]!);
+      if (loc !== undefined) locs[i] = loc;
+      else misses.push(i);
+    }
+    if (misses.length > 0) await this.lookUp(digests, misses, locs);
+    const held = new Set<OpenPack>();
+    const checked = new Set<OpenPack>();
+    const release = () => {
+      for (const mp of held) this.unhold(mp);
+      held.clear();
+    };
+    const checks: SegmentCheck[] = new Array(digests.length);
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const again: number[] = [];
+        for (let i = 0; i < digests.length; i++) {
+          if (checks[i] !== undefined) continue;
+          const loc = locs[i];
+          if (loc === undefined) checks[i] = { kind: 'missing' };
+          else if (loc === 'damaged') checks[i] = { kind: 'damaged', actual: undefined, length: 0 };
+          else {
+            const mp = this.holdPack(loc.pack, held, checked);
+            if (mp === undefined) {
+              if (attempt === 0) again.push(i);
+              else checks[i] = { kind: 'damaged', actual: undefined, length: 0 };
+              continue;
+            }
+            checks[i] = this.checkAt(mp, loc, digests[i]!);
+          }
+        }
+        if (again.length === 0) break;
+        for (const i of again) this.locations.delete(digests[i]!);
+        await this.lookUp(digests, again, locs);
+      }
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return { checks, release };
+  }
+
+  /** Index rows of `digests[i]` for each i of `which`, into `locs` (and the location cache). */
+  private async lookUp(
+    digests: readonly Uint8Array[],
+    which: readonly number[],
+    locs: (PackLocation | 'damaged' | undefined)[],
+  ): Promise<void> {
+    const values = await this.index.getMany(which.map((i) => digests[i]!));
+    which.forEach((i, m) => {
+      const v = values[m];
+      const loc = v === undefined ? undefined : decodeLocation(v);
+      locs[i] = v === undefined ? undefined : (loc ?? 'damaged');
+      if (loc !== undefined) this.locations.set(digests[i]!, loc);
+    });
+  }
+
+  /** The pack open, held for this call (once); `undefined` when it is gone. */
+  private holdPack(pack: string, held: Set<OpenPack>, checked: Set<OpenPack>): OpenPack | undefined {
+    let mp = this.openPacks.get(pack);
+    if (mp === undefined) {
+      let fd: number;
+      try {
+        fd = openSync(packFile(this.dir, pack), 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw e;
+      }
+      mp = { pack, fd, refs: 0, gone: false };
+    } else this.openPacks.delete(pack); // most recently used last
+    this.openPacks.set(pack, mp);
+    if (!held.has(mp)) {
+      held.add(mp);
+      mp.refs++;
+    }
+    this.trimPacks(); // after the hold: never closes this one
+    if (!checked.has(mp)) {
+      checked.add(mp);
+      if (fstatSync(mp.fd).nlink === 0) {
+        this.dropPack(mp);
+        return undefined;
+      }
+    }
+    return mp;
+  }
+
+  private checkAt(mp: OpenPack, loc: PackLocation, digest: Uint8Array): SegmentCheck {
+    if (this.scratch.length < loc.length) this.scratch = Buffer.allocUnsafeSlow(loc.length);
+    const buf = this.scratch;
+    let got = 0;
+    while (got < loc.length) {
+      const n = readSync(mp.fd, buf, got, loc.length - got, loc.offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got < loc.length || loc.length === 0) return { kind: 'damaged', actual: undefined, length: got };
+    const actual = blake3(buf.subarray(0, got));
+    if (!Buffer.from(actual.buffer, actual.byteOffset, 32).equals(digest))
+      return { kind: 'damaged', actual, length: got };
+    return { kind: 'ok', segment: { fd: mp.fd, offset: loc.offset, length: loc.length } };
+  }
+
+  private unhold(mp: OpenPack): void {
+    mp.refs--;
+    if (mp.refs === 0 && mp.gone) closeSync(mp.fd);
+    else if (mp.refs === 0) this.trimPacks();
+  }
+
+  /** No longer handed out; closed now, or when the last segment of it is sent. */
+  private dropPack(mp: OpenPack): void {
+    if (mp.gone) return;
+    mp.gone = true;
+    if (this.openPacks.get(mp.pack) === mp) this.openPacks.delete(mp.pack);
+    if (mp.refs === 0) closeSync(mp.fd);
+  }
+
+  private trimPacks(): void {
+    if (this.openPacks.size <= OPEN_PACKS) return;
+    for (const mp of this.openPacks.values()) {
+      if (this.openPacks.size <= OPEN_PACKS) break;
+      if (mp.refs === 0) this.dropPack(mp);
+    }
   }
 
   get(digest: Uint8Array): Promise<Uint8Array | undefined> {
@@ -411,6 +573,7 @@ export class PackChunkStore implements ChunkStore {
     this.writer = undefined;
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+    for (const mp of [...this.openPacks.values()]) this.dropPack(mp);
   }
 
   private async appendNow(
@@ -520,6 +683,8 @@ export class PackChunkStore implements ChunkStore {
   }
 
   private forget(pack: string): void {
+    const mp = this.openPacks.get(pack);
+    if (mp !== undefined) this.dropPack(mp);
     const fd = this.fds.get(pack);
     if (fd === undefined) return;
     this.fds.delete(pack);

@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readSync,
   rmSync,
   unlinkSync,
   writeFileSync,
@@ -352,5 +353,109 @@ describe('damage', () => {
     await again.service.chunks.put(first.digest, new Uint8Array(7));
     expect(integrity(await readAll(again.service, big.digest).catch((x: unknown) => x))).toBe(true);
     await again.close();
+  });
+});
+
+/** The bytes `readSegments` names, read back from the files; every run released. */
+async function segmentBytes(service: LevelBlobService, digest: B3Digest) {
+  const runs = await service.readSegments(digest);
+  if (runs === undefined) return undefined;
+  const parts: Buffer[] = [];
+  const lengths: number[] = [];
+  for await (const run of runs) {
+    for (const s of run.segments) {
+      const b = Buffer.alloc(s.length);
+      expect(readSync(s.fd, b, 0, s.length, s.offset)).toBe(s.length);
+      parts.push(b);
+      lengths.push(s.length);
+    }
+    run.release();
+    run.release(); // idempotent
+  }
+  return { bytes: Buffer.concat(parts), lengths };
+}
+
+describe('segments (for sendfile)', () => {
+  const integrity = (e: unknown) => isFetchCacheError(e) && e.code === 'ERR_INTEGRITY';
+
+  it('name the bytes of a multi-chunk blob in the pack files, one segment per chunk, in order', async () => {
+    const o = await open();
+    const data = randomBytes(3_000_000, 60);
+    const { digest } = await writeBlob(o.service, data, [100_000, 700_000, 2_200_000]);
+    const got = (await segmentBytes(o.service, digest))!;
+    expect(got.bytes.equals(Buffer.from(data))).toBe(true);
+    expect(got.lengths).toEqual((await o.service.stat(digest))!.chunks.map((c) => c.size));
+    expect(got.lengths.length).toBeGreaterThan(10);
+    await o.close();
+  });
+
+  it('are undefined for a one-chunk blob, a miss, and a list not known to add up to its blob until a full read checked it', async () => {
+    const o = await open();
+    const small = await writeBlob(o.service, randomBytes(5000, 61));
+    const data = randomBytes(600_000, 62);
+    const big = await writeBlob(o.service, data);
+    expect(await o.service.readSegments(small.digest)).toBeUndefined();
+    expect(await o.service.readSegments(blake3(new Uint8Array([9])))).toBeUndefined();
+    await o.service.listSums!.del(big.digest);
+    await o.close();
+    const again = await open(o.dir);
+    expect(await again.service.readSegments(big.digest)).toBeUndefined();
+    expect(Buffer.from((await readAll(again.service, big.digest))!).equals(Buffer.from(data))).toBe(true);
+    expect((await segmentBytes(again.service, big.digest))!.bytes.equals(Buffer.from(data))).toBe(true);
+    await again.close();
+  });
+
+  it('verify every chunk: a flipped byte, a truncated pack and a damaged index row are ERR_INTEGRITY', async () => {
+    const o = await open();
+    const data = randomBytes(2_500_000, 63);
+    const { digest } = await writeBlob(o.service, data);
+    const chunks = (await o.service.stat(digest))!.chunks;
+    const victim = chunks[chunks.length - 3]!;
+    await flipChunkByte(o.store, victim.digest, 11);
+    const runs: { release(): void }[] = [];
+    const e = await (async () => {
+      for await (const run of (await o.service.readSegments(digest))!) runs.push(run);
+    })().catch((x: unknown) => x);
+    expect(integrity(e)).toBe(true);
+    expect((e as { expected?: string }).expected).toBe(Buffer.from(victim.digest).toString('hex'));
+    expect(runs.length).toBeGreaterThan(0); // the runs before the damaged chunk came out
+    for (const r of runs) r.release();
+    await flipChunkByte(o.store, victim.digest, 11); // repaired
+    expect((await segmentBytes(o.service, digest))!.bytes.equals(Buffer.from(data))).toBe(true);
+    await o.close();
+
+    const [name] = packNames(o.dir);
+    const file = join(o.dir, 'packs', name!);
+    writeFileSync(file, readFileSync(file).subarray(0, -1000));
+    const cut = await open(o.dir);
+    expect(integrity(await segmentBytes(cut.service, digest).catch((x: unknown) => x))).toBe(true);
+    await cut.service.chunks.put(chunks[0]!.digest, new Uint8Array(7));
+    expect(integrity(await segmentBytes(cut.service, digest).catch((x: unknown) => x))).toBe(true);
+    await cut.service.chunks.del(chunks[1]!.digest);
+    const missing = await segmentBytes(cut.service, digest).catch((x: unknown) => x);
+    expect(integrity(missing)).toBe(true);
+    await cut.close();
+  });
+
+  it('find chunks again after another store compacted their pack away, while a held run stays readable', async () => {
+    const o = await open();
+    const { keep, k } = await keepAndDrop(o, 1_500_000, 2_000_000, 64);
+    expect((await segmentBytes(o.service, k.digest))!.bytes.equals(Buffer.from(keep))).toBe(true);
+    const runs = (await o.service.readSegments(k.digest))![Symbol.asyncIterator]();
+    const held = (await runs.next()).value as import('../../src/blob/service.js').SegmentRun;
+    const other = new LevelBlobService(o.db as unknown as KV, { packDir: join(o.dir, 'packs') });
+    const [before] = packNames(o.dir);
+    expect((await (other.chunkStore as PackChunkStore).compact()).packs).toBe(1);
+    expect(packNames(o.dir)).not.toContain(before);
+    // The held run's descriptor still reads the deleted pack's bytes.
+    const s = held.segments[0]!;
+    const b = Buffer.alloc(s.length);
+    expect(readSync(s.fd, b, 0, s.length, s.offset)).toBe(s.length);
+    expect(b.equals(Buffer.from(keep.subarray(0, s.length)))).toBe(true);
+    held.release();
+    await runs.return?.(undefined);
+    expect((await segmentBytes(o.service, k.digest))!.bytes.equals(Buffer.from(keep))).toBe(true);
+    await other.close();
+    await o.close();
   });
 });
