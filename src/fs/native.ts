@@ -33,7 +33,15 @@ export interface NativeAddon {
   ): { idx: Buffer; commits: (string | Buffer)[] };
   /** The zlib stream at the start of `data` when it inflates to exactly `size` bytes, else undefined. */
   inflateExact?(data: Uint8Array, size: number): Buffer | undefined;
+  /** src/native/send-file.cc (absent from an addon built before it): see src/server/send-file.ts. */
+  pollWritable?(socketFd: number): Poller;
+  waitWritable?(poller: Poller, callback: (status: number, events: number) => void): void;
+  closePoller?(poller: Poller): void;
+  /** Bytes sent (> 0), or -errno (-11: the socket is full); 0 at the end of the input file. */
+  sendFile?(poller: Poller, inFd: number, offset: number, length: number): number;
 }
+
+export type Poller = { readonly __nativePoller: unique symbol };
 
 interface NativeFailure {
   kind: 'io' | 'unsupported' | 'changed';

@@ -13,7 +13,7 @@
  * the size their node claims.
  */
 
-import type { BlobService } from '../blob/service.js';
+import type { BlobService, SegmentRun } from '../blob/service.js';
 import { b3ToHex } from '../castore/digest.js';
 import type { Directory } from '../castore/directory.js';
 import type { Node } from '../castore/nodes.js';
@@ -56,19 +56,42 @@ const READ_AHEAD = 32;
 /** Files up to this size are copied into the token batch instead of being sent on their own. */
 const INLINE = 16 * 1024;
 
+/** Files at least this large are rendered as file segments by `renderNarPieces` (where the store can). */
+export const SEGMENT_MIN = 1 << 20;
+
 /** NAR bytes of `node` from byte `offset` on (default 0). An offset past the end yields nothing. */
-export async function* renderNar(
+export function renderNar(node: Node, services: RenderServices, offset = 0): AsyncGenerator<Uint8Array> {
+  return render(node, services, offset, false) as AsyncGenerator<Uint8Array>;
+}
+
+/**
+ * The whole NAR of `node`, with the contents of files of at least SEGMENT_MIN bytes as runs of file
+ * segments where the blob service can give them (`BlobService.readSegments`; verified as they are
+ * produced), for sending with sendfile(2); the consumer calls each run's `release()` once it is sent
+ * (or abandoned). Everything else is bytes, exactly as `renderNar` yields them.
+ */
+export function renderNarPieces(
   node: Node,
   services: RenderServices,
-  offset = 0,
-): AsyncGenerator<Uint8Array> {
+): AsyncGenerator<Uint8Array | SegmentRun> {
+  return render(node, services, 0, true);
+}
+
+async function* render(
+  node: Node,
+  services: RenderServices,
+  offset: number,
+  segments: boolean,
+): AsyncGenerator<Piece> {
   if (!(Number.isSafeInteger(offset) && offset >= 0)) throw new RangeError(`invalid NAR offset ${offset}`);
-  const r = new Renderer(services, offset);
+  const r = new Renderer(services, offset, segments && services.blobs.readSegments !== undefined);
   if (offset === 0 && node.type === 'directory') await r.loadTree(node);
   r.put(TOK_NAR);
   yield* r.node(node);
   for (const c of r.takeAll()) yield c;
 }
+
+type Piece = Uint8Array | SegmentRun;
 
 /** NarSize of `node` from metadata alone: directories are read, blobs are not. */
 export async function narSizeOf(node: Node, services: RenderServices): Promise<number> {
@@ -156,6 +179,8 @@ class Renderer {
   constructor(
     private readonly services: RenderServices,
     private readonly offset: number,
+    /** Large files as segment runs (renderNarPieces). */
+    private readonly segments = false,
   ) {
     this.sizer = new Sizer(services);
   }
@@ -255,7 +280,7 @@ class Renderer {
     return true;
   }
 
-  async *node(node: Node): AsyncGenerator<Uint8Array> {
+  async *node(node: Node): AsyncGenerator<Piece> {
     if (await this.skip(node)) return;
     switch (node.type) {
       case 'symlink': {
@@ -327,6 +352,7 @@ class Renderer {
 
   private readAhead(node: Node): void {
     if (node.type !== 'file' || this.ahead.has(node)) return;
+    if (this.segments && node.size >= SEGMENT_MIN) return; // read as segments when its turn comes
     const blobs = this.services.blobs;
     const ahead: Ahead =
       node.size <= INLINE && blobs.readSmall !== undefined
@@ -367,11 +393,19 @@ class Renderer {
     return bytes;
   }
 
-  private async *contents(node: Node & { type: 'file' }): AsyncGenerator<Uint8Array> {
+  private async *contents(node: Node & { type: 'file' }): AsyncGenerator<Piece> {
     const start = this.pos;
     this.pos += node.size;
     if (this.pos <= this.offset || node.size === 0) return;
     const inner = Math.max(0, this.offset - start);
+    if (this.segments && inner === 0 && node.size >= SEGMENT_MIN) {
+      const runs = await this.services.blobs.readSegments!(node.digest);
+      if (runs !== undefined) {
+        for (const c of this.takeAll()) yield c;
+        yield* this.segmentContents(node, runs);
+        return;
+      }
+    }
     // Small whole files join the token batch; others go out as their chunks.
     const inline = inner === 0 && node.size <= INLINE;
     if (!inline) for (const c of this.takeAll()) yield c;
@@ -391,11 +425,29 @@ class Renderer {
         for (const c of this.drain()) yield c;
       } else yield chunk;
     }
-    if (got !== node.size) {
-      throw new FetchCacheError('ERR_INTEGRITY', `blob ${hex} has ${got} bytes, its node says ${node.size}`, {
-        expected: String(node.size),
-        actual: String(got),
-      });
-    }
+    if (got !== node.size) throw sizeMismatch(hex, got, node.size);
   }
+
+  private async *segmentContents(
+    node: Node & { type: 'file' },
+    runs: AsyncIterable<SegmentRun>,
+  ): AsyncGenerator<Piece> {
+    let got = 0;
+    for await (const run of runs) {
+      for (const s of run.segments) got += s.length;
+      if (got > node.size) {
+        run.release();
+        break;
+      }
+      yield run;
+    }
+    if (got !== node.size) throw sizeMismatch(b3ToHex(node.digest), got, node.size);
+  }
+}
+
+function sizeMismatch(hex: string, got: number, size: number): FetchCacheError {
+  return new FetchCacheError('ERR_INTEGRITY', `blob ${hex} has ${got} bytes, its node says ${size}`, {
+    expected: String(size),
+    actual: String(got),
+  });
 }

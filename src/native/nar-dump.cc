@@ -35,6 +35,8 @@
 
 // git-pack.cc: `git index-pack` of a received pack, and inflate (when zlib and OpenSSL headers exist).
 void RegisterGitPack(napi_env env, napi_value exports);
+// send-file.cc: sendfile(2) to sockets and read-only mappings of pack files, for `serve`.
+void RegisterSendFile(napi_env env, napi_value exports);
 
 namespace {
 
@@ -503,6 +505,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, 3, props);
   ::RegisterGitPack(env, exports);
+  ::RegisterSendFile(env, exports);
   return exports;
 }
 

@@ -14,16 +14,22 @@
  * the NAR cache's item size are rendered whole into memory once and then
  * served (whole or as a Range slice) from there (nar-cache.ts); the lookup
  * in the NAR-hash index stays in front, so a path gc deleted is never served.
+ * A larger whole NAR on a plain socket sends the contents of its files of
+ * 1 MiB or more with sendfile(2) from the pack files, each chunk verified
+ * first (send-file.ts, `renderNarPieces`); a Range, or a build without the
+ * native addon, takes the byte path, which sends the same bytes.
  */
 
 import type { ServerResponse } from 'node:http';
-import { renderNar } from '../nar-render/render.js';
+import type { SegmentRun } from '../blob/service.js';
+import { renderNar, renderNarPieces } from '../nar-render/render.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { HttpError, NO_STORE, type RequestContext, sendBody } from './http.js';
 import { describeError } from './log.js';
 import { holdServed, touchServed } from './path-use.js';
 import { parseRange } from './range.js';
+import { type FileSender, fileSender } from './send-file.js';
 import type { ServerServices } from './services.js';
 import { NAR_EXTENSIONS, parseNarName, receiveNar } from './upload.js';
 
@@ -203,6 +209,20 @@ async function streamNar(
   length: number,
   signal: AbortSignal,
 ): Promise<void> {
+  // A whole NAR on a plain socket sends large files with sendfile(2) (send-file.ts); a Range, TLS, or
+  // a build without the native addon takes the byte path below.
+  const sender =
+    start === 0 && length === info.narSize && s.store.blobs.readSegments !== undefined
+      ? fileSender(ctx.req.socket)
+      : undefined;
+  if (sender !== undefined) {
+    try {
+      await streamNarPieces(ctx, s, info, sender, signal);
+    } finally {
+      sender.close();
+    }
+    return;
+  }
   const res = ctx.res;
   let remaining = length;
   // Small pieces (tokens, small files) are gathered into one write: a syscall per file would dominate.
@@ -245,6 +265,96 @@ async function streamNar(
   if (signal.aborted) return;
   if (remaining !== 0) throw new Error(`NAR render ended ${remaining} bytes short of its NarSize`);
   res.end();
+}
+
+/**
+ * The whole NAR, its large files sent from the pack files with sendfile: bytes are gathered and
+ * written as on the byte path; before a run of file segments they are written out and waited for,
+ * so the run follows them on the socket.
+ */
+async function streamNarPieces(
+  ctx: RequestContext,
+  s: ServerServices,
+  info: PathInfo,
+  sender: FileSender,
+  signal: AbortSignal,
+): Promise<void> {
+  const res = ctx.res;
+  const socket = ctx.req.socket;
+  let remaining = info.narSize;
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  const take = (): Uint8Array | undefined => {
+    if (batched === 0) return undefined;
+    const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+    batch = [];
+    batched = 0;
+    return out;
+  };
+  // The callback of the last write: writes complete in order, so once it ran all bytes before it left Node.
+  let lastWrite: Promise<void> = Promise.resolve();
+  const write = (bytes: Uint8Array): boolean => {
+    let ok = true;
+    lastWrite = new Promise<void>((resolve) => {
+      ok = res.write(bytes, () => resolve());
+    });
+    return ok;
+  };
+  /** Everything written so far has left Node; false when the client left meanwhile. */
+  const settle = async (): Promise<boolean> => {
+    const last = take();
+    if (last !== undefined) write(last);
+    await untilAborted(lastWrite, signal);
+    // A completed write can leave libuv's queue a moment later: never interleave with it.
+    while (!signal.aborted && !socket.destroyed && !sender.flushed()) await new Promise(setImmediate);
+    return !signal.aborted && !socket.destroyed && res.socket === socket;
+  };
+  const sendRun = async (run: SegmentRun): Promise<boolean> => {
+    try {
+      let bytes = 0;
+      for (const seg of run.segments) bytes += seg.length;
+      if (bytes > remaining) throw new Error('NAR render ran past its NarSize');
+      if (!(await settle())) return false;
+      if (!(await sender.send(run, signal))) return false;
+      remaining -= bytes;
+      ctx.bytesSent += bytes;
+      return true;
+    } finally {
+      run.release();
+    }
+  };
+  const pieces = renderNarPieces(info.node, s.store);
+  for await (const piece of pieces) {
+    if (!(piece instanceof Uint8Array)) {
+      if (await sendRun(piece)) continue;
+      res.destroy(); // the client left (Node may not know yet): nothing more goes out
+      return;
+    }
+    if (signal.aborted) return;
+    if (piece.length > remaining) throw new Error('NAR render ran past its NarSize');
+    remaining -= piece.length;
+    ctx.bytesSent += piece.length;
+    batch.push(piece);
+    batched += piece.length;
+    if (batched >= WRITE_BATCH && !write(take()!)) await drained(res, signal);
+  }
+  const last = take();
+  if (signal.aborted) return;
+  if (remaining !== 0) throw new Error(`NAR render ended ${remaining} bytes short of its NarSize`);
+  res.end(last);
+}
+
+/** `p`, or nothing once `signal` fires. */
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    p.then(done);
+  });
 }
 
 function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
