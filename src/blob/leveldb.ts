@@ -73,6 +73,9 @@ export interface LevelBlobServiceOptions {
   readonly packs?: PackChunkStoreOptions;
 }
 
+/** Windows of `readSegments` located and verified ahead of the one being sent. */
+const SEGMENT_WINDOWS_AHEAD = 4;
+
 const EMPTY_STAT: BlobStat = Object.freeze({ size: 0, chunks: Object.freeze([]) });
 
 export class LevelBlobService implements BlobService {
@@ -197,7 +200,7 @@ export class LevelBlobService implements BlobService {
     return this.segmentRuns(digest, decodeChunkList(list, path).chunks, store.segments.bind(store));
   }
 
-  /** Runs of about readAheadBytes, the next one located and verified while the current one is sent. */
+  /** Runs of about readAheadBytes, the next ones located and verified while the current one is sent. */
   private async *segmentRuns(
     digest: B3Digest,
     chunks: readonly ChunkMeta[],
@@ -217,13 +220,18 @@ export class LevelBlobService implements BlobService {
       got.catch(() => {});
       return { from, start, got };
     };
-    let ahead: ReturnType<typeof fetch> | undefined = fetch();
+    // Several windows in flight: without a location cache each is a database read, and their round
+    // trips overlap (a 1 GiB `nar` waited ~0.25 s for them one at a time).
+    const ahead: ReturnType<typeof fetch>[] = [];
+    const more = () => {
+      while (ahead.length < SEGMENT_WINDOWS_AHEAD && next < chunks.length) ahead.push(fetch());
+    };
+    more();
     try {
-      while (ahead !== undefined) {
-        const window = ahead;
-        ahead = undefined;
+      while (ahead.length > 0) {
+        const window = ahead.shift()!;
         const found = await window.got;
-        if (next < chunks.length) ahead = fetch();
+        more();
         const out: FileSegment[] = [];
         let offset = window.start;
         try {
@@ -265,9 +273,9 @@ export class LevelBlobService implements BlobService {
         yield { segments: out, release: found.release };
       }
     } finally {
-      // Stopped early (the client left, or a damaged chunk): the run located ahead is not sent.
-      if (ahead !== undefined)
-        ahead.got.then(
+      // Stopped early (the client left, or a damaged chunk): the runs located ahead are not sent.
+      for (const w of ahead)
+        w.got.then(
           (r) => r.release(),
           () => {},
         );
