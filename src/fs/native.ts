@@ -37,8 +37,10 @@ export interface NativeAddon {
   pollWritable?(socketFd: number): Poller;
   waitWritable?(poller: Poller, callback: (status: number, events: number) => void): void;
   closePoller?(poller: Poller): void;
-  /** Bytes sent (> 0), or -errno (-11: the socket is full); 0 at the end of the input file. */
-  sendFile?(poller: Poller, inFd: number, offset: number, length: number): number;
+  /** Bytes sent (> 0), or -errno (-11: the output is full); 0 at the end of the input file. */
+  sendFile?(out: Poller | number, inFd: number, offset: number, length: number): number;
+  /** Block until `fd` is writable: poll(2)'s revents, or -errno. */
+  pollOut?(fd: number): number;
 }
 
 export type Poller = { readonly __nativePoller: unique symbol };

@@ -11,8 +11,11 @@
 //                                     renumbered under us by the stream that owns the socket.
 //   waitWritable(poller, cb)          cb(status, events) once the socket is writable or hung up.
 //   closePoller(poller)               stops watching and closes the dup (idempotent).
-//   sendFile(poller, inFd, offset, length) -> bytes sent (> 0), or -errno (-EAGAIN: nothing could
-//                                     be sent now). Never blocks: the socket is non-blocking.
+//   sendFile(poller | outFd, inFd, offset, length) -> bytes sent (> 0), or -errno (-EAGAIN: nothing
+//                                     could be sent now), 0 at the end of the input file. On a
+//                                     poller it never blocks (the socket is non-blocking); on a
+//                                     plain descriptor it blocks as that descriptor does.
+//   pollOut(fd) -> revents or -errno  blocks until fd is writable (a non-blocking pipe in a CLI run).
 
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -20,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
@@ -178,14 +182,25 @@ napi_value SendFile(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Poller* p = PollerOf(env, argv[0]);
+  // The output: a poller's dup of a socket, or a plain descriptor (a file, pipe or device).
+  int out = -1;
+  napi_valuetype type;
+  CHECK(napi_typeof(env, argv[0], &type));
+  if (type == napi_number) {
+    int32_t fd;
+    CHECK(napi_get_value_int32(env, argv[0], &fd));
+    out = fd;
+  } else {
+    Poller* p = PollerOf(env, argv[0]);
+    if (p != nullptr && !p->closed) out = p->fd;
+  }
   int32_t in;
   double offset, length;
   CHECK(napi_get_value_int32(env, argv[1], &in));
   CHECK(napi_get_value_double(env, argv[2], &offset));
   CHECK(napi_get_value_double(env, argv[3], &length));
   double result;
-  if (p == nullptr || p->closed || p->fd < 0) {
+  if (out < 0) {
     result = -EBADF;
   } else {
     off_t off = static_cast<off_t>(offset);
@@ -193,7 +208,7 @@ napi_value SendFile(napi_env env, napi_callback_info info) {
     size_t sent = 0;
     int err = 0;
     while (left > 0) {
-      ssize_t n = sendfile(p->fd, in, &off, left);
+      ssize_t n = sendfile(out, in, &off, left);
       if (n > 0) {
         sent += static_cast<size_t>(n);
         left -= static_cast<size_t>(n);
@@ -206,8 +221,25 @@ napi_value SendFile(napi_env env, napi_callback_info info) {
     }
     result = sent > 0 ? static_cast<double>(sent) : (err != 0 ? -static_cast<double>(err) : 0);
   }
+  napi_value value;
+  CHECK(napi_create_double(env, result, &value));
+  return value;
+}
+
+// Blocks until `fd` can be written (or has failed): for a non-blocking pipe in a command-line run.
+napi_value PollOut(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  struct pollfd pfd = {fd, POLLOUT, 0};
+  int r;
+  do {
+    r = poll(&pfd, 1, -1);
+  } while (r < 0 && errno == EINTR);
   napi_value out;
-  CHECK(napi_create_double(env, result, &out));
+  CHECK(napi_create_int32(env, r < 0 ? -errno : pfd.revents, &out));
   return out;
 }
 
@@ -219,6 +251,7 @@ void RegisterSendFile(napi_env env, napi_value exports) {
       {"waitWritable", nullptr, WaitWritable, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"closePoller", nullptr, ClosePoller, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sendFile", nullptr, SendFile, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"pollOut", nullptr, PollOut, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

@@ -61,9 +61,40 @@ export const narCommand: Command = {
   async run(ctx) {
     const [arg] = expectArgs(ctx, 1, 'one STORE-PATH');
     await withCache(ctx, async (cache) => {
-      const { renderNar } = await import('../../nar-render/render.js');
+      const { renderNar, renderNarPieces } = await import('../../nar-render/render.js');
       const info = await lookup(cache, arg!);
-      for await (const chunk of renderNar(info.node, cache)) await write(ctx, chunk);
+      // Straight to a file, pipe or /dev/null: large files go out with sendfile (src/fs/fd-sink.ts).
+      const { fdSink, stdoutError } = await import('../../fs/fd-sink.js');
+      const sink = ctx.stdout === process.stdout ? fdSink(1, ctx.env) : undefined;
+      if (sink === undefined) {
+        // A reader that went away (EPIPE) fails a later write or the wait for drain: one line, exit 1.
+        let failed: unknown;
+        const onError = (e: unknown) => {
+          failed ??= e;
+        };
+        ctx.stdout.on('error', onError);
+        try {
+          for await (const chunk of renderNar(info.node, cache)) {
+            if (failed !== undefined) break;
+            await write(ctx, chunk).catch(onError);
+          }
+          if (failed === undefined) await new Promise<void>((r) => ctx.stdout.write('', () => r()));
+        } finally {
+          ctx.stdout.off('error', onError);
+        }
+        if (failed !== undefined) throw stdoutError(failed);
+        return;
+      }
+      for await (const piece of renderNarPieces(info.node, cache)) {
+        if (piece instanceof Uint8Array) sink.write(piece);
+        else {
+          try {
+            sink.send(piece);
+          } finally {
+            piece.release();
+          }
+        }
+      }
     });
   },
 };
