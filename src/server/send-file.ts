@@ -1,7 +1,7 @@
 /**
  * Sending stored file bytes to a client socket with sendfile(2) (src/native/send-file.cc): the
  * kernel copies from the page cache to the socket, so the bytes of a large file never enter the
- * JavaScript heap. Used by nar.ts for whole-NAR responses on plain sockets; everything else (a
+ * JavaScript heap. Used by nar.ts for whole-NAR responses on plain (TCP or unix) sockets; everything else (a
  * Range, a store or build without the addon) takes the byte path, which sends the same bytes.
  *
  * Order on the socket: before each run of segments every byte written through the response must

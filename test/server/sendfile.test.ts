@@ -3,6 +3,7 @@
  * over a cache root on disk, the bytes must equal the rendered NAR (and `nix-store --dump` of the
  * source, when Nix is installed) through every path the sender can take: a reader fast or slow
  * (the socket fills and the sender waits for it), keep-alive reuse of the connection afterwards, a
+ * unix socket, a
  * client that leaves mid-send, a damaged chunk (truncated body, ERR_INTEGRITY logged), a client
  * that stops reading (cut off by the idle timeout); a Range still takes the byte path.
  */
@@ -24,6 +25,7 @@ import { sha256 } from '../../src/nix/hashing.js';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
 import type { LogFields } from '../../src/server/log.js';
+import { parseBind, startServer } from '../../src/server/server.js';
 import { flipChunkByte } from '../helpers/chunk-damage.js';
 import { nixAvailable } from '../helpers/nix.js';
 import { type Harness, rawRequest, startHarness } from './harness.js';
@@ -182,6 +184,26 @@ describe('NARs sent with sendfile', () => {
       expect(c.body.toString()).toContain('StoreDir: /nix/store');
     } finally {
       agent.destroy();
+    }
+  });
+
+  it('sends the same bytes over a unix socket', async () => {
+    const before = segmentBytes;
+    const sock = join(root, 's.sock');
+    const running = await startServer(h.services, parseBind(`unix:${sock}`));
+    try {
+      const body = await new Promise<Buffer>((resolve, reject) => {
+        get({ socketPath: sock, path: narPath() }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve(Buffer.concat(parts)));
+          res.on('error', reject);
+        }).on('error', reject);
+      });
+      expect(body.equals(nar)).toBe(true);
+      expect(segmentBytes - before).toBe(BIG + (3 << 20));
+    } finally {
+      await running.stop(100);
     }
   });
 
