@@ -3,9 +3,9 @@
  * over a cache root on disk, the bytes must equal the rendered NAR (and `nix-store --dump` of the
  * source, when Nix is installed) through every path the sender can take: a reader fast or slow
  * (the socket fills and the sender waits for it), keep-alive reuse of the connection afterwards, a
- * unix socket, a
- * client that leaves mid-send, a damaged chunk (truncated body, ERR_INTEGRITY logged), a client
- * that stops reading (cut off by the idle timeout); a Range still takes the byte path.
+ * unix socket, a client that leaves mid-send, a damaged chunk (truncated body, ERR_INTEGRITY
+ * logged), a client that stops reading (cut off by the idle timeout); a Range still takes the byte
+ * path.
  */
 
 import { spawnSync } from 'node:child_process';
