@@ -237,31 +237,13 @@ export class LevelBlobService implements BlobService {
         try {
           found.checks.forEach((check, j) => {
             const meta = chunks[window.from + j]!;
-            if (check.kind === 'missing') {
-              throw new FetchCacheError(
-                'ERR_INTEGRITY',
-                `blob ${path} is missing chunk ${b3ToHex(meta.digest)}`,
-                {
-                  expected: b3ToHex(meta.digest),
-                  actual: 'missing',
-                  path,
-                  offset,
-                },
-              );
-            }
+            if (check.kind === 'missing') throw missingChunk(path, meta, offset);
             const length = check.kind === 'ok' ? check.segment.length : check.length;
-            if (check.kind === 'damaged' || length !== meta.size) {
-              const sizeOk = length === meta.size && check.kind === 'damaged' && check.actual !== undefined;
-              throw new FetchCacheError(
-                'ERR_INTEGRITY',
-                `damaged chunk at offset ${offset} of blob ${path}`,
-                {
-                  expected: sizeOk ? b3ToHex(meta.digest) : `${meta.size} bytes`,
-                  actual: sizeOk ? b3ToHex((check as { actual: Uint8Array }).actual) : `${length} bytes`,
-                  path,
-                  offset,
-                },
-              );
+            if (length !== meta.size)
+              throw damagedChunk(digest, offset, `${meta.size} bytes`, `${length} bytes`);
+            if (check.kind === 'damaged') {
+              const actual = check.actual === undefined ? `${length} bytes readable` : b3ToHex(check.actual);
+              throw damagedChunk(digest, offset, b3ToHex(meta.digest), actual);
             }
             out.push(check.segment);
             offset += meta.size;
@@ -390,18 +372,7 @@ export class LevelBlobService implements BlobService {
       for (let k = window.from; k < window.to; k++) {
         const meta = chunks[k]!;
         const bytes = values[k - window.from];
-        if (bytes === undefined) {
-          throw new FetchCacheError(
-            'ERR_INTEGRITY',
-            `blob ${path} is missing chunk ${b3ToHex(meta.digest)}`,
-            {
-              expected: b3ToHex(meta.digest),
-              actual: 'missing',
-              path,
-              offset: starts[k]!,
-            },
-          );
-        }
+        if (bytes === undefined) throw missingChunk(path, meta, starts[k]!);
         if (verified[k - window.from] !== true || bytes.length !== meta.size)
           verifyChunk(bytes, meta.digest, digest, starts[k]!, meta.size);
         hasher?.update(bytes);
@@ -551,16 +522,28 @@ function checkOffset(offset: number, size: number): void {
 }
 
 function verifyChunk(bytes: Uint8Array, expected: B3Digest, blob: B3Digest, at: number, size?: number): void {
+  if (size !== undefined && bytes.length !== size)
+    throw damagedChunk(blob, at, `${size} bytes`, `${bytes.length} bytes`);
   const actual = blake3(bytes);
-  const sizeOk = size === undefined || bytes.length === size;
-  if (!sizeOk || !b3Equals(actual, expected)) {
-    throw new FetchCacheError('ERR_INTEGRITY', `damaged chunk at offset ${at} of blob ${b3ToHex(blob)}`, {
-      expected: sizeOk ? b3ToHex(expected) : `${size} bytes`,
-      actual: sizeOk ? b3ToHex(actual) : `${bytes.length} bytes`,
-      path: b3ToHex(blob),
-      offset: at,
-    });
-  }
+  if (!b3Equals(actual, expected)) throw damagedChunk(blob, at, b3ToHex(expected), b3ToHex(actual));
+}
+
+function damagedChunk(blob: B3Digest, at: number, expected: string, actual: string): FetchCacheError {
+  return new FetchCacheError('ERR_INTEGRITY', `damaged chunk at offset ${at} of blob ${b3ToHex(blob)}`, {
+    expected,
+    actual,
+    path: b3ToHex(blob),
+    offset: at,
+  });
+}
+
+function missingChunk(blob: string, meta: ChunkMeta, at: number): FetchCacheError {
+  return new FetchCacheError('ERR_INTEGRITY', `blob ${blob} is missing chunk ${b3ToHex(meta.digest)}`, {
+    expected: b3ToHex(meta.digest),
+    actual: 'missing',
+    path: blob,
+    offset: at,
+  });
 }
 
 async function* nothing(): AsyncGenerator<Uint8Array> {}

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LevelBlobService } from '../../src/blob/leveldb.js';
 import { openCache } from '../../src/cache.js';
+import { randomBytes } from '../blob/conformance.js';
 import { flipChunkByte } from '../helpers/chunk-damage.js';
 import { CLI_MAIN, runCli } from '../helpers/cli.js';
 import { nixAvailable } from '../helpers/nix.js';
@@ -21,18 +22,6 @@ let root: string;
 let src: string;
 let storePath: string;
 let reference: Buffer;
-
-function pseudoRandom(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i + 4 <= n; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeInt32LE(x | 0, i);
-  }
-  return out;
-}
 
 /** `nar` with stdout redirected by sh as `redirect` says; its exit code and stderr. */
 function narTo(
@@ -67,8 +56,8 @@ beforeAll(async () => {
   src = join(work, 'src');
   mkdirSync(join(src, 'd'), { recursive: true });
   writeFileSync(join(src, 'a'), 'small\n');
-  writeFileSync(join(src, 'd', 'big'), pseudoRandom(6 << 20, 3));
-  writeFileSync(join(src, 'd', 'two'), pseudoRandom((1 << 20) + 5, 4));
+  writeFileSync(join(src, 'd', 'big'), randomBytes(6 << 20, 3));
+  writeFileSync(join(src, 'd', 'two'), randomBytes((1 << 20) + 5, 4));
   const added = await runCli(['--root', root, 'add', src]);
   expect(added.code).toBe(0);
   storePath = added.stdout.trim();

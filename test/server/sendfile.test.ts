@@ -26,6 +26,7 @@ import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
 import type { LogFields } from '../../src/server/log.js';
 import { parseBind, startServer } from '../../src/server/server.js';
+import { randomBytes } from '../blob/conformance.js';
 import { flipChunkByte } from '../helpers/chunk-damage.js';
 import { nixAvailable } from '../helpers/nix.js';
 import { type Harness, rawRequest, startHarness } from './harness.js';
@@ -42,25 +43,13 @@ const logs: { level: string; msg: string; fields: LogFields | undefined }[] = []
 /** Bytes the blob service handed out as file segments (what went out with sendfile). */
 let segmentBytes = 0;
 
-function pseudoRandom(n: number, seed: number): Buffer {
-  const out = Buffer.alloc(n);
-  let x = seed;
-  for (let i = 0; i + 4 <= n; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeInt32LE(x | 0, i);
-  }
-  return out;
-}
-
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'fc-sendfile-'));
   src = join(root, 'src');
   mkdirSync(join(src, 'sub'), { recursive: true });
   writeFileSync(join(src, 'a.txt'), 'hello\n');
-  writeFileSync(join(src, 'sub', 'big.bin'), pseudoRandom(BIG, 7));
-  writeFileSync(join(src, 'sub', 'mid.bin'), pseudoRandom(3 << 20, 8));
+  writeFileSync(join(src, 'sub', 'big.bin'), randomBytes(BIG, 7));
+  writeFileSync(join(src, 'sub', 'mid.bin'), randomBytes(3 << 20, 8));
   writeFileSync(join(src, 'z.txt'), 'last\n');
   const cache = await openCache({ root: join(root, 'cache'), locationCache: 1 << 16 });
   info = await addPath(cache, src);
