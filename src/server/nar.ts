@@ -6,9 +6,12 @@
  * queue or get 503. HEAD also answers for uploads still waiting for their
  * narinfo, so Nix does not send the same NAR twice. PUT (upload token only)
  * ingests a NAR file (upload.ts). Compressed names are never served: the
- * narinfo always says `Compression: none`. No Content-Encoding is applied:
- * Node 20's zlib has no zstd, and gzip/br cost more CPU than they save on the
- * networks a fetch cache usually serves. From before it queues for a render
+ * narinfo always says `Compression: none`. No Content-Encoding is applied
+ * yet: Node 20's zlib has no zstd, and the native zstd packages do not install
+ * here; WebAssembly builds exist in the registry (not wired in: the one tried,
+ * @hpcc-js/wasm-zstd 1.12.5, keeps one stream per process and copies every
+ * output through a JavaScript array). gzip/br cost more CPU than they save on
+ * the networks a fetch cache usually serves. From before it queues for a render
  * slot until its last byte, a GET holds its path (path-use.ts) so that
  * `gc --max-size` never evicts a path while it is being served. NARs up to
  * the NAR cache's item size are rendered whole into memory once and then
