@@ -6,12 +6,10 @@
  * queue or get 503. HEAD also answers for uploads still waiting for their
  * narinfo, so Nix does not send the same NAR twice. PUT (upload token only)
  * ingests a NAR file (upload.ts). Compressed names are never served: the
- * narinfo always says `Compression: none`. No Content-Encoding is applied
- * yet: Node 20's zlib has no zstd, and the native zstd packages do not install
- * here; WebAssembly builds exist in the registry (not wired in: the one tried,
- * @hpcc-js/wasm-zstd 1.12.5, keeps one stream per process and copies every
- * output through a JavaScript array). gzip/br cost more CPU than they save on
- * the networks a fetch cache usually serves. From before it queues for a render
+ * narinfo always says `Compression: none`. A whole NAR goes out with
+ * `Content-Encoding: zstd` when the client accepts it and it pays off
+ * (zstd.ts); gzip/br cost more CPU than they save on the networks a fetch
+ * cache usually serves, and are not offered. From before it queues for a render
  * slot until its last byte, a GET holds its path (path-use.ts) so that
  * `gc --max-size` never evicts a path while it is being served. NARs up to
  * the NAR cache's item size are rendered whole into memory once and then
@@ -23,7 +21,9 @@
  * native addon, takes the byte path, which sends the same bytes.
  */
 
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { ServerResponse } from 'node:http';
+import type { Readable, Writable } from 'node:stream';
 import type { SegmentRun } from '../blob/service.js';
 import { renderNar, renderNarPieces } from '../nar-render/render.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
@@ -35,6 +35,7 @@ import { parseRange } from './range.js';
 import { type FileSender, fileSender } from './send-file.js';
 import type { ServerServices } from './services.js';
 import { NAR_EXTENSIONS, parseNarName, receiveNar } from './upload.js';
+import { acceptsZstd, compresses, SAMPLE_BYTES, ZSTD_MIN_BYTES } from './zstd.js';
 
 export const NAR_CONTENT_TYPE = 'application/x-nix-nar';
 
@@ -74,7 +75,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
     }
     throw new HttpError(404, `no NAR with hash ${name} in this cache`);
   }
-  const response = narResponse(ctx, found);
+  const response = narResponse(ctx, found, s.zstd !== undefined);
   if (ctx.head) {
     ctx.res.writeHead(response.status, response.headers);
     ctx.res.end();
@@ -88,9 +89,24 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
         : s.narCache.get(name);
     if (whole !== undefined) {
       await touchServed(s, found.storePath.digest);
-      ctx.res.writeHead(response.status, response.headers);
-      ctx.bytesSent += response.length;
-      ctx.res.end(whole.subarray(response.start, response.start + response.length));
+      const sendWhole = async () => {
+        ctx.res.writeHead(response.status, response.headers);
+        ctx.bytesSent += response.length;
+        ctx.res.end(whole.subarray(response.start, response.start + response.length));
+      };
+      if (await zstdPays(ctx, s, found, name, response, async () => whole.subarray(0, SAMPLE_BYTES))) {
+        await sendZstd(
+          ctx,
+          s,
+          found,
+          async function* () {
+            yield whole;
+          },
+          sendWhole,
+        );
+        return;
+      }
+      await sendWhole();
       return;
     }
   }
@@ -99,6 +115,19 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
     // A gc may have evicted the path between the lookup and the hold; a held path stays.
     if ((await storedByNarHash(s, hash)) === undefined)
       throw new HttpError(404, `no NAR with hash ${name} in this cache`);
+    if (await zstdPays(ctx, s, found, name, response, () => narSample(s, found))) {
+      await sendZstd(
+        ctx,
+        s,
+        found,
+        () => renderNar(found.node, s.store, 0),
+        async (signal) => {
+          ctx.res.writeHead(response.status, response.headers);
+          await streamNar(ctx, s, found, 0, found.narSize, signal);
+        },
+      );
+      return;
+    }
     await sendNar(ctx, s, found, response);
   } finally {
     await unhold();
@@ -143,7 +172,7 @@ interface NarResponse {
 }
 
 /** Status and headers of a GET of this NAR (200, or 206 for a Range); 416 for an unsatisfiable Range. */
-function narResponse(ctx: RequestContext, info: PathInfo): NarResponse {
+function narResponse(ctx: RequestContext, info: PathInfo, varies: boolean): NarResponse {
   const size = info.narSize;
   const etag = `"${encodeNix32(info.narSha256)}"`;
   const ifRange = ctx.req.headers['if-range'];
@@ -153,11 +182,13 @@ function narResponse(ctx: RequestContext, info: PathInfo): NarResponse {
     typeof ifRange === 'string' ? ifRange : undefined,
     etag,
   );
-  const common = {
+  const common: Record<string, string> = {
     'Content-Type': NAR_CONTENT_TYPE,
     'Accept-Ranges': 'bytes',
     ETag: etag,
     'Cache-Control': 'public, max-age=31536000, immutable',
+    // With zstd on, a whole NAR's encoding depends on Accept-Encoding: caches must keep them apart.
+    ...(varies ? { Vary: 'Accept-Encoding' } : {}),
   };
   if (range.kind === 'unsatisfiable') {
     throw new HttpError(416, `range not satisfiable for a ${size}-byte NAR`, {
@@ -176,7 +207,22 @@ async function sendNar(
   ctx: RequestContext,
   s: ServerServices,
   info: PathInfo,
-  { status, headers, start, length }: NarResponse,
+  r: NarResponse,
+): Promise<void> {
+  await sendStreamed(ctx, s, async (signal) => {
+    ctx.res.writeHead(r.status, r.headers);
+    await streamNar(ctx, s, info, r.start, r.length, signal);
+  });
+}
+
+/**
+ * A streamed response under a render slot: `body` writes the head and the bytes, and stops when
+ * the signal fires (the client left). A failure once the head is out can only truncate the body.
+ */
+async function sendStreamed(
+  ctx: RequestContext,
+  s: ServerServices,
+  body: (signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const abort = new AbortController();
   const onClose = () => abort.abort();
@@ -192,8 +238,7 @@ async function sendNar(
     return; // the client left while queued
   }
   try {
-    ctx.res.writeHead(status, headers);
-    await streamNar(ctx, s, info, start, length, abort.signal);
+    await body(abort.signal);
   } catch (e) {
     // Headers are out: the only honest signal left is a truncated body.
     s.log.log('error', 'NAR render failed', { path: ctx.path, error: describeError(e) });
@@ -202,6 +247,149 @@ async function sendNar(
     ctx.res.off('close', onClose);
     release();
   }
+}
+
+/**
+ * Whether this GET gets the zstd-encoded NAR (zstd.ts): accepted, whole, large enough, and
+ * compressible (decided on its first bytes once per NAR; `sample` renders them).
+ */
+async function zstdPays(
+  ctx: RequestContext,
+  s: ServerServices,
+  info: PathInfo,
+  name: string,
+  response: NarResponse,
+  sample: () => Promise<Uint8Array>,
+): Promise<boolean> {
+  const zstd = s.zstd;
+  if (zstd === undefined || response.status !== 200 || info.narSize < ZSTD_MIN_BYTES) return false;
+  if (!acceptsZstd(ctx.req.headers['accept-encoding'])) return false;
+  let pays = zstd.verdict(name);
+  if (pays === undefined) {
+    pays = compresses(await sample());
+    zstd.remember(name, pays);
+  }
+  return pays;
+}
+
+/** The first SAMPLE_BYTES of the NAR (fewer when it is shorter). */
+async function narSample(s: ServerServices, info: PathInfo): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  for await (const c of renderNar(info.node, s.store, 0)) {
+    parts.push(c);
+    got += c.length;
+    if (got >= SAMPLE_BYTES) break;
+  }
+  return Buffer.concat(parts, got).subarray(0, SAMPLE_BYTES);
+}
+
+/**
+ * The NAR through a `zstd` child process, as `Content-Encoding: zstd` with chunked transfer (the
+ * encoded size is not known ahead). No encoder slot free, or an encoder that does not start: the
+ * identity response (`identity`) instead. The child is killed when the client leaves or the
+ * render fails; an encoder that fails truncates the body.
+ */
+async function sendZstd(
+  ctx: RequestContext,
+  s: ServerServices,
+  info: PathInfo,
+  source: () => AsyncIterable<Uint8Array>,
+  identity: (signal: AbortSignal) => Promise<void>,
+): Promise<void> {
+  const zstd = s.zstd!;
+  const slot = zstd.acquire();
+  if (slot === undefined) {
+    await sendStreamed(ctx, s, identity);
+    return;
+  }
+  try {
+    await sendStreamed(ctx, s, async (signal) => {
+      const child = spawn(zstd.command, ['-q', '-c', `-${zstd.level}`], {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      });
+      const started = await new Promise<Error | undefined>((resolve) => {
+        child.once('spawn', () => resolve(undefined));
+        child.once('error', resolve);
+      });
+      if (started !== undefined) {
+        s.log.log('warn', 'zstd encoder did not start; sending the NAR unencoded', {
+          command: zstd.command,
+          error: describeError(started),
+        });
+        await identity(signal);
+        return;
+      }
+      await encodeThrough(ctx, info, child, source(), signal);
+    });
+  } finally {
+    slot();
+  }
+}
+
+async function encodeThrough(
+  ctx: RequestContext,
+  info: PathInfo,
+  child: ChildProcessByStdio<Writable, Readable, null>,
+  source: AsyncIterable<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
+  const res = ctx.res;
+  const kill = () => child.kill('SIGKILL');
+  signal.addEventListener('abort', kill, { once: true });
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  child.stdin.on('error', () => {}); // EPIPE once the child is gone: its exit status says why
+  try {
+    res.writeHead(200, {
+      'Content-Type': NAR_CONTENT_TYPE,
+      'Content-Encoding': 'zstd',
+      Vary: 'Accept-Encoding',
+      ETag: `"${encodeNix32(info.narSha256)}-zstd"`,
+      'Cache-Control': 'public, max-age=31536000, immutable',
+    });
+    const output = (async () => {
+      for await (const c of child.stdout as AsyncIterable<Buffer>) {
+        if (signal.aborted) return;
+        ctx.bytesSent += c.length;
+        if (!res.write(c)) await drained(res, signal);
+      }
+    })();
+    output.catch(() => {});
+    let fed = 0;
+    for await (const chunk of source) {
+      if (signal.aborted) return;
+      fed += chunk.length;
+      if (!child.stdin.write(chunk)) await writable(child.stdin, signal);
+    }
+    child.stdin.end();
+    if (fed !== info.narSize) throw new Error(`NAR render gave ${fed} bytes, its NarSize is ${info.narSize}`);
+    await output;
+    const code = await exited;
+    if (signal.aborted) return;
+    if (code !== 0) throw new Error(`zstd exited with status ${code}`);
+    res.end();
+  } finally {
+    signal.removeEventListener('abort', kill);
+    if (child.exitCode === null && child.signalCode === null) kill();
+  }
+}
+
+/** `stream` drained, closed, failed, or the signal fired. */
+function writable(stream: Writable, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 async function streamNar(

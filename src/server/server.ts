@@ -138,6 +138,7 @@ export async function serveUntilSignal(
     priority: services.config.priority,
     signingKeys: services.config.signingKeys.map((k) => k.name).join(' '),
     uploads: services.auth.enabled,
+    zstd: services.zstd?.command ?? 'off',
   });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const on = (sig: NodeJS.Signals) => {

@@ -16,6 +16,7 @@ import { RenderLimiter } from './render-limit.js';
 import { StoreStats } from './store-stats.js';
 import { Telemetry } from './telemetry.js';
 import { PendingUploads } from './upload.js';
+import { findZstd, ZstdEncoding, type ZstdOptions } from './zstd.js';
 
 /**
  * The parts of an open cache the server reads and writes; `db` carries the
@@ -53,6 +54,8 @@ export interface ServerServices {
   readonly telemetry: Telemetry;
   readonly log: Logger;
   readonly startedAt: number;
+  /** zstd Content-Encoding of NARs (zstd.ts); `undefined` when off or no encoder is installed. */
+  readonly zstd: ZstdEncoding | undefined;
 }
 
 export interface ServicesOptions {
@@ -66,6 +69,8 @@ export interface ServicesOptions {
   /** Budgets of the in-memory cache of small NARs (nar-cache.ts). */
   narCache?: NarCacheOptions | undefined;
   log?: Logger | undefined;
+  /** zstd Content-Encoding (default on when `zstd` is on PATH); `false` turns it off. */
+  zstd?: ZstdOptions | false | undefined;
 }
 
 export const DEFAULT_PRIORITY = 30;
@@ -91,5 +96,12 @@ export function createServices(store: ServerStore, options: ServicesOptions = {}
     telemetry: new Telemetry(),
     log: options.log ?? silentLogger,
     startedAt: Date.now(),
+    zstd: zstdEncoding(options.zstd),
   };
+}
+
+function zstdEncoding(options: ZstdOptions | false | undefined): ZstdEncoding | undefined {
+  if (options === false) return undefined;
+  const command = options?.command ?? findZstd();
+  return command === undefined ? undefined : new ZstdEncoding(command, options ?? {});
 }

@@ -39,7 +39,8 @@ function warnIfShared(ctx: CommandContext, path: string, what: string): void {
 
 export const serveCommand: Command = {
   words: ['serve'],
-  usage: 'serve [--bind HOST:PORT|unix:PATH] [--sign-key FILE]… [--priority N] [--upload-token-file FILE]',
+  usage:
+    'serve [--bind HOST:PORT|unix:PATH] [--sign-key FILE]… [--priority N] [--upload-token-file FILE] [--compression zstd|none]',
   summary: 'serve the cache as a Nix binary cache (substitute from it, `nix copy --to` it)',
   options: {
     bind: { type: 'string' },
@@ -47,6 +48,7 @@ export const serveCommand: Command = {
     priority: { type: 'string' },
     'upload-token-file': { type: 'string' },
     'max-renders': { type: 'string' },
+    compression: { type: 'string' },
   },
   async run(ctx) {
     if (ctx.args.length !== 0) throw new UsageError('serve takes no arguments');
@@ -66,6 +68,10 @@ export const serveCommand: Command = {
     const rendersText = stringOption(ctx, 'max-renders');
     if (rendersText !== undefined && !/^[1-9]\d{0,5}$/.test(rendersText))
       throw new UsageError('--max-renders must be a positive integer');
+    // zstd (the default) encodes NARs for clients that accept it when the `zstd` command is installed.
+    const compression = stringOption(ctx, 'compression') ?? 'zstd';
+    if (compression !== 'zstd' && compression !== 'none')
+      throw new UsageError('--compression must be zstd or none');
     const keyFiles = (ctx.values['sign-key'] as string[] | undefined) ?? [];
     const signingKeys: SecretKey[] = [];
     for (const file of keyFiles) {
@@ -88,6 +94,7 @@ export const serveCommand: Command = {
           signingKeys,
           uploadToken,
           maxRenders: rendersText === undefined ? undefined : Number(rendersText),
+          zstd: compression === 'none' ? false : undefined,
           // --quiet: warnings and errors only, no line per request.
           log: jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug'),
         });
