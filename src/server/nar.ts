@@ -99,6 +99,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
           ctx,
           s,
           found,
+          name,
           async function* () {
             yield whole;
           },
@@ -120,6 +121,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
         ctx,
         s,
         found,
+        name,
         () => renderNar(found.node, s.store, 0),
         async (signal) => {
           ctx.res.writeHead(response.status, response.headers);
@@ -294,6 +296,7 @@ async function sendZstd(
   ctx: RequestContext,
   s: ServerServices,
   info: PathInfo,
+  name: string,
   source: () => AsyncIterable<Uint8Array>,
   identity: (signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
@@ -320,7 +323,9 @@ async function sendZstd(
         await identity(signal);
         return;
       }
-      await encodeThrough(ctx, info, child, source(), signal);
+      const encoded = await encodeThrough(ctx, info, child, source(), signal);
+      // What the whole NAR came to decides the next requests (the sample only guessed).
+      if (encoded !== undefined) zstd.learn(name, encoded, info.narSize);
     });
   } finally {
     slot();
@@ -333,7 +338,7 @@ async function encodeThrough(
   child: ChildProcessByStdio<Writable, Readable, null>,
   source: AsyncIterable<Uint8Array>,
   signal: AbortSignal,
-): Promise<void> {
+): Promise<number | undefined> {
   const res = ctx.res;
   const kill = () => child.kill('SIGKILL');
   signal.addEventListener('abort', kill, { once: true });
@@ -347,9 +352,11 @@ async function encodeThrough(
       ETag: `"${encodeNix32(info.narSha256)}-zstd"`,
       'Cache-Control': 'public, max-age=31536000, immutable',
     });
+    let encoded = 0;
     const output = (async () => {
       for await (const c of child.stdout as AsyncIterable<Buffer>) {
         if (signal.aborted) return;
+        encoded += c.length;
         ctx.bytesSent += c.length;
         if (!res.write(c)) await drained(res, signal);
       }
@@ -357,7 +364,7 @@ async function encodeThrough(
     output.catch(() => {});
     let fed = 0;
     for await (const chunk of source) {
-      if (signal.aborted) return;
+      if (signal.aborted) return undefined;
       fed += chunk.length;
       if (!child.stdin.write(chunk)) await writable(child.stdin, signal);
     }
@@ -365,9 +372,10 @@ async function encodeThrough(
     if (fed !== info.narSize) throw new Error(`NAR render gave ${fed} bytes, its NarSize is ${info.narSize}`);
     await output;
     const code = await exited;
-    if (signal.aborted) return;
+    if (signal.aborted) return undefined;
     if (code !== 0) throw new Error(`zstd exited with status ${code}`);
     res.end();
+    return encoded;
   } finally {
     signal.removeEventListener('abort', kill);
     if (child.exitCode === null && child.signalCode === null) kill();

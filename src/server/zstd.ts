@@ -10,7 +10,9 @@
  * whole NAR (a Range is answered from the identity bytes), it is at least ZSTD_MIN_BYTES, an encoder
  * slot is free (at most `maxEncoders` at once; beyond that the identity bytes go out), and it pays
  * off: the first 64 KiB of the NAR deflate (zlib level 1, a cheap stand-in) to at most 90%, which
- * leaves out NARs of compressed or random files. That verdict is remembered per NAR.
+ * leaves out NARs of compressed or random files. That verdict is remembered per NAR, and replaced
+ * by the real one once the NAR has gone out encoded (its first bytes can compress while the rest
+ * does not: a 2,000-file bench tree of random files came to 94%).
  */
 
 import { accessSync, constants } from 'node:fs';
@@ -113,6 +115,11 @@ export class ZstdEncoding {
 
   verdict(nar: string): boolean | undefined {
     return this.verdicts.get(nar);
+  }
+
+  /** After a NAR went out encoded: it pays when it came to at most 90% of its size. */
+  learn(nar: string, encoded: number, size: number): void {
+    this.remember(nar, encoded <= size * PAYS_OFF_RATIO);
   }
 
   remember(nar: string, pays: boolean): void {

@@ -122,6 +122,24 @@ describe('zstd Content-Encoding', () => {
     expect(head.headers['content-length']).toBe(String(nar.length));
   });
 
+  it('learns from the first encoded response: a NAR that only starts compressible goes out unencoded next', async () => {
+    // a.txt (text) comes first in the NAR, so the 64 KiB sample compresses; the rest is random.
+    const mixed = await addDir('mixed', {
+      'a.txt': 'compressible text '.repeat(8000),
+      'z.bin': randomBytes(2 << 20, 12),
+    });
+    const first = await rawRequest(h.port, 'GET', narPath(mixed), { 'Accept-Encoding': 'zstd' });
+    expect(first.headers['content-encoding']).toBe('zstd');
+    expect(unzstd(first.body).equals(nars.get(mixed)!)).toBe(true);
+    expect(first.body.length).toBeGreaterThan(nars.get(mixed)!.length * 0.9);
+    const second = await rawRequest(h.port, 'GET', narPath(mixed), { 'Accept-Encoding': 'zstd' });
+    expect(second.headers['content-encoding']).toBeUndefined();
+    expect(second.body.equals(nars.get(mixed)!)).toBe(true);
+    // The text NAR compressed well, and stays encoded.
+    const text2 = await rawRequest(h.port, 'GET', narPath(text), { 'Accept-Encoding': 'zstd' });
+    expect(text2.headers['content-encoding']).toBe('zstd');
+  });
+
   it('falls back to the identity bytes when no encoder slot is free or the encoder does not start', async () => {
     const { startServer, parseBind } = await import('../../src/server/server.js');
     for (const zstd of [{ command: join(h.tmp, 'no-such-zstd') }, { maxEncoders: 1 }]) {
