@@ -21,6 +21,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "napi-check.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -355,13 +357,6 @@ class Dumper {
   std::string failedPath_;
 };
 
-#define CHECK(call)                                           \
-  do {                                                        \
-    if ((call) != napi_ok) {                                  \
-      napi_throw_error(env, "ERR_NATIVE", "napi call failed: " #call); \
-      return nullptr;                                         \
-    }                                                         \
-  } while (0)
 
 void Finalize(napi_env, void* data, void*) { delete static_cast<Dumper*>(data); }
 

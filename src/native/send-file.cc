@@ -21,6 +21,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "napi-check.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -29,14 +31,6 @@
 #include <unistd.h>
 
 namespace {
-
-#define CHECK(call)                                                    \
-  do {                                                                 \
-    if ((call) != napi_ok) {                                           \
-      napi_throw_error(env, "ERR_NATIVE", "napi call failed: " #call); \
-      return nullptr;                                                  \
-    }                                                                  \
-  } while (0)
 
 struct Poller {
   uv_poll_t handle;
@@ -66,12 +60,17 @@ void CloseHandle(Poller* p) {
   uv_close(reinterpret_cast<uv_handle_t*>(&p->handle), OnClosed);
 }
 
-void Finalize(napi_env env, void* data, void*) {
-  auto* p = static_cast<Poller*>(data);
+// Drop a pending wait's callback and async context (the wait will never call back).
+void ForgetCallback(napi_env env, Poller* p) {
   if (p->callback != nullptr) napi_delete_reference(env, p->callback);
   if (p->context != nullptr) napi_async_destroy(env, p->context);
   p->callback = nullptr;
   p->context = nullptr;
+}
+
+void Finalize(napi_env env, void* data, void*) {
+  auto* p = static_cast<Poller*>(data);
+  ForgetCallback(env, p);
   p->jsGone = true;
   if (!p->closed) CloseHandle(p);
   else if (p->uvClosed) delete p;
@@ -153,10 +152,7 @@ napi_value WaitWritable(napi_env env, napi_callback_info info) {
   CHECK(napi_create_reference(env, argv[1], 1, &p->callback));
   int r = uv_poll_start(&p->handle, UV_WRITABLE | UV_DISCONNECT, OnPoll);
   if (r != 0) {
-    napi_delete_reference(env, p->callback);
-    napi_async_destroy(env, p->context);
-    p->callback = nullptr;
-    p->context = nullptr;
+    ForgetCallback(env, p);
     napi_throw_error(env, "ERR_NATIVE", "waitWritable: uv_poll_start failed");
     return nullptr;
   }
@@ -170,10 +166,7 @@ napi_value ClosePoller(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   Poller* p = PollerOf(env, argv[0]);
   if (p == nullptr || p->closed) return nullptr;
-  if (p->callback != nullptr) napi_delete_reference(env, p->callback);
-  if (p->context != nullptr) napi_async_destroy(env, p->context);
-  p->callback = nullptr;
-  p->context = nullptr;
+  ForgetCallback(env, p);
   CloseHandle(p);
   return nullptr;
 }
