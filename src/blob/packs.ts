@@ -230,14 +230,7 @@ export class PackChunkStore implements ChunkStore {
    */
   async segments(digests: readonly Uint8Array[]): Promise<ChunkSegments> {
     if (this.closed) throw new TypeError('pack store is closed');
-    const locs: (PackLocation | 'damaged' | undefined)[] = new Array(digests.length);
-    const misses: number[] = [];
-    for (let i = 0; i < digests.length; i++) {
-      const loc = this.locations.get(digests[i]!);
-      if (loc !== undefined) locs[i] = loc;
-      else misses.push(i);
-    }
-    if (misses.length > 0) await this.lookUp(digests, misses, locs);
+    const locs = await this.locate(digests);
     const held = new Set<OpenPack>();
     const checked = new Set<OpenPack>();
     const release = () => {
@@ -272,6 +265,22 @@ export class PackChunkStore implements ChunkStore {
       throw e;
     }
     return { checks, release };
+  }
+
+  /**
+   * Where each chunk is: the location cache, else one index read for all the others. `undefined`
+   * for a chunk not stored, 'damaged' for an index row that is not a location.
+   */
+  private async locate(digests: readonly Uint8Array[]): Promise<(PackLocation | 'damaged' | undefined)[]> {
+    const locs: (PackLocation | 'damaged' | undefined)[] = new Array(digests.length);
+    const misses: number[] = [];
+    for (let i = 0; i < digests.length; i++) {
+      const loc = this.locations.get(digests[i]!);
+      if (loc !== undefined) locs[i] = loc;
+      else misses.push(i);
+    }
+    if (misses.length > 0) await this.lookUp(digests, misses, locs);
+    return locs;
   }
 
   /** Index rows of `digests[i]` for each i of `which`, into `locs` (and the location cache). */
@@ -385,27 +394,11 @@ export class PackChunkStore implements ChunkStore {
     const verified: boolean[] = new Array(digests.length).fill(false);
     const pooled: Promise<void>[] = [];
     const located: { i: number; loc: PackLocation }[] = [];
-    const misses: number[] = [];
-    for (let i = 0; i < digests.length; i++) {
-      const loc = this.locations.get(digests[i]!);
-      if (loc !== undefined) located.push({ i, loc });
-      else misses.push(i);
-    }
-    if (misses.length > 0) {
-      const values = await this.index.getMany(misses.map((i) => digests[i]!));
-      for (let m = 0; m < misses.length; m++) {
-        const v = values[m];
-        if (v === undefined) continue;
-        const i = misses[m]!;
-        const loc = decodeLocation(v);
-        if (loc === undefined) {
-          out[i] = new Uint8Array(0); // a damaged row: fails verification
-          continue;
-        }
-        this.locations.set(digests[i]!, loc);
-        located.push({ i, loc });
-      }
-    }
+    (await this.locate(digests)).forEach((loc, i) => {
+      if (loc === 'damaged')
+        out[i] = new Uint8Array(0); // a damaged row: fails verification
+      else if (loc !== undefined) located.push({ i, loc });
+    });
     located.sort((a, b) =>
       a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset,
     );
