@@ -22,7 +22,6 @@
  */
 
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import type { ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { SegmentRun } from '../blob/service.js';
 import { renderNar, renderNarPieces } from '../nar-render/render.js';
@@ -366,7 +365,7 @@ async function encodeThrough(
     for await (const chunk of source) {
       if (signal.aborted) return undefined;
       fed += chunk.length;
-      if (!child.stdin.write(chunk)) await writable(child.stdin, signal);
+      if (!child.stdin.write(chunk)) await drained(child.stdin, signal);
     }
     child.stdin.end();
     if (fed !== info.narSize) throw new Error(`NAR render gave ${fed} bytes, its NarSize is ${info.narSize}`);
@@ -380,24 +379,6 @@ async function encodeThrough(
     signal.removeEventListener('abort', kill);
     if (child.exitCode === null && child.signalCode === null) kill();
   }
-}
-
-/** `stream` drained, closed, failed, or the signal fired. */
-function writable(stream: Writable, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      stream.off('error', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-    stream.on('error', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 async function streamNar(
@@ -556,15 +537,20 @@ function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
   });
 }
 
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
+/** `stream` drained, closed or failed, or the signal fired. */
+function drained(stream: Writable, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || stream.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
-      res.off('drain', done);
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
       signal.removeEventListener('abort', done);
       resolve();
     };
-    res.on('drain', done);
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
     signal.addEventListener('abort', done, { once: true });
   });
 }
