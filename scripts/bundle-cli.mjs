@@ -8,9 +8,13 @@
  * stays a separate chunk). Packages stay external, so native addons and lazy `require`s work as in
  * dist/; the bundle sits two levels below the package root like dist/fs/, so paths such as
  * `../../build/Release/…` resolve the same. The library (`exports`) stays the unbundled dist/.
+ *
+ * `build-id` (a hash of the bundle's files) names the bundle for the answers `bin/fetch-cache` gives
+ * without starting Node (src/answers.ts): answers one build wrote are never given by another.
  */
 
-import { rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -28,3 +32,9 @@ await build({
   packages: 'external',
   logLevel: 'warning',
 });
+const id = createHash('sha256');
+for (const name of readdirSync(outdir).sort())
+  id.update(name)
+    .update('\0')
+    .update(readFileSync(`${outdir}/${name}`));
+writeFileSync(`${outdir}/build-id`, `${id.digest('hex').slice(0, 16)}\n`);

@@ -105,6 +105,7 @@ export async function main(
         offline: values.offline === true,
         quiet: values.quiet === true,
       },
+      argv,
       args: parsed.positionals,
       values,
       stdout: io.stdout,

@@ -83,10 +83,17 @@ export class LevelPathInfoService implements PathInfoService {
   /** Bumped after every put and delete (generation.ts). */
   readonly generation: PathInfoGeneration;
 
-  /** Uses the `pathinfo` and `narhash` sublevels of `db`; `generation` is shared by the processes of a root. */
-  constructor(db: KV, generation = new PathInfoGeneration()) {
+  /** Called after a path info was deleted or replaced by a different one (the CLI's answers: src/answers.ts). */
+  private readonly onRetire: (() => void) | undefined;
+
+  /**
+   * Uses the `pathinfo` and `narhash` sublevels of `db`; `generation` is shared by the processes of a root;
+   * `onRetire` runs after a delete, or a put that changed a stored path info.
+   */
+  constructor(db: KV, generation = new PathInfoGeneration(), onRetire?: () => void) {
     this.db = db;
     this.generation = generation;
+    this.onRetire = onRetire;
     this.infos = binarySublevel(db, PATHINFO_SUBLEVEL) as Sublevel;
     this.narHashIndex = binarySublevel(db, NARHASH_SUBLEVEL) as Sublevel;
   }
@@ -105,13 +112,19 @@ export class LevelPathInfoService implements PathInfoService {
     return this.serialised(async () => {
       const previous = await this.readPrevious(key);
       const batch = this.db.batch();
-      if (previous !== undefined && !bytesEqual(previous.narSha256, stored.narSha256)) {
-        batch.del(indexKey(previous.narSha256, key), { sublevel: this.narHashIndex });
+      if (previous.info !== undefined && !bytesEqual(previous.info.narSha256, stored.narSha256)) {
+        batch.del(indexKey(previous.info.narSha256, key), { sublevel: this.narHashIndex });
       }
       batch.put(indexKey(stored.narSha256, key), EMPTY, { sublevel: this.narHashIndex });
       batch.put(key, value, { sublevel: this.infos });
       await batch.write();
       this.generation.bump();
+      if (
+        previous.present &&
+        (previous.info === undefined || !bytesEqual(encodePathInfo(previous.info), encodePathInfo(stored)))
+      ) {
+        this.onRetire?.();
+      }
       return stored;
     });
   }
@@ -139,24 +152,27 @@ export class LevelPathInfoService implements PathInfoService {
     return this.serialised(async () => {
       const previous = await this.readPrevious(key);
       const batch = this.db.batch().del(key, { sublevel: this.infos });
-      if (previous !== undefined)
-        batch.del(indexKey(previous.narSha256, key), { sublevel: this.narHashIndex });
+      if (previous.info !== undefined)
+        batch.del(indexKey(previous.info.narSha256, key), { sublevel: this.narHashIndex });
       await batch.write();
       this.generation.bump();
+      if (previous.present) this.onRetire?.();
     });
   }
 
   /**
-   * The stored path info under `key`, for updating its index entry. A damaged
-   * value is about to be replaced or removed, so it is treated as absent
-   * rather than blocking the repair; its index entry (if any) stays behind
-   * and `byNarHash` callers re-check with `get`.
+   * Whether a path info is stored under `key`, and its value, for updating
+   * its index entry. A damaged value is about to be replaced or removed, so
+   * its `info` is undefined rather than blocking the repair; its index entry
+   * (if any) stays behind and `byNarHash` callers re-check with `get`.
    */
-  private async readPrevious(key: Uint8Array): Promise<PathInfo | undefined> {
+  private async readPrevious(key: Uint8Array): Promise<{ present: boolean; info: PathInfo | undefined }> {
+    const value = await this.infos.get(key);
+    if (value === undefined) return { present: false, info: undefined };
     try {
-      return await this.get(key);
+      return { present: true, info: verifyStored(key, value) };
     } catch (e) {
-      if (isFetchCacheError(e, 'ERR_INTEGRITY')) return undefined;
+      if (isFetchCacheError(e, 'ERR_INTEGRITY')) return { present: true, info: undefined };
       throw e;
     }
   }

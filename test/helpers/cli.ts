@@ -32,8 +32,17 @@ export function cliBuilt(): boolean {
 }
 
 export function runCli(args: readonly string[], opts: RunCliOptions = {}): Promise<CliResult> {
+  return runFile(process.execPath, [CLI_MAIN, ...args], opts);
+}
+
+/** Runs `bin/fetch-cache args` (the launcher, as a shell finds the command). */
+export function runLauncher(args: readonly string[], opts: RunCliOptions = {}): Promise<CliResult> {
+  return runFile(CLI_BIN, args, opts);
+}
+
+function runFile(file: string, args: readonly string[], opts: RunCliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_MAIN, ...args], {
+    const child = spawn(file, args, {
       env: { ...process.env, ...opts.env },
       cwd: opts.cwd ?? REPO_ROOT,
       stdio: 'pipe',

@@ -7,6 +7,8 @@
  * command runs.
  */
 
+import { AnswerWriter } from '../../answers.js';
+import type { Cache } from '../../cache.js';
 import type { FetchResult, FetchSpec } from '../../fetchers/types.js';
 import { toSRI } from '../../nix/hash.js';
 import { formatStorePath } from '../../nix/store-path.js';
@@ -18,7 +20,6 @@ import {
   stringOption,
   UsageError,
   withCache,
-  writeJson,
   writeLine,
 } from '../command.js';
 import { pathInfoJson } from '../format.js';
@@ -34,14 +35,44 @@ function mirrors(ctx: CommandContext): string[] {
   });
 }
 
+/**
+ * Whether the answer to `spec` is fixed once fetched: an expected hash, or a git rev (src/answers.ts). The
+ * source must not depend on the working directory (an absolute path or a URL with a scheme).
+ */
+function pinned(spec: FetchSpec): boolean {
+  if (spec.type === 'path') return false;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.url) && !spec.url.startsWith('/')) return false;
+  return (
+    spec.hash !== undefined || (spec.type === 'git' && /^([0-9a-f]{40}|[0-9a-f]{64})$/.test(spec.rev ?? ''))
+  );
+}
+
+/** What the command prints for `result` (CLI.md). */
+function formatResult(ctx: CommandContext, cache: Cache, spec: FetchSpec, result: FetchResult): string {
+  if (!ctx.globals.json) return `${formatStorePath(result.storePath, cache.storeDir)}\n`;
+  const out = pathInfoJson(result.pathInfo, cache.storeDir);
+  out.url = spec.type === 'path' ? spec.path : spec.url;
+  out.cached = result.cached;
+  if (result.hash !== undefined) out.hash = toSRI(result.hash);
+  const m = result.metadata;
+  if (m.rev !== undefined) out.rev = m.rev;
+  if (m.revCount !== undefined) out.revCount = m.revCount;
+  if (m.lastModified !== undefined) out.lastModified = m.lastModified;
+  return `${JSON.stringify(out)}\n`;
+}
+
 async function runFetch(ctx: CommandContext, spec: FetchSpec): Promise<void> {
   await withCache(ctx, async (cache) => {
     const { Fetcher } = await import('../../fetchers/base.js');
+    // Taken before anything is looked up, so a path deleted meanwhile retires what this writes.
+    const answer = pinned(spec) ? AnswerWriter.begin(cache.root, ctx.argv) : undefined;
+    let warned = false;
     const progress = progressLine(ctx.stderr, ctx.globals.quiet);
     const fetcher = new Fetcher(cache, {
       offline: ctx.globals.offline,
       onProgress: (e) => progress.update(e),
       onWarning: (message) => {
+        warned = true;
         progress.clear();
         if (!ctx.globals.quiet) writeLine(ctx.stderr, `warning: ${message}`);
       },
@@ -52,19 +83,16 @@ async function runFetch(ctx: CommandContext, spec: FetchSpec): Promise<void> {
     } finally {
       progress.clear();
     }
-    if (!ctx.globals.json) {
-      writeLine(ctx.stdout, formatStorePath(result.storePath, cache.storeDir));
-      return;
+    const text = formatResult(ctx, cache, spec, result);
+    ctx.stdout.write(text);
+    if (answer === undefined || warned) return;
+    // The answer is what the next run prints: a cache hit, which this one was or the same fetch is now.
+    let hit = result.cached ? text : undefined;
+    if (hit === undefined) {
+      const again = await fetcher.fetch(spec, {});
+      if (again.cached && !warned) hit = formatResult(ctx, cache, spec, again);
     }
-    const out = pathInfoJson(result.pathInfo, cache.storeDir);
-    out.url = spec.type === 'path' ? spec.path : spec.url;
-    out.cached = result.cached;
-    if (result.hash !== undefined) out.hash = toSRI(result.hash);
-    const m = result.metadata;
-    if (m.rev !== undefined) out.rev = m.rev;
-    if (m.revCount !== undefined) out.revCount = m.revCount;
-    if (m.lastModified !== undefined) out.lastModified = m.lastModified;
-    writeJson(ctx.stdout, out);
+    if (hit !== undefined) answer.commit(result.storePath.digest, hit);
   });
 }
 
