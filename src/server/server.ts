@@ -11,8 +11,8 @@
  */
 
 import { rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from './app.js';
 import type { ServerServices } from './services.js';
 
@@ -82,8 +82,40 @@ export async function startServer(
     running.add(p);
     void p.finally(() => running.delete(p));
   };
-  server.on('request', (req, res) => track(app(req, res)));
-  server.on('checkContinue', (req, res) => track(app(req, res, true)));
+  // Responses not yet handed to the kernel, per connection. Node's own closeIdleConnections (which
+  // server.close() calls too) counts a connection as idle once its response has been *ended*, and so
+  // destroyed the tail of a NAR still queued in the socket when `stop` came during a download; here a
+  // connection is idle only once its response closed (after 'finish': every byte handed to the kernel).
+  const open = new Set<Socket>();
+  const busy = new Map<Socket, number>();
+  let closing = false;
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => {
+      open.delete(socket);
+      busy.delete(socket);
+    });
+  });
+  const begin = (socket: Socket, res: ServerResponse) => {
+    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (busy.get(socket) ?? 1) - 1;
+      if (left > 0) busy.set(socket, left);
+      else busy.delete(socket);
+      if (closing && left <= 0) socket.destroy();
+    });
+  };
+  server.closeIdleConnections = () => {
+    for (const socket of open) if (!busy.has(socket)) socket.destroy();
+  };
+  server.on('request', (req, res) => {
+    begin(req.socket, res);
+    track(app(req, res));
+  });
+  server.on('checkContinue', (req, res) => {
+    begin(req.socket, res);
+    track(app(req, res, true));
+  });
   if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -105,6 +137,7 @@ export async function startServer(
     server,
     stop(graceMs = 10_000) {
       stopping ??= new Promise<void>((resolve) => {
+        closing = true;
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
         timer.unref();
         server.close(() => {

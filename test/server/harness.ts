@@ -82,9 +82,12 @@ export function rawRequest(
   target: string,
   headers: Record<string, string> = {},
   body?: Uint8Array | AsyncIterable<Uint8Array>,
+  /** Called when the response headers arrive. */
+  onResponse?: () => void,
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, method, path: target, headers, agent: false }, (res) => {
+      onResponse?.();
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () =>

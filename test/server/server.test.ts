@@ -156,8 +156,14 @@ describe('serving', () => {
     h = await startHarness();
     const info = await addSampleTree(h, 'big', 4_000_000);
     const path = `/nar/${encodeNix32(info.narSha256)}.nar`;
-    const download = rawRequest(h.port, 'GET', path);
-    await new Promise((r) => setTimeout(r, 20));
+    // Stopped once the response has begun (a fixed delay lost the race on a busy machine: the request was
+    // not read yet, so its idle connection was closed).
+    let responding!: () => void;
+    const begun = new Promise<void>((r) => {
+      responding = r;
+    });
+    const download = rawRequest(h.port, 'GET', path, {}, undefined, responding);
+    await begun;
     const stopped = h.server.stop(5000);
     const r = await download;
     expect(r.status).toBe(200);
