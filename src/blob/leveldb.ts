@@ -33,6 +33,7 @@
  * take one batch and one read.
  */
 
+import { bytesEqual } from '../castore/bytes.js';
 import { type B3Digest, b3Equals, b3ToHex, EMPTY_B3, isB3Digest } from '../castore/digest.js';
 import { FetchCacheError } from '../errors.js';
 import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
@@ -42,7 +43,14 @@ import { decodeChunkList, encodeChunkList } from './chunk-list.js';
 import { type ChunkStore, type FileSegment, InlineChunkStore, type VerifiedChunks } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
 import { PackChunkStore, type PackChunkStoreOptions } from './packs.js';
-import type { BlobService, BlobStat, BlobWriter, ChunkMeta, SegmentRun } from './service.js';
+import type {
+  BlobService,
+  BlobStat,
+  BlobWriter,
+  BlobWriterOptions,
+  ChunkMeta,
+  SegmentRun,
+} from './service.js';
 
 /** Names of the two sublevels the service makes when given a database. */
 export const CHUNKS_SUBLEVEL = 'chunks';
@@ -264,8 +272,8 @@ export class LevelBlobService implements BlobService {
     }
   }
 
-  writer(): BlobWriter {
-    return new LevelBlobWriter(this, new Chunker(this.chunker));
+  writer(options: BlobWriterOptions = {}): BlobWriter {
+    return new LevelBlobWriter(this, new Chunker(this.chunker), options.digest);
   }
 
   /** Writes pending in the group commit, then the pack files' descriptors. */
@@ -419,7 +427,11 @@ class LevelBlobWriter implements BlobWriter {
   constructor(
     private readonly service: LevelBlobService,
     private readonly chunker: Chunker,
-  ) {}
+    /** The blob digest, computed by the caller (BlobService.writer); then only chunks are hashed here. */
+    private readonly given?: Promise<B3Digest>,
+  ) {
+    given?.catch(() => {}); // awaited by finish(), or dropped with an aborted write
+  }
 
   async write(data: Uint8Array): Promise<void> {
     if (!(data instanceof Uint8Array)) throw new TypeError('BlobWriter.write takes a Uint8Array');
@@ -461,7 +473,9 @@ class LevelBlobWriter implements BlobWriter {
 
   private add(bytes: Uint8Array): Put {
     const digest = blake3(bytes);
-    if (this.list.length === 0) this.first = bytes;
+    if (this.given !== undefined) {
+      // the caller hashes the whole blob
+    } else if (this.list.length === 0) this.first = bytes;
     else {
       if (this.hasher === undefined) {
         this.hasher = createBlake3Hasher();
@@ -481,10 +495,14 @@ class LevelBlobWriter implements BlobWriter {
     this.written = [];
     if (this.list.length === 1) {
       this.first = undefined;
+      const digest = this.list[0]!.digest;
+      if (this.given !== undefined && !bytesEqual(await this.given, digest)) {
+        throw new Error('the digest given for a blob is not the digest of the bytes written');
+      }
       await this.service.commit.put(last);
-      return { digest: this.list[0]!.digest, size: this.size };
+      return { digest, size: this.size };
     }
-    const digest = this.hasher!.digest();
+    const digest = this.given === undefined ? this.hasher!.digest() : (await this.given).slice();
     const list = encodeChunkList(this.list);
     const sums = this.service.listSums;
     await this.service.commit.put([

@@ -26,6 +26,10 @@ export interface BlobStat {
   readonly chunks: readonly ChunkMeta[];
 }
 
+export interface BlobWriterOptions {
+  readonly digest?: Promise<B3Digest>;
+}
+
 export interface BlobWriter {
   /**
    * Append bytes. Backpressure: await each call. The bytes may be reused by the
@@ -73,6 +77,11 @@ export interface BlobService {
    * reached, as `read` would.
    */
   readSegments?(digest: B3Digest): Promise<AsyncIterable<SegmentRun> | undefined>;
-  /** Start writing a new blob. Identical concurrent writes are harmless. */
-  writer(): BlobWriter;
+  /**
+   * Start writing a new blob. Identical concurrent writes are harmless. `options.digest`: the blob's
+   * BLAKE3, which the caller computes itself over exactly the bytes it writes (a large file hashed on a
+   * worker thread: src/fs/worker-hasher.ts); the writer then hashes only the chunks. An implementation
+   * may ignore it and hash the bytes itself.
+   */
+  writer(options?: BlobWriterOptions): BlobWriter;
 }

@@ -28,7 +28,10 @@ export type IngestEntry =
       readonly type: 'file';
       readonly path: Uint8Array;
       readonly executable: boolean;
-      /** The bytes, streamed (consumed exactly once) or in memory. */
+      /**
+       * The bytes, streamed (consumed exactly once; a chunk may be reused by its source once the next
+       * is asked for, so it is written before that) or in memory.
+       */
       readonly contents: AsyncIterable<Uint8Array> | Uint8Array;
     }
   | {

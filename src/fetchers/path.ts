@@ -11,6 +11,7 @@ import { fileNode } from '../castore/nodes.js';
 import { FetchCacheError } from '../errors.js';
 import { ioError } from '../fs/dump.js';
 import { localEntries } from '../fs/import.js';
+import { addLargeFile, WORKER_HASH_MIN_SIZE } from '../fs/large-file.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import { createHasher } from '../nix/hashing.js';
 import { NarEncoder } from '../nix/nar/encoder.js';
@@ -94,7 +95,19 @@ export const pathSource: Source<PathSpec> = {
       ) {
         // A large file root, which the walk does not hash (it streams later): its NAR is its
         // framing and bytes, hashed as they stream in. A small one the walk has hashed already.
-        const sum = fileNarSum(spec.path, root.executable, statSync(spec.path).size);
+        const size = statSync(spec.path).size;
+        const added =
+          size >= WORKER_HASH_MIN_SIZE
+            ? await addLargeFile(ctx.cache.blobs, spec.path, size, root.executable)
+            : undefined;
+        if (added !== undefined) {
+          return {
+            node: fileNode(added.blob.digest, added.blob.size, root.executable),
+            narSum: added.narSum,
+            metadata: {},
+          };
+        }
+        const sum = fileNarSum(spec.path, root.executable, size);
         const blob = await uploadBlob(ctx.cache.blobs, tee(root.contents, sum.update));
         return {
           node: fileNode(blob.digest, blob.size, root.executable),
@@ -126,8 +139,20 @@ export const pathSource: Source<PathSpec> = {
         path: spec.path,
       });
     }
-    const hasher = createHasher(ctx.algo);
     const size = entry.contents instanceof Uint8Array ? entry.contents.length : statSync(real).size;
+    const added =
+      size >= WORKER_HASH_MIN_SIZE
+        ? await addLargeFile(ctx.cache.blobs, real, size, false, ctx.algo)
+        : undefined;
+    if (added !== undefined) {
+      return {
+        node: fileNode(added.blob.digest, added.blob.size, false),
+        flatHash: { algo: ctx.algo, digest: added.flat! },
+        narSum: added.narSum,
+        metadata: {},
+      };
+    }
+    const hasher = createHasher(ctx.algo);
     // Stored non-executable, as Nix's flat adds are.
     const sum = fileNarSum(spec.path, false, size);
     const blob = await uploadBlob(

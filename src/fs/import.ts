@@ -125,23 +125,36 @@ function readSmall(path: Buffer, size: number): Uint8Array {
   return data;
 }
 
+/**
+ * A large file's bytes, read ahead: while the consumer handles one buffer the next read fills the
+ * other. So each chunk is only valid until the next one is asked for (the blob writer, the one
+ * consumer, lets the caller reuse bytes once `write` resolves). Two buffers for the whole file
+ * instead of a fresh one per read also spare the GC a gigabyte of garbage per gigabyte added.
+ */
 async function* readLarge(path: Buffer, size: number): AsyncGenerator<Uint8Array> {
   const handle = await open(path, 'r').catch((e: unknown) => {
     throw ioError(e, path);
   });
+  const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+  const readInto = (buf: Buffer, pos: number) => {
+    const p = handle.read(buf, 0, CHUNK, pos);
+    p.catch(() => {}); // awaited below, or abandoned with the generator
+    return p;
+  };
+  let pending = readInto(buffers[0]!, 0);
   try {
     let pos = 0;
-    for (;;) {
-      // A fresh buffer per read: the blob writer may hold it until its write resolves.
-      const buf = Buffer.allocUnsafe(CHUNK);
-      const { bytesRead } = await handle.read(buf, 0, CHUNK, pos);
+    for (let k = 0; ; k ^= 1) {
+      const { bytesRead } = await pending;
       if (bytesRead === 0) break;
       pos += bytesRead;
       if (pos > size) throw changed(path);
-      yield buf.subarray(0, bytesRead);
+      pending = readInto(buffers[k ^ 1]!, pos);
+      yield buffers[k]!.subarray(0, bytesRead);
     }
     if (pos !== size) throw changed(path);
   } finally {
+    await pending.catch(() => {});
     await handle.close();
   }
 }
