@@ -6,12 +6,13 @@
  * NAR hash) and ~270 ms in the blob's whole BLAKE3, next to ~1 s of chunking,
  * chunk hashing and copying; the machine has a second core.
  *
- * Bytes on a SharedArrayBuffer are hashed where they are (the worker gets a
- * view, not a copy); anything else is copied into the message. Each update
+ * Large buffers are lent: moved to the worker with the message, not copied,
+ * and moved back once hashed (`lend`). Small updates are copied into their
+ * message; bytes on a SharedArrayBuffer are shared as they are. Each update
  * names the hashers it feeds (the NAR hash takes the framing and the file
  * bytes, the blob hash only the bytes). The worker handles updates in order;
  * `update(…, true)` resolves once that update (and so every earlier one) is
- * hashed, after which its shared bytes may be overwritten.
+ * hashed.
  */
 
 import { createRequire } from 'node:module';
@@ -32,7 +33,8 @@ parentPort.on('message', (m) => {
       return;
     }
     for (const i of m.to) hashers[i].update(m.bytes);
-    if (m.ack) parentPort.postMessage({ id: m.id });
+    if (m.lend) parentPort.postMessage({ id: m.id, buffer: m.bytes.buffer }, [m.bytes.buffer]);
+    else if (m.ack) parentPort.postMessage({ id: m.id });
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.message) });
   }
@@ -47,16 +49,19 @@ export class WorkerHasher {
   private failure: Error | undefined;
 
   private constructor(private readonly worker: Worker) {
-    worker.on('message', (m: { id: number; error?: string; digests?: Uint8Array[] }) => {
-      const w = this.waiting.get(m.id);
-      if (m.error !== undefined) {
-        this.fail(new Error(`hash worker: ${m.error}`));
-        return;
-      }
-      if (w === undefined) return;
-      this.waiting.delete(m.id);
-      w.resolve(m.digests);
-    });
+    worker.on(
+      'message',
+      (m: { id: number; error?: string; digests?: Uint8Array[]; buffer?: ArrayBuffer }) => {
+        const w = this.waiting.get(m.id);
+        if (m.error !== undefined) {
+          this.fail(new Error(`hash worker: ${m.error}`));
+          return;
+        }
+        if (w === undefined) return;
+        this.waiting.delete(m.id);
+        w.resolve(m.digests ?? m.buffer);
+      },
+    );
     worker.on('error', (e) => this.fail(e));
     worker.on('exit', (code) => this.fail(new Error(`hash worker exited with code ${code}`)));
   }
@@ -84,6 +89,18 @@ export class WorkerHasher {
     const done = ack ? this.wait(id) : undefined;
     this.worker.postMessage({ id, to, bytes: shared ? bytes : bytes.slice(), ack });
     return done as Promise<void> | undefined;
+  }
+
+  /**
+   * Feed the whole of `buffer` (its first `length` bytes) to the hashers at `to`, handing the buffer to
+   * the worker (moved, not copied: it is unusable here until it comes back). Resolves with it once hashed.
+   */
+  lend(to: readonly number[], buffer: ArrayBuffer, length: number): Promise<ArrayBuffer> {
+    if (this.failure !== undefined) throw this.failure;
+    const id = this.ids++;
+    const done = this.wait(id) as Promise<ArrayBuffer>;
+    this.worker.postMessage({ id, to, bytes: new Uint8Array(buffer, 0, length), lend: true }, [buffer]);
+    return done;
   }
 
   /** The digests, in the order of `algos`; the worker then exits. */
