@@ -141,6 +141,14 @@ export function readAnswerUses(root: string | undefined): Map<string, number> {
   return out;
 }
 
+/** Remove the launcher's use stamps of paths for which `isLive(hex digest)` is false (gc). Best effort. */
+export function forgetAnswerUses(root: string | undefined, isLive: (hex: string) => boolean): void {
+  if (root === undefined) return;
+  for (const [hex] of readAnswerUses(root)) {
+    if (!isLive(hex)) rmSync(join(root, ANSWERS_DIR, USED_DIR, hex), { force: true });
+  }
+}
+
 /**
  * One answer being made: `begin` before the fetch looks anything up (it takes
  * the epoch), `commit` with the exact stdout of a cache hit.

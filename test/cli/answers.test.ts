@@ -156,16 +156,18 @@ describe('answers from bin/fetch-cache', () => {
     expect(again.code).not.toBe(0);
   });
 
-  it('gc deleting the path retires the answer: the next run goes to the CLI, which fetches again', async () => {
+  it('gc deleting the path retires the answer and its use stamp: the next run goes to the CLI, which fetches again', async () => {
     const root = newRoot();
     const args = ['--root', root, 'fetch', 'url', server.url(FILE_PATH), '--hash', SRI];
     const first = await runLauncher(args);
     expect(first.code).toBe(0);
     expect((await runLauncher(args, { env: NO_NODE })).stdout).toBe(first.stdout);
+    expect(readdirSync(join(root, 'answers', 'used'))).toHaveLength(1);
     const gc = await runLauncher(['--root', root, '--json', 'gc', '--max-size', '0']);
     expect(gc.code, gc.stderr).toBe(0);
     expect(JSON.parse(gc.stdout).deleted.pathInfos).toBe(1);
     expect(answerFiles(root)).toEqual([]);
+    expect(readdirSync(join(root, 'answers', 'used'))).toEqual([]); // its use stamp went with it
     expect((await runLauncher(args, { env: NO_NODE })).code).not.toBe(0);
     const requests = server.requests(FILE_PATH);
     const again = await runLauncher(args);
