@@ -122,7 +122,7 @@ describe('bin/fetch-cache', () => {
     expect(extraCaContext({ FETCH_CACHE_EXTRA_CA_CERTS: CA })).toBeDefined();
   });
 
-  it('gives fetching commands, and only them, an 8 MiB young generation, wherever the command word is', async () => {
+  it('gives fetching commands, and only them, an 8 MiB young generation and --expose-gc, wherever the command word is', async () => {
     // A preload that reports the V8 flags the CLI process was started with.
     const probe = join(tmp, 'exec-argv.cjs');
     const out = join(tmp, 'exec-argv.json');
@@ -136,7 +136,7 @@ describe('bin/fetch-cache', () => {
       return JSON.parse(readFileSync(out, 'utf8')) as string[];
     };
     const root = join(tmp, 'flags-root');
-    const young = ['--max-semi-space-size=8'];
+    const young = ['--max-semi-space-size=8', '--expose-gc'];
     expect(await flagsOf(['--root', root, '--offline', 'fetch', 'url', 'https://127.0.0.1:1/x'])).toEqual(
       young,
     );
