@@ -10,7 +10,7 @@ import { type IngestEntry, ingestEntries, uploadBlob } from '../castore/ingest.j
 import { fileNode } from '../castore/nodes.js';
 import { FetchCacheError } from '../errors.js';
 import { ioError } from '../fs/dump.js';
-import { localEntries } from '../fs/import.js';
+import { changed, localEntries } from '../fs/import.js';
 import { addLargeFile, WORKER_HASH_MIN_SIZE } from '../fs/large-file.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import { createHasher } from '../nix/hashing.js';
@@ -33,17 +33,15 @@ function fileNarSum(path: string, executable: boolean, size: number) {
     narSize += c.length;
   });
   enc.regular(executable, size);
-  const changed = () =>
-    new FetchCacheError('ERR_IO', `file '${path}' changed while it was being read`, { path });
   return {
     update: (chunk: Uint8Array) => {
       if (chunk.length === 0) return; // an empty file's bytes: its node is already complete
       seen += chunk.length;
-      if (seen > size) throw changed();
+      if (seen > size) throw changed(path);
       enc.contents(chunk);
     },
     finish: (): NarSum => {
-      if (seen !== size) throw changed();
+      if (seen !== size) throw changed(path);
       enc.finish();
       return { narSha256: hasher.digest(), narSize };
     },

@@ -159,7 +159,8 @@ async function* readLarge(path: Buffer, size: number): AsyncGenerator<Uint8Array
   }
 }
 
-function changed(path: Buffer): FetchCacheError {
+/** ERR_IO: the file at `path` is not the size its stat said while it was read. */
+export function changed(path: Buffer | string): FetchCacheError {
   return new FetchCacheError('ERR_IO', `file '${path.toString()}' changed while it was being read`, {
     path: path.toString(),
   });

@@ -9,18 +9,18 @@
  * copied) to the worker, which hashes it and hands it back to be read into
  * again. The bytes hashed are therefore exactly the bytes stored. (Buffers
  * on a SharedArrayBuffer, hashed in place, made the chunker's copy ~5× as
- * slow.) A file that grows or shrinks while it
- * is read is ERR_IO, as in import.ts.
+ * slow.) A file that grows or shrinks while it is read is ERR_IO, as in
+ * import.ts.
  */
 
 import { open } from 'node:fs/promises';
 import type { BlobService } from '../blob/service.js';
 import type { B3Digest } from '../castore/digest.js';
-import { FetchCacheError } from '../errors.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import type { HashAlgo } from '../nix/hashing.js';
 import { NarEncoder } from '../nix/nar/encoder.js';
 import { ioError } from './dump.js';
+import { changed } from './import.js';
 import { WorkerHasher } from './worker-hasher.js';
 
 /** From this size on a worker pays for its start (~30 ms; SHA-256 + BLAKE3 of 64 MiB take ~50 ms here). */
@@ -122,8 +122,4 @@ export async function addLargeFile(
     await handle?.close();
     void hasher.close();
   }
-}
-
-function changed(path: string): FetchCacheError {
-  return new FetchCacheError('ERR_IO', `file '${path}' changed while it was being read`, { path });
 }

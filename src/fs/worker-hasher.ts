@@ -7,12 +7,10 @@
  * chunk hashing and copying; the machine has a second core.
  *
  * Large buffers are lent: moved to the worker with the message, not copied,
- * and moved back once hashed (`lend`). Small updates are copied into their
- * message; bytes on a SharedArrayBuffer are shared as they are. Each update
- * names the hashers it feeds (the NAR hash takes the framing and the file
- * bytes, the blob hash only the bytes). The worker handles updates in order;
- * `update(…, true)` resolves once that update (and so every earlier one) is
- * hashed.
+ * and moved back once hashed (`lend`). Small updates (framing) are copied
+ * into their message (`update`). Each update names the hashers it feeds (the
+ * NAR hash takes the framing and the file bytes, the blob hash only the
+ * bytes). The worker handles updates in order.
  */
 
 import { createRequire } from 'node:module';
@@ -34,7 +32,6 @@ parentPort.on('message', (m) => {
     }
     for (const i of m.to) hashers[i].update(m.bytes);
     if (m.lend) parentPort.postMessage({ id: m.id, buffer: m.bytes.buffer }, [m.bytes.buffer]);
-    else if (m.ack) parentPort.postMessage({ id: m.id });
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.message) });
   }
@@ -78,17 +75,10 @@ export class WorkerHasher {
     }
   }
 
-  /**
-   * Feed `bytes` to the hashers at indices `to`. With `ack`, resolves once hashed; without, the bytes
-   * must stay as they are until a later acknowledged update resolves.
-   */
-  update(to: readonly number[], bytes: Uint8Array, ack = false): Promise<void> | undefined {
+  /** Feed a copy of `bytes` to the hashers at indices `to` (the caller may reuse them at once). */
+  update(to: readonly number[], bytes: Uint8Array): void {
     if (this.failure !== undefined) throw this.failure;
-    const shared = bytes.buffer instanceof SharedArrayBuffer;
-    const id = this.ids++;
-    const done = ack ? this.wait(id) : undefined;
-    this.worker.postMessage({ id, to, bytes: shared ? bytes : bytes.slice(), ack });
-    return done as Promise<void> | undefined;
+    this.worker.postMessage({ id: this.ids++, to, bytes: bytes.slice() });
   }
 
   /**
