@@ -67,6 +67,12 @@ export interface ChunkStore {
    * written. Called by one group commit at a time.
    */
   store(puts: readonly Put[]): Promise<Put[]>;
+  /**
+   * `store` for any caller (not only a group commit), where the bytes are written out before it
+   * resolves, so the caller may reuse its buffers then and nothing holds a copy (pack files). Not
+   * the inline store: its index values are the bytes themselves.
+   */
+  storeNow?(puts: readonly Put[]): Promise<Put[]>;
   /** The chunk bytes an index value stands for (gc counts what it frees with this). */
   storedSize(value: Uint8Array): number;
   /** Give back the space of deleted chunks, where deleting index rows does not (pack files). */

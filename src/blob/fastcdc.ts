@@ -217,6 +217,8 @@ const MAX_BUFFER = 2 ** 31 - WASM_PAGE;
 /** Idle engines kept per kind for the next Chunker, and the largest buffer worth keeping. */
 const POOL_SIZE = 4;
 const POOL_MAX_BUFFER = 16 << 20;
+/** Room pushViews makes for data held behind views (a few 1 MiB pushes between releases). */
+const VIEW_BUFFER = 4 << 20;
 
 interface ScanEngine {
   /** The buffer; data lives from DATA on. Replaced by `grow`. */
@@ -375,6 +377,8 @@ export class Chunker {
   private start = DATA;
   private fill = DATA;
   private fp = 0;
+  /** pushViews returned views not yet released (their bytes must not move). */
+  private viewsHeld = false;
 
   constructor(params: ChunkerParams = DEFAULT_CHUNKER_PARAMS) {
     checkParams(params);
@@ -386,6 +390,7 @@ export class Chunker {
   push(data: Uint8Array): Uint8Array[] {
     const out: Uint8Array[] = [];
     if (data.length === 0) return out;
+    if (this.viewsHeld) throw new RangeError('FastCDC views still held: release them before push');
     this.engine ??= acquireEngine(this.engineName);
     const e = this.engine;
     if (this.start === this.fill) this.start = this.fill = DATA;
@@ -400,10 +405,53 @@ export class Chunker {
     return out;
   }
 
+  /**
+   * `push`, but the chunks are views of the scan buffer, not copies. Their
+   * bytes stay where they are until `releaseViews()`: later pushes are
+   * appended behind them while `viewRoom()` allows, and a push that does not
+   * fit is refused (RangeError) until the views are released; then the
+   * current chunk moves to the front (the buffer holds at least
+   * VIEW_BUFFER, more when a push needs it). Saves one copy of every byte, and the garbage of the copies,
+   * when the chunks are written out straight away (large files).
+   */
+  pushViews(data: Uint8Array): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    if (data.length === 0) return out;
+    this.engine ??= acquireEngine(this.engineName);
+    const e = this.engine;
+    if (!this.viewsHeld && e.bytes.length < DATA + VIEW_BUFFER) e.grow(DATA + VIEW_BUFFER);
+    if (this.fill + data.length > e.bytes.length) {
+      if (this.viewsHeld) throw new RangeError('FastCDC views still held: release them first');
+      const pending = this.fill - this.start;
+      const need = DATA + pending + data.length;
+      if (need > MAX_BUFFER) throw new RangeError('FastCDC push too long for a scan buffer');
+      if (need > e.bytes.length) e.grow(Math.min(Math.max(need, DATA + VIEW_BUFFER), MAX_BUFFER));
+      e.bytes.copyWithin(DATA, this.start, this.fill);
+      this.start = DATA;
+      this.fill = DATA + pending;
+    }
+    e.bytes.set(data, this.fill);
+    this.scanTo(e, this.fill + data.length, out, true);
+    if (out.length > 0) this.viewsHeld = true;
+    return out;
+  }
+
+  /** How many bytes `pushViews` takes now without the views being released first. */
+  viewRoom(): number {
+    if (!this.viewsHeld || this.engine === undefined) return MAX_BUFFER - DATA - (this.fill - this.start);
+    return this.engine.bytes.length - this.fill;
+  }
+
+  /** The views `pushViews` returned may be overwritten from now on. */
+  releaseViews(): void {
+    this.viewsHeld = false;
+  }
+
   /** End of input: the remaining bytes as the final chunk (none if empty). */
   finish(): Uint8Array[] {
     const e = this.engine;
     if (e === undefined) return [];
+    if (this.viewsHeld) throw new RangeError('FastCDC views still held: release them before finish');
     const out = this.fill > this.start ? [copyOut(e.bytes, this.start, this.fill)] : [];
     this.engine = undefined;
     this.start = this.fill = DATA;
@@ -413,7 +461,7 @@ export class Chunker {
   }
 
   /** Hash the new bytes [fill, to), cutting off each chunk that ends among them. */
-  private scanTo(e: ScanEngine, to: number, out: Uint8Array[]): void {
+  private scanTo(e: ScanEngine, to: number, out: Uint8Array[], views = false): void {
     const { minSize, avgSize, maxSize } = this.params;
     let from = this.fill;
     let fp = this.fp;
@@ -430,7 +478,7 @@ export class Chunker {
         }
         cut = stopEnd;
       }
-      out.push(copyOut(e.bytes, start, cut));
+      out.push(views ? e.bytes.subarray(start, cut) : copyOut(e.bytes, start, cut));
       this.start = from = cut;
       fp = 0;
     }

@@ -30,7 +30,8 @@
  * drops chunks already stored. Measured on 20,000 small files (memory-level
  * and classic-level alike): a batch, an existence read and a list read per
  * file made the database round trips most of the ingest; grouped, 32 files
- * take one batch and one read.
+ * take one batch and one read. A large file's writer stores its chunks itself
+ * and puts only index rows through the group (LevelBlobWriter says why).
  */
 
 import { bytesEqual } from '../castore/bytes.js';
@@ -273,7 +274,14 @@ export class LevelBlobService implements BlobService {
   }
 
   writer(options: BlobWriterOptions = {}): BlobWriter {
-    return new LevelBlobWriter(this, new Chunker(this.chunker), options.digest);
+    return new LevelBlobWriter(
+      this,
+      new Chunker(this.chunker),
+      options.digest,
+      options.large === true && (this.chunks.supports as { getSync?: boolean }).getSync
+        ? this.chunkStore.storeNow?.bind(this.chunkStore)
+        : undefined,
+    );
   }
 
   /** Writes pending in the group commit, then the pack files' descriptors. */
@@ -304,7 +312,7 @@ export class LevelBlobService implements BlobService {
     const chunks = new Map<string, Put>();
     const rest: Put[] = [];
     for (const p of puts) {
-      if (p.kv === this.chunks) chunks.set(Buffer.from(p.key).toString('latin1'), p);
+      if (p.kv === this.chunks && !indexRows.has(p)) chunks.set(Buffer.from(p.key).toString('latin1'), p);
       else rest.push(p);
     }
     if (chunks.size === 0) return rest;
@@ -403,6 +411,17 @@ export class LevelBlobService implements BlobService {
   }
 }
 
+/** Index rows of chunks already stored (by a large writer): the group commit puts them as they are. */
+const indexRows = new WeakSet<Put>();
+
+/** Chunk digests a large writer keeps to skip storing a repeated chunk twice (cleared when full). */
+const STORED_SEEN_MAX = 1 << 16;
+/**
+ * A large writer hands its index rows to the group commit this many at a time: a LevelDB batch per
+ * 1 MiB write cost ~0.2 s of the main thread per GiB.
+ */
+const ROWS_PER_PUT = 4096;
+
 /**
  * Streams bytes through the chunker and hands each finished chunk to the
  * service's group commit at once (awaiting `room()`, so memory stays near two
@@ -411,6 +430,13 @@ export class LevelBlobService implements BlobService {
  * list is never durable before its chunks. The blob digest of a one-chunk
  * blob is its chunk digest, so a whole-blob hasher is only started (fed the
  * first chunk) when a second chunk appears: small files are hashed once.
+ *
+ * A large writer (BlobWriterOptions.large) skips the copies: its chunks are
+ * views of the chunker's buffer, checked against the index with synchronous
+ * reads and written to the pack as each write arrives (not awaited: the
+ * chunker keeps their bytes until `settle`), and only their 20-byte index
+ * rows go through the group commit. Measured on `add` of a 1 GiB file: the
+ * chunk copies, their allocation and GC were ~0.9 s of the main thread.
  */
 class LevelBlobWriter implements BlobWriter {
   private hasher: Hasher | undefined;
@@ -422,6 +448,12 @@ class LevelBlobWriter implements BlobWriter {
   private failure: { error: unknown } | undefined;
   private busy = false;
   private aborted = false;
+  /** A large writer's chunks stored so far (latin1 of the digest), at most STORED_SEEN_MAX. */
+  private readonly stored = new Set<string>();
+  /** A large writer's index rows not yet handed to the group commit. */
+  private rows: Put[] = [];
+  /** A large writer's chunk writes not yet awaited (their bytes are views of the chunker's buffer). */
+  private inflight: Promise<void>[] = [];
   private result: Promise<{ digest: B3Digest; size: number }> | undefined;
 
   constructor(
@@ -429,6 +461,11 @@ class LevelBlobWriter implements BlobWriter {
     private readonly chunker: Chunker,
     /** The blob digest, computed by the caller (BlobService.writer); then only chunks are hashed here. */
     private readonly given?: Promise<B3Digest>,
+    /**
+     * A large writer (BlobWriterOptions.large, on a chunk store with `storeNow` and a database that
+     * reads synchronously): its chunks, views of the chunker's buffer, are stored through this.
+     */
+    private readonly storeNow?: (puts: readonly Put[]) => Promise<Put[]>,
   ) {
     given?.catch(() => {}); // awaited by finish(), or dropped with an aborted write
   }
@@ -441,6 +478,17 @@ class LevelBlobWriter implements BlobWriter {
     this.busy = true;
     try {
       this.size += data.length;
+      if (this.storeNow !== undefined) {
+        // A sublevel opens after its database, and a synchronous read does not wait for that.
+        if (this.service.chunks.status !== 'open') await this.service.chunks.open();
+        if (this.chunker.viewRoom() < data.length) {
+          await this.settle(false);
+          const failure = this.failure as { error: unknown } | undefined; // set meanwhile by a write
+          if (failure) throw failure.error;
+        }
+        this.storeDirect(this.chunker.pushViews(data));
+        return;
+      }
       const chunks = this.chunker.push(data);
       if (chunks.length === 0) return;
       const puts = chunks.map((c) => this.add(c));
@@ -467,15 +515,74 @@ class LevelBlobWriter implements BlobWriter {
   async abort(): Promise<void> {
     if (this.result !== undefined || this.aborted) return;
     this.aborted = true;
+    await Promise.allSettled(this.inflight);
     await Promise.allSettled(this.written);
     this.written = [];
   }
 
-  private add(bytes: Uint8Array): Put {
+  /**
+   * A large writer's chunks: those not stored yet (by this writer, or in the
+   * index) go to the chunk store at once, and this returns without waiting
+   * for their bytes to be written (the chunker keeps the views' bytes until
+   * `settle`). Index rows (20-byte values) go to the group commit
+   * ROWS_PER_PUT at a time as writes finish, and the rest in `settle(true)`:
+   * a row is never put before its bytes are written.
+   */
+  private storeDirect(chunks: Uint8Array[]): void {
+    const fresh = new Map<string, Put>();
+    for (const c of chunks) {
+      const put = this.add(c, true);
+      const key = Buffer.from(put.key.buffer, put.key.byteOffset, put.key.length).toString('latin1');
+      if (!this.stored.has(key)) fresh.set(key, put);
+    }
+    if (fresh.size === 0) return;
+    const unique = [...fresh.values()];
+    const index = this.service.chunks;
+    // Only where the database reads synchronously (LevelDB: no thread-pool round trip per write).
+    const present = unique.map((p) => index.getSync(p.key) !== undefined);
+    if (this.stored.size + fresh.size > STORED_SEEN_MAX) this.stored.clear();
+    for (const key of fresh.keys()) this.stored.add(key);
+    const toStore = unique.filter((_, i) => !present[i]);
+    if (toStore.length === 0) return;
+    const stored = this.storeNow!(toStore).then((rows) => {
+      for (const r of rows) {
+        indexRows.add(r);
+        this.rows.push(r);
+      }
+    });
+    stored.catch((error: unknown) => {
+      this.failure ??= { error };
+    });
+    this.inflight.push(stored);
+  }
+
+  /**
+   * Wait for a large writer's chunk writes, let the chunker reuse their
+   * bytes, and hand the index rows gathered so far to the group commit (all
+   * of them when `final`, else once there are ROWS_PER_PUT).
+   */
+  private async settle(final: boolean): Promise<void> {
+    const inflight = this.inflight;
+    this.inflight = [];
+    await Promise.all(inflight);
+    this.chunker.releaseViews();
+    if (this.rows.length >= ROWS_PER_PUT || (final && this.rows.length > 0)) {
+      const written = this.service.commit.put(this.rows);
+      this.rows = [];
+      written.catch((error: unknown) => {
+        this.failure ??= { error };
+      });
+      this.written.push(written);
+      await this.service.commit.room();
+    }
+  }
+
+  /** Note a chunk of the blob (its digest, in the list and the whole-blob hash); its put. */
+  private add(bytes: Uint8Array, view = false): Put {
     const digest = blake3(bytes);
     if (this.given !== undefined) {
       // the caller hashes the whole blob
-    } else if (this.list.length === 0) this.first = bytes;
+    } else if (this.list.length === 0) this.first = view ? bytes.slice() : bytes;
     else {
       if (this.hasher === undefined) {
         this.hasher = createBlake3Hasher();
@@ -489,7 +596,15 @@ class LevelBlobWriter implements BlobWriter {
   }
 
   private async finish(): Promise<{ digest: B3Digest; size: number }> {
-    const last = this.chunker.finish().map((c) => this.add(c));
+    let last: Put[];
+    if (this.storeNow === undefined) last = this.chunker.finish().map((c) => this.add(c));
+    else {
+      // Stored like the others, before the list; nothing is left to put with it.
+      await this.settle(false);
+      this.storeDirect(this.chunker.finish());
+      await this.settle(true);
+      last = [];
+    }
     if (this.list.length === 0) return { digest: EMPTY_B3.slice(), size: 0 };
     await Promise.all(this.written);
     this.written = [];

@@ -480,6 +480,11 @@ export class PackChunkStore implements ChunkStore {
     return decodeLocation(value)?.length ?? value.length;
   }
 
+  /** `store` for any caller (not only the group commit): the bytes are written when it resolves. */
+  async storeNow(puts: readonly Put[]): Promise<Put[]> {
+    return this.store(puts);
+  }
+
   /** Append chunks to this process's pack; resolves with their index values once written. */
   append(chunks: readonly { digest: Uint8Array; bytes: Uint8Array }[]): Promise<Uint8Array[]> {
     const run = this.tail.then(() => this.appendNow(chunks));

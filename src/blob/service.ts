@@ -27,7 +27,18 @@ export interface BlobStat {
 }
 
 export interface BlobWriterOptions {
+  /**
+   * The blob digest, computed by the caller (say on another thread); the writer then hashes only
+   * chunks, and refuses to close with a digest that is not the bytes'.
+   */
   readonly digest?: Promise<B3Digest>;
+  /**
+   * The caller writes one large stream in large pieces: each `write` stores its chunks before it
+   * resolves (straight from the chunker's buffer where the store can, with no copies held), instead
+   * of handing them to a shared group. Slower for many small blobs; for one large one it saves a copy
+   * of every byte.
+   */
+  readonly large?: boolean;
 }
 
 export interface BlobWriter {

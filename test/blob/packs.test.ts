@@ -2,7 +2,8 @@
  * Pack files (src/blob/packs.ts): the blob conformance suite with chunk bytes
  * in packs beside classic-level, the on-disk record and location formats,
  * reopening, rollover to a new pack, compaction after deletes (and what it
- * must leave alone), and damage that must surface as ERR_INTEGRITY.
+ * must leave alone), damage that must surface as ERR_INTEGRITY, and large
+ * writers (chunks written straight from the chunker's buffer).
  */
 
 import { spawn } from 'node:child_process';
@@ -32,9 +33,11 @@ import {
   packWriterPid,
   RECORD_HEADER,
 } from '../../src/blob/packs.js';
+import type { BlobService, BlobWriterOptions } from '../../src/blob/service.js';
 import type { B3Digest } from '../../src/castore/digest.js';
 import { isFetchCacheError } from '../../src/errors.js';
 import { blake3 } from '../../src/nix/hashing.js';
+import type { Put } from '../../src/storage/group-commit.js';
 import type { KV } from '../../src/storage/kv.js';
 import { flipChunkByte } from '../helpers/chunk-damage.js';
 import { blobServiceConformance, randomBytes, readAll, writeBlob } from './conformance.js';
@@ -95,6 +98,108 @@ blobServiceConformance(
   },
   { chunker: DEFAULT_CHUNKER_PARAMS },
 );
+
+/** The service with every writer a large one (BlobWriterOptions.large), for the conformance suite. */
+function largeWriters(service: LevelBlobService): BlobService {
+  return new Proxy(service, {
+    get(target, prop) {
+      if (prop === 'writer') return (o: BlobWriterOptions = {}) => target.writer({ ...o, large: true });
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+blobServiceConformance(
+  'LevelBlobService with pack files, large writers (chunks written from the chunker buffer)',
+  async () => {
+    const o = await open();
+    return {
+      service: largeWriters(o.service),
+      corrupt: (d: B3Digest) => flipChunkByte(o.store, d, 7),
+      close: o.close,
+    };
+  },
+  { chunker: DEFAULT_CHUNKER_PARAMS },
+);
+
+/** Bytes in all packs of `dir`. */
+function packBytes(dir: string): number {
+  return packNames(dir).reduce((n, name) => n + readFileSync(join(dir, 'packs', name)).length, 0);
+}
+
+/** Write `data` through a large writer in pieces of `piece` bytes (a reused buffer, as large-file.ts does). */
+async function writeLarge(service: BlobService, data: Uint8Array, piece = 1 << 20) {
+  const w = service.writer({ large: true });
+  const buf = new Uint8Array(piece);
+  for (let pos = 0; pos < data.length; pos += piece) {
+    const n = Math.min(piece, data.length - pos);
+    buf.set(data.subarray(pos, pos + n));
+    await w.write(buf.subarray(0, n));
+    buf.fill(0xaa, 0, n);
+  }
+  return w.close();
+}
+
+describe('large writers', () => {
+  it('store what a plain writer stores: the same chunks, list and digest, each chunk once', async () => {
+    const data = randomBytes(9 << 20, 41);
+    const plain = await open();
+    const large = await open();
+    try {
+      const a = await writeBlob(plain.service, data, [1 << 20]);
+      const b = await writeLarge(large.service, data);
+      expect(Buffer.from(b.digest).toString('hex')).toBe(Buffer.from(a.digest).toString('hex'));
+      expect(await large.service.stat(b.digest)).toEqual(await plain.service.stat(a.digest));
+      expect(Buffer.from((await readAll(large.service, b.digest))!).equals(data)).toBe(true);
+      expect(packBytes(large.dir)).toBe(packBytes(plain.dir));
+      expect(await large.service.chunks.keys().all()).toEqual(await plain.service.chunks.keys().all());
+    } finally {
+      await plain.close();
+      await large.close();
+    }
+  });
+
+  it('write a chunk repeated in the blob, or already stored, once (and with a given digest)', async () => {
+    const o = await open();
+    try {
+      // A 1 MiB random block seven times: FastCDC cuts the repeats alike after the first.
+      const block = randomBytes(1 << 20, 42);
+      const data = new Uint8Array(7 << 20);
+      for (let i = 0; i < 7; i++) data.set(block, i << 20);
+      const w = o.service.writer({ large: true, digest: Promise.resolve(blake3(data)) });
+      for (let pos = 0; pos < data.length; pos += 3 << 19) await w.write(data.slice(pos, pos + (3 << 19)));
+      const { digest } = await w.close();
+      const chunks = (await o.service.stat(digest))!.chunks;
+      const unique = new Map(chunks.map((c) => [Buffer.from(c.digest).toString('hex'), c.size]));
+      expect(unique.size).toBeLessThan(chunks.length);
+      const expected =
+        PACK_MAGIC.length + [...unique.values()].reduce((n, size) => n + RECORD_HEADER + size, 0);
+      expect(packBytes(o.dir)).toBe(expected);
+      await writeLarge(o.service, data, 1 << 20);
+      expect(packBytes(o.dir)).toBe(expected);
+      expect(Buffer.from((await readAll(o.service, digest))!).equals(data)).toBe(true);
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('a failed pack write fails the blob: nothing of it is indexed, no list is put', async () => {
+    const o = await open();
+    try {
+      const store = o.store as unknown as { storeNow(puts: readonly Put[]): Promise<Put[]> };
+      store.storeNow = async () => {
+        throw new Error('no space left on device');
+      };
+      const data = randomBytes(6 << 20, 43);
+      await expect(writeLarge(o.service, data)).rejects.toThrow(/no space left/);
+      expect(await o.service.has(blake3(data))).toBe(false);
+      expect(await o.service.chunks.keys().all()).toEqual([]);
+    } finally {
+      await o.close();
+    }
+  });
+});
 
 describe('pack file format', () => {
   it('keeps chunk bytes in a pack and a 20-byte location in the index', async () => {
