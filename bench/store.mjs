@@ -1,8 +1,8 @@
 /**
  * Benchmark of the store commands against Nix in the same run:
  *  - `fetch-cache add` vs `nix-store --store <tmp> --add` on a 20,000-file tree and a 1 GiB file, each run
- *    into a fresh empty cache root / chroot store so every run really adds (target: ratio ≤ 1.0, our peak
- *    RSS < 256 MiB);
+ *    into a fresh empty cache root / chroot store so every run really adds, the two alternating, each after
+ *    a `sync` (target: ratio ≤ 1.0, our peak RSS < 256 MiB);
  *  - `fetch-cache nar` from a populated root vs `nix-store --dump` of the same tree / file, stdout
  *    discarded (target: throughput ratio ours/Nix ≥ 1.0);
  *  - dedup: two generated "releases" of one source package (v2 = v1 with ~5% of files edited, ~2% added,
@@ -49,21 +49,35 @@ function wanted(section) {
 }
 
 /**
- * Runs `argvFor(dir)` `runs` times after one warm-up, each time with a fresh empty temp dir that is removed
- * afterwards; median wall time and max peak RSS.
+ * Runs `ref(dir)` and `ours(dir)` alternately (each first in every other round), `runs` rounds after
+ * one warm-up round, each run with a fresh empty temp dir that is removed afterwards; median wall time
+ * and max peak RSS of each. Before
+ * every run (untimed) the previous run's dir is removed and `sync` flushes its writes: a run that adds
+ * 1 GiB otherwise leaves the next run (the other tool's, when alternating) its writeback and block
+ * freeing, and single runs of the same command varied 1.3-3.9 s that way.
  */
-function measureFresh(argvFor, { runs, env = process.env, parent }) {
-  const results = [];
+function measureFreshPair(ref, ours, { runs, refEnv = process.env, parent }) {
+  const results = { ref: [], ours: [] };
   for (let i = 0; i <= runs; i++) {
-    const dir = mkdtempSync(join(parent, 'fresh-'));
-    try {
-      const m = measureOnce(argvFor(dir), env);
-      if (i > 0) results.push(m);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const sides = [
+      ['ref', ref, refEnv],
+      ['ours', ours, process.env],
+    ];
+    // Each goes first in every other round: neither always runs just after the other's deletion.
+    if (i % 2 === 1) sides.reverse();
+    for (const [side, argvFor, env] of sides) {
+      const dir = mkdtempSync(join(parent, 'fresh-'));
+      try {
+        spawnSync('sync');
+        const m = measureOnce(argvFor(dir), env);
+        if (i > 0) results[side].push(m);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   }
-  return summarise(results);
+  spawnSync('sync');
+  return { ref: summarise(results.ref), ours: summarise(results.ours) };
 }
 
 function measureRepeat(argv, { runs, env = process.env }) {
@@ -224,22 +238,24 @@ export async function benchStore(work) {
     if (wanted('add')) {
       for (const [name, path, runs] of [
         ['20,000 small files', tree, 5],
-        ['1 GiB file', big, 3],
+        ['1 GiB file', big, 5],
       ]) {
-        const ref = measureFresh((d) => ['nix-store', '--store', d, '--add', path], {
-          runs,
-          env,
-          parent: scratch,
-        });
-        const ours = measureFresh((d) => [CLI, '--root', d, 'add', path], { runs, parent: scratch });
+        const { ref, ours } = measureFreshPair(
+          (d) => ['nix-store', '--store', d, '--add', path],
+          (d) => [CLI, '--root', d, 'add', path],
+          { runs, refEnv: env, parent: scratch },
+        );
         addRows.push({ name, ours, ref });
       }
       console.log('\n## add: fetch-cache add vs nix-store --add (fresh root / chroot store per run)');
-      console.log('| case | ours (s) | nix-store --add (s) | ratio ours/ref | our peak RSS (MiB) | target |');
-      console.log('|---|---|---|---|---|---|');
+      console.log(
+        '| case | ours (s) | nix-store --add (s) | ratio ours/ref | our peak RSS (MiB) | target | runs: ours / nix (s) |',
+      );
+      console.log('|---|---|---|---|---|---|---|');
+      const walls = (m) => m.walls.map((w) => w.toFixed(2)).join(' ');
       for (const r of addRows) {
         console.log(
-          `| ${r.name} | ${r.ours.wall.toFixed(3)} | ${r.ref.wall.toFixed(3)} | ${fmtRatio(r.ours.wall / r.ref.wall)} | ${r.ours.maxRssMiB.toFixed(0)} | ratio ≤ 1.0, RSS < 256 MiB |`,
+          `| ${r.name} | ${r.ours.wall.toFixed(3)} | ${r.ref.wall.toFixed(3)} | ${fmtRatio(r.ours.wall / r.ref.wall)} | ${r.ours.maxRssMiB.toFixed(0)} | ratio ≤ 1.0, RSS < 256 MiB | ${walls(r.ours)} / ${walls(r.ref)} |`,
         );
       }
     }
@@ -249,7 +265,7 @@ export async function benchStore(work) {
     if (wanted('nar')) {
       for (const [name, path, runs] of [
         ['20,000 small files', tree, 5],
-        ['1 GiB file', big, 3],
+        ['1 GiB file', big, 5],
       ]) {
         const storePath = run([CLI, '--root', root, 'add', path]);
         const narSize = JSON.parse(run([CLI, '--root', root, '--json', 'path-info', storePath]))[0].narSize;

@@ -34,7 +34,6 @@
  * and puts only index rows through the group (LevelBlobWriter says why).
  */
 
-import { bytesEqual } from '../castore/bytes.js';
 import { type B3Digest, b3Equals, b3ToHex, EMPTY_B3, isB3Digest } from '../castore/digest.js';
 import { FetchCacheError } from '../errors.js';
 import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
@@ -580,16 +579,17 @@ class LevelBlobWriter implements BlobWriter {
   /** Note a chunk of the blob (its digest, in the list and the whole-blob hash); its put. */
   private add(bytes: Uint8Array, view = false): Put {
     const digest = blake3(bytes);
-    if (this.given !== undefined) {
-      // the caller hashes the whole blob
-    } else if (this.list.length === 0) this.first = view ? bytes.slice() : bytes;
-    else {
-      if (this.hasher === undefined) {
-        this.hasher = createBlake3Hasher();
-        this.hasher.update(this.first!);
-        this.first = undefined;
+    // With a given digest the caller hashes the whole blob; else this does, from the second chunk on.
+    if (this.given === undefined) {
+      if (this.list.length === 0) this.first = view ? bytes.slice() : bytes;
+      else {
+        if (this.hasher === undefined) {
+          this.hasher = createBlake3Hasher();
+          this.hasher.update(this.first!);
+          this.first = undefined;
+        }
+        this.hasher.update(bytes);
       }
-      this.hasher.update(bytes);
     }
     this.list.push({ digest, size: bytes.length });
     return { kv: this.service.chunks, key: digest, value: bytes };
@@ -611,7 +611,7 @@ class LevelBlobWriter implements BlobWriter {
     if (this.list.length === 1) {
       this.first = undefined;
       const digest = this.list[0]!.digest;
-      if (this.given !== undefined && !bytesEqual(await this.given, digest)) {
+      if (this.given !== undefined && !b3Equals(await this.given, digest)) {
         throw new Error('the digest given for a blob is not the digest of the bytes written');
       }
       await this.service.commit.put(last);
