@@ -273,13 +273,15 @@ export class LevelBlobService implements BlobService {
   }
 
   writer(options: BlobWriterOptions = {}): BlobWriter {
+    const storeNow = (this.chunks.supports as { getSync?: boolean }).getSync
+      ? this.chunkStore.storeNow?.bind(this.chunkStore)
+      : undefined;
     return new LevelBlobWriter(
       this,
       new Chunker(this.chunker),
       options.digest,
-      options.large === true && (this.chunks.supports as { getSync?: boolean }).getSync
-        ? this.chunkStore.storeNow?.bind(this.chunkStore)
-        : undefined,
+      storeNow,
+      options.large === true ? 0 : LARGE_AFTER,
     );
   }
 
@@ -413,6 +415,13 @@ export class LevelBlobService implements BlobService {
 /** Index rows of chunks already stored (by a large writer): the group commit puts them as they are. */
 const indexRows = new WeakSet<Put>();
 
+/**
+ * A writer turns large (see LevelBlobWriter) once this many bytes were written to it: files in
+ * tarballs and NARs, and git blobs, are rarely this large, and a large writer's chunker holds 4 MiB
+ * behind its views where small blobs share the group commit's batches.
+ */
+const LARGE_AFTER = 8 << 20;
+
 /** Chunk digests a large writer keeps to skip storing a repeated chunk twice (cleared when full). */
 const STORED_SEEN_MAX = 1 << 16;
 /**
@@ -430,7 +439,8 @@ const ROWS_PER_PUT = 4096;
  * blob is its chunk digest, so a whole-blob hasher is only started (fed the
  * first chunk) when a second chunk appears: small files are hashed once.
  *
- * A large writer (BlobWriterOptions.large) skips the copies: its chunks are
+ * A large writer (BlobWriterOptions.large, or any writer past LARGE_AFTER
+ * bytes, where the chunk store can) skips the copies: its chunks are
  * views of the chunker's buffer, checked against the index with synchronous
  * reads and written to the pack as each write arrives (not awaited: the
  * chunker keeps their bytes until `settle`), and only their 20-byte index
@@ -447,6 +457,8 @@ class LevelBlobWriter implements BlobWriter {
   private failure: { error: unknown } | undefined;
   private busy = false;
   private aborted = false;
+  /** Chunks go through storeDirect (BlobWriterOptions.large, or past LARGE_AFTER bytes). */
+  private large = false;
   /** A large writer's chunks stored so far (latin1 of the digest), at most STORED_SEEN_MAX. */
   private readonly stored = new Set<string>();
   /** A large writer's index rows not yet handed to the group commit. */
@@ -459,12 +471,14 @@ class LevelBlobWriter implements BlobWriter {
     private readonly service: LevelBlobService,
     private readonly chunker: Chunker,
     /** The blob digest, computed by the caller (BlobService.writer); then only chunks are hashed here. */
-    private readonly given?: Promise<B3Digest>,
+    private readonly given: Promise<B3Digest> | undefined,
     /**
-     * A large writer (BlobWriterOptions.large, on a chunk store with `storeNow` and a database that
-     * reads synchronously): its chunks, views of the chunker's buffer, are stored through this.
+     * Where the chunk store has `storeNow` and the database reads synchronously: how a large writer
+     * stores its chunks, views of the chunker's buffer.
      */
-    private readonly storeNow?: (puts: readonly Put[]) => Promise<Put[]>,
+    private readonly storeNow: ((puts: readonly Put[]) => Promise<Put[]>) | undefined,
+    /** The writer turns large once this many bytes were written (0: from the start). */
+    private readonly largeAfter: number,
   ) {
     given?.catch(() => {}); // awaited by finish(), or dropped with an aborted write
   }
@@ -476,8 +490,9 @@ class LevelBlobWriter implements BlobWriter {
     if (this.failure) throw this.failure.error;
     this.busy = true;
     try {
+      if (!this.large && this.storeNow !== undefined && this.size >= this.largeAfter) this.large = true;
       this.size += data.length;
-      if (this.storeNow !== undefined) {
+      if (this.large) {
         // A sublevel opens after its database, and a synchronous read does not wait for that.
         if (this.service.chunks.status !== 'open') await this.service.chunks.open();
         if (this.chunker.viewRoom() < data.length) {
@@ -597,7 +612,7 @@ class LevelBlobWriter implements BlobWriter {
 
   private async finish(): Promise<{ digest: B3Digest; size: number }> {
     let last: Put[];
-    if (this.storeNow === undefined) last = this.chunker.finish().map((c) => this.add(c));
+    if (!this.large) last = this.chunker.finish().map((c) => this.add(c));
     else {
       // Stored like the others, before the list; nothing is left to put with it.
       await this.settle(false);

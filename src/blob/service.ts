@@ -33,10 +33,9 @@ export interface BlobWriterOptions {
    */
   readonly digest?: Promise<B3Digest>;
   /**
-   * The caller writes one large stream in large pieces: each `write` stores its chunks before it
-   * resolves (straight from the chunker's buffer where the store can, with no copies held), instead
-   * of handing them to a shared group. Slower for many small blobs; for one large one it saves a copy
-   * of every byte.
+   * The caller writes one large stream: where the store can, chunks are written straight from the
+   * chunker's buffer (no copies held for a shared batch) from the first byte on. Stores that can do
+   * so for every blob once it is past a few MiB; this only skips the start.
    */
   readonly large?: boolean;
 }

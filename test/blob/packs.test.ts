@@ -143,7 +143,7 @@ async function writeLarge(service: BlobService, data: Uint8Array, piece = 1 << 2
 
 describe('large writers', () => {
   it('store what a plain writer stores: the same chunks, list and digest, each chunk once', async () => {
-    const data = randomBytes(9 << 20, 41);
+    const data = randomBytes(6 << 20, 41); // under the 8 MiB past which a plain writer turns large
     const plain = await open();
     const large = await open();
     try {
@@ -179,6 +179,29 @@ describe('large writers', () => {
       await writeLarge(o.service, data, 1 << 20);
       expect(packBytes(o.dir)).toBe(expected);
       expect(Buffer.from((await readAll(o.service, digest))!).equals(data)).toBe(true);
+    } finally {
+      await o.close();
+    }
+  });
+
+  it('a plain writer turns large past 8 MiB (its later chunks go through storeNow), a smaller one never', async () => {
+    const o = await open();
+    try {
+      const store = o.store as unknown as { storeNow(puts: readonly Put[]): Promise<Put[]> };
+      const storeNow = store.storeNow.bind(store);
+      let direct = 0;
+      store.storeNow = (puts) => {
+        direct += puts.reduce((n, p) => n + p.value.length, 0);
+        return storeNow(puts);
+      };
+      const small = randomBytes(3 << 20, 44);
+      await writeBlob(o.service, small, [1 << 20]);
+      expect(direct).toBe(0);
+      const big = randomBytes(12 << 20, 45);
+      const { digest } = await writeBlob(o.service, big, [1 << 20]);
+      expect(direct).toBeGreaterThan(3 << 20);
+      expect(direct).toBeLessThanOrEqual(5 << 20);
+      expect(Buffer.from((await readAll(o.service, digest))!).equals(big)).toBe(true);
     } finally {
       await o.close();
     }
