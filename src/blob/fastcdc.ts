@@ -410,9 +410,10 @@ export class Chunker {
    * bytes stay where they are until `releaseViews()`: later pushes are
    * appended behind them while `viewRoom()` allows, and a push that does not
    * fit is refused (RangeError) until the views are released; then the
-   * current chunk moves to the front (the buffer holds at least
-   * VIEW_BUFFER, more when a push needs it). Saves one copy of every byte, and the garbage of the copies,
-   * when the chunks are written out straight away (large files).
+   * current chunk moves to the front (the buffer holds at least VIEW_BUFFER,
+   * more when a push needs it). Saves one copy of every byte, and the garbage
+   * of the copies, when the chunks are written out straight away (large
+   * files).
    */
   pushViews(data: Uint8Array): Uint8Array[] {
     const out: Uint8Array[] = [];
@@ -425,7 +426,7 @@ export class Chunker {
       const pending = this.fill - this.start;
       const need = DATA + pending + data.length;
       if (need > MAX_BUFFER) throw new RangeError('FastCDC push too long for a scan buffer');
-      if (need > e.bytes.length) e.grow(Math.min(Math.max(need, DATA + VIEW_BUFFER), MAX_BUFFER));
+      if (need > e.bytes.length) e.grow(need); // not held: it already holds VIEW_BUFFER
       e.bytes.copyWithin(DATA, this.start, this.fill);
       this.start = DATA;
       this.fill = DATA + pending;

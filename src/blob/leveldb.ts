@@ -91,6 +91,11 @@ export class LevelBlobService implements BlobService {
   readonly chunks: KV;
   /** Where chunk bytes live: the index values themselves, or pack files. */
   readonly chunkStore: ChunkStore;
+  /**
+   * How large writers store chunks: where the chunk store writes bytes out at once (`storeNow`) and
+   * the index reads synchronously; else there are no large writers.
+   */
+  private readonly storeNow: ((puts: readonly Put[]) => Promise<Put[]>) | undefined;
   readonly blobs: KV;
   /** Chunk-list sums (see above); without them every first full read of a blob hashes it whole. */
   readonly listSums: KV | undefined;
@@ -132,6 +137,11 @@ export class LevelBlobService implements BlobService {
       options.packDir === undefined
         ? new InlineChunkStore(this.chunks)
         : new PackChunkStore(this.chunks, options.packDir, options.packs);
+    const store = this.chunkStore;
+    this.storeNow =
+      (this.chunks.supports as { getSync?: boolean }).getSync && store.storeNow !== undefined
+        ? (puts) => store.storeNow!(puts)
+        : undefined;
     this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     new Chunker(this.chunker); // validates the parameters now rather than on the first write
     this.commit = new GroupCommit({
@@ -273,14 +283,11 @@ export class LevelBlobService implements BlobService {
   }
 
   writer(options: BlobWriterOptions = {}): BlobWriter {
-    const storeNow = (this.chunks.supports as { getSync?: boolean }).getSync
-      ? this.chunkStore.storeNow?.bind(this.chunkStore)
-      : undefined;
     return new LevelBlobWriter(
       this,
       new Chunker(this.chunker),
       options.digest,
-      storeNow,
+      this.storeNow,
       options.large === true ? 0 : LARGE_AFTER,
     );
   }
@@ -550,13 +557,11 @@ class LevelBlobWriter implements BlobWriter {
       if (!this.stored.has(key)) fresh.set(key, put);
     }
     if (fresh.size === 0) return;
-    const unique = [...fresh.values()];
     const index = this.service.chunks;
     // Only where the database reads synchronously (LevelDB: no thread-pool round trip per write).
-    const present = unique.map((p) => index.getSync(p.key) !== undefined);
+    const toStore = [...fresh.values()].filter((p) => index.getSync(p.key) === undefined);
     if (this.stored.size + fresh.size > STORED_SEEN_MAX) this.stored.clear();
     for (const key of fresh.keys()) this.stored.add(key);
-    const toStore = unique.filter((_, i) => !present[i]);
     if (toStore.length === 0) return;
     const stored = this.storeNow!(toStore).then((rows) => {
       for (const r of rows) {
