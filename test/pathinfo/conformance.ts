@@ -174,8 +174,8 @@ export function pathInfoServiceConformance(name: string, make: () => Promise<Pat
 
     it('put refuses other content for a stored path (ERR_PATH_CONFLICT) and changes nothing', async () => {
       await svc.put(PATH_INFO_DIRECTORY);
-      const other = { ...PATH_INFO_DIRECTORY, narSha256: new Uint8Array(32).fill(1), ca: undefined };
       const { ca: _ca, ...withoutCa } = PATH_INFO_DIRECTORY;
+      const other: PathInfo = { ...withoutCa, narSha256: new Uint8Array(32).fill(1) };
       const conflicts: [string, PathInfo][] = [
         ['another NAR hash', other],
         ['another NAR size', { ...PATH_INFO_DIRECTORY, narSize: 841 }],
@@ -207,11 +207,9 @@ export function pathInfoServiceConformance(name: string, make: () => Promise<Pat
       await svc.put(PATH_INFO_DIRECTORY);
       const [s1, s2] = PATH_INFO_DIRECTORY.signatures;
       const s3 = fakeSignature('uploader-1', 4);
-      const merged = await svc.put({
-        ...PATH_INFO_DIRECTORY,
-        signatures: [s3, s2!, s3],
-        deriver: undefined,
-      });
+      // Another deriver (here none) is not other content; the stored one stays.
+      const { deriver: _deriver, ...underived } = PATH_INFO_DIRECTORY;
+      const merged = await svc.put({ ...underived, signatures: [s3, s2!, s3] });
       const expected = { ...PATH_INFO_DIRECTORY, signatures: [s1, s2, s3] };
       expect(merged).toEqual(expected);
       expect(await svc.get(PATH_INFO_DIRECTORY.storePath.digest)).toEqual(expected);
