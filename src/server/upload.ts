@@ -14,6 +14,10 @@
  * order), a CA recomputes to the store path, and Sig lines are well-formed
  * (they are kept as sent). A bad NAR, a mismatch or a dropped connection
  * leaves no path info; blobs already written are unreferenced until gc.
+ * A store path already in the cache never changes its content (the path-info
+ * service refuses it, src/pathinfo/service.ts): a narinfo for it with another
+ * NarHash, NarSize, References or CA (a missing CA included) is 409 Conflict
+ * and changes nothing; one with the same content only adds its Sig lines.
  * Pending uploads expire after `ttlMs` and are lost on restart (like
  * nar-bridge's root-node LRU): Nix then fails the copy and a re-run repeats it.
  *
@@ -370,16 +374,23 @@ async function commitLeased(
     }
   }
   const deriver = ni.deriver === undefined ? undefined : parseStorePathBaseName(ni.deriver);
-  const info = await store.pathInfos.put({
-    storePath,
-    node,
-    references,
-    narSha256,
-    narSize,
-    signatures: ni.sigs,
-    ...(deriver === undefined ? {} : { deriver }),
-    ...(ca === undefined ? {} : { ca }),
-  });
+  let info: PathInfo;
+  try {
+    info = await store.pathInfos.put({
+      storePath,
+      node,
+      references,
+      narSha256,
+      narSize,
+      signatures: ni.sigs,
+      ...(deriver === undefined ? {} : { deriver }),
+      ...(ca === undefined ? {} : { ca }),
+    });
+  } catch (e) {
+    if (isFetchCacheError(e, 'ERR_PATH_CONFLICT'))
+      throw new HttpError(409, `${e.message}; nothing was changed`);
+    throw e;
+  }
   await store.narCalc.remember(node, { narSha256, narSize });
   if (p !== undefined) pending.remove(p);
   return info;
