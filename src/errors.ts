@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERR_BAD_NODE'
   | 'ERR_HASH_MISMATCH'
   | 'ERR_INTEGRITY'
+  | 'ERR_PATH_CONFLICT'
   | 'ERR_NOT_FOUND'
   | 'ERR_UNSUPPORTED_FILE_TYPE'
   | 'ERR_IO'

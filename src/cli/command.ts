@@ -70,6 +70,15 @@ export function stringOption(ctx: CommandContext, name: string): string | undefi
   return v;
 }
 
+/** A byte count option: `500000000`, `500M`, `2G`, `1TiB` (powers of 1024). */
+export function byteCount(text: string, option: string): number {
+  const m = /^(\d+)([KMGT]i?B?|B)?$/i.exec(text.trim());
+  if (m === null) throw new UsageError(`--${option} takes a byte count like 500000000, 500M or 2G`);
+  const unit = (m[2] ?? '').toUpperCase().replace(/I?B$/, '');
+  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[unit] ?? 1;
+  return Number(m[1]) * scale;
+}
+
 export function expectArgs(ctx: CommandContext, count: number, names: string): string[] {
   if (ctx.args.length !== count) throw new UsageError(`expected ${names}`);
   return ctx.args;

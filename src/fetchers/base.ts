@@ -19,13 +19,24 @@
  * - A hash mismatch is ERR_HASH_MISMATCH and stores nothing under the
  *   expected path (the path info is only written for the actual hash; blobs
  *   already written stay unreferenced until gc).
+ * - A hit is only a path info that holds its own address: a content address
+ *   that makes its store path (and, for NAR SHA-256, is its NAR hash). For a
+ *   pinned fetch that is the expected hash, so `--hash H` never returns a
+ *   path recorded with another hash. One that does not hold is damage (or a
+ *   poisoned upload from before uploads were checked): never returned, and
+ *   fetched again with a warning rather than failed, since the fetch
+ *   re-checks what it gets against the path's own hash and so repairs it as
+ *   `verify --repair` would.
+ * - The path info is written last, for a store path made from the content
+ *   just hashed, so it is the truth about that path: a stored one with other
+ *   content (ERR_PATH_CONFLICT) is replaced, with a warning.
  * - Concurrent fetches of the same input in one Fetcher share one promise.
  */
 
 import { basename, resolve } from 'node:path';
 import type { Cache } from '../cache.js';
 import type { Node } from '../castore/nodes.js';
-import { FetchCacheError } from '../errors.js';
+import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import { renderNar } from '../nar-render/render.js';
 import type { ContentAddress } from '../nix/content-address.js';
@@ -33,6 +44,7 @@ import { type Hash, type HashAlgo, hashEquals, parseAnyPrefixedHash, parseHash, 
 import { createHasher } from '../nix/hashing.js';
 import {
   type FileIngestionMethod,
+  formatStorePath,
   isValidStorePathName,
   makeFixedOutputPath,
   parseStorePathBaseName,
@@ -42,7 +54,7 @@ import {
 } from '../nix/store-path.js';
 import { withIngestLease } from '../ops/leases.js';
 import { touchPath } from '../ops/usage.js';
-import type { PathInfo } from '../pathinfo/path-info.js';
+import { contentAddressProblem, type PathInfo } from '../pathinfo/path-info.js';
 import { FetchIndex, type FetchIndexEntry, fetchIndexKey } from './fetch-index.js';
 import { HttpClient, type HttpClientOptions, type RetryInfo, redactUrl } from './http.js';
 import type { Ingested, NotModified, SourceContext } from './source.js';
@@ -321,10 +333,20 @@ export class Fetcher {
     };
   }
 
-  /** The path info of `path` when the cache has it (same name, not just the same digest). */
+  /**
+   * The path info of `path` when the cache has it (same name, not just the same digest) and it holds its
+   * own address (see the header); one that does not is reported and treated as absent.
+   */
   private async stored(path: StorePath): Promise<PathInfo | undefined> {
     const info = await this.cache.pathInfos.get(path.digest);
-    return info !== undefined && info.storePath.name === path.name ? info : undefined;
+    if (info === undefined || info.storePath.name !== path.name) return undefined;
+    const problem =
+      info.ca === undefined ? 'it has no content address' : contentAddressProblem(info, this.cache.storeDir);
+    if (problem === undefined) return info;
+    this.options.onWarning?.(
+      `the path info of ${formatStorePath(path, this.cache.storeDir)} is damaged (${problem}); fetching it again`,
+    );
+    return undefined;
   }
 
   /** Hash check, store path, path info last. */
@@ -360,7 +382,7 @@ export class Fetcher {
     }
     const ca: ContentAddress = { method, hash: actual };
     const storePath = makeFixedOutputPath({ name, method, hash: actual }, this.cache.storeDir);
-    const info = await this.cache.pathInfos.put({
+    const fetched: PathInfo = {
       storePath,
       node: out.node,
       references: [],
@@ -368,7 +390,15 @@ export class Fetcher {
       narSize: sum.narSize,
       signatures: [],
       ca,
-    });
+    };
+    let info: PathInfo;
+    try {
+      info = await this.cache.pathInfos.put(fetched);
+    } catch (e) {
+      if (!isFetchCacheError(e, 'ERR_PATH_CONFLICT')) throw e;
+      this.options.onWarning?.(`${e.message}; replaced by what was fetched for it`);
+      info = await this.cache.pathInfos.put(fetched, { replace: true });
+    }
     return this.result(info, out.metadata, false);
   }
 

@@ -6,10 +6,10 @@
  * store path. Trees are named `source` unless the pin says otherwise, so the
  * store path is the one `builtins.fetchTarball` / `builtins.fetchGit` give.
  *
- * A pin that is already locked from the same manifest entry and whose store
- * path is in the cache comes back as it is, with no network. One whose path
- * is missing is fetched by its locked coordinates (rev, hash), so the entry
- * stays the same or the fetch fails with ERR_HASH_MISMATCH.
+ * A pin that is already locked from the same manifest entry is fetched by
+ * its locked coordinates (rev, hash): a pinned fetch, so a path in the cache
+ * that holds the locked hash answers with no network, and the entry comes
+ * back as it is or the fetch fails with ERR_HASH_MISMATCH.
  */
 
 import { dirname } from 'node:path';
@@ -60,19 +60,6 @@ async function listRefs(url: string, ctx: { cache: Cache; offline: boolean }): P
 function fetcherOf(opts: ResolveOptions): Fetcher {
   if (opts.fetcher instanceof Fetcher) return opts.fetcher;
   return new Fetcher(opts.cache, { ...opts.fetcher, offline: opts.offline === true });
-}
-
-/** Whether `storePath` (a full path) is in the cache under the cache's store dir. */
-export async function inCache(cache: Cache, storePath: string): Promise<boolean> {
-  if (dirname(storePath) !== cache.storeDir) return false;
-  let sp: ReturnType<typeof parseStorePath>;
-  try {
-    sp = parseStorePath(storePath, cache.storeDir);
-  } catch {
-    return false;
-  }
-  const info = await cache.pathInfos.get(sp.digest);
-  return info !== undefined && info.storePath.name === sp.name;
 }
 
 /** The fetch spec that reproduces a lockfile entry (its hash as the expected hash). */
@@ -236,15 +223,14 @@ async function resolveGithub(pin: GithubPin, opts: ResolveOptions, fetcher: Fetc
 
 /**
  * Resolve `pin` to its lockfile entry. With `locked` from the same manifest
- * entry, the locked entry is kept: at once when its store path is cached,
- * else after fetching it by its locked rev and hash.
+ * entry, the locked entry is kept once a fetch by its locked rev and hash
+ * (answered by the cache when it holds that hash) gives its store path.
  */
 export async function resolvePin(pin: Pin, opts: ResolveOptions): Promise<LockedPin> {
   const eff = effectivePin(pin, opts.github);
   const digest = pinDigest(eff);
   const locked = opts.locked;
   if (locked !== undefined && locked.manifestDigest === digest && locked.type === eff.type) {
-    if (await inCache(opts.cache, locked.storePath)) return locked;
     const r = await fetcherOf(opts).fetch(lockedSpec(locked));
     const got = formatStorePath(r.storePath, opts.cache.storeDir);
     if (got !== locked.storePath) {

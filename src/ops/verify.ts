@@ -3,11 +3,15 @@
  * still describes intact data. Per path: the path info must decode; its
  * tree is rendered as a NAR, which reads and re-hashes every directory,
  * chunk list, chunk and blob it reaches (the services verify on read), and
- * the NAR's sha256 and size must equal the recorded ones; a flat content
- * address must equal the file's own hash, a NAR one the NAR hash. A path
- * that fails is walked again piece by piece (damage.ts) to say exactly what
- * is missing or damaged — this is what attic users could not find out
- * (attic#211, #330).
+ * the NAR's sha256 and size must equal the recorded ones. A content
+ * address must make the store path and describe the content: a NAR SHA-256
+ * one is the recorded NAR hash (pathinfo/path-info.ts), a flat one the
+ * file's own hash, another NAR one the hash of the rendered NAR. A path the
+ * fetch index records as fetched must have one (a fetch always writes it;
+ * a path info without it there was put by an upload from before uploads
+ * were checked). A path that fails is walked again piece by piece
+ * (damage.ts) to say exactly what is missing or damaged — this is what
+ * attic users could not find out (attic#211, #330).
  *
  * `repair`: damaged values are deleted, then the path is fetched again from
  * each source the fetch index recorded for it (sources.ts), pinned to its
@@ -23,12 +27,14 @@ import { bytesEqual } from '../castore/bytes.js';
 import { encodeEntry } from '../castore/nodes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import type { Fetcher } from '../fetchers/base.js';
+import type { FetchSpec } from '../fetchers/types.js';
 import { computeNarSum, type NarSum } from '../nar-render/nar-calc.js';
+import { renderNar } from '../nar-render/render.js';
 import { toSRI } from '../nix/hash.js';
-import { createHasher } from '../nix/hashing.js';
+import { createHasher, type HashAlgo } from '../nix/hashing.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
 import { formatStorePath, type StorePath, storePathBaseName } from '../nix/store-path.js';
-import type { PathInfo } from '../pathinfo/path-info.js';
+import { contentAddressProblem, type PathInfo } from '../pathinfo/path-info.js';
 import { locateDamage } from './damage.js';
 import { decodeStored } from './gc.js';
 import { keyBytes, keyOf, type RawStore, rawStore } from './raw-store.js';
@@ -82,10 +88,11 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
       targets.push([keyOf(sp.digest), value]);
     }
   }
+  const sources = await recordedSources(cache);
   const broken: { key: string; info: PathInfo | undefined; entry: DamagedPath }[] = [];
   for (const [key, value] of targets) {
     report.checked++;
-    const r = await checkPath(cache, raw, key, value);
+    const r = await checkPath(cache, raw, sources, key, value);
     report.bytes += r.bytes;
     options.onPath?.(r.path, r.problems.length === 0);
     if (r.problems.length > 0) {
@@ -94,7 +101,7 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
       broken.push({ key, info: r.info, entry });
     }
   }
-  if (options.repair && broken.length > 0) await repair(cache, raw, broken, options);
+  if (options.repair && broken.length > 0) await repair(cache, raw, sources, broken, options);
   report.durationMs = Math.round(performance.now() - started);
   return report;
 }
@@ -109,6 +116,7 @@ interface Checked {
 async function checkPath(
   cache: Cache,
   raw: RawStore,
+  sources: ReadonlyMap<string, readonly FetchSpec[]>,
   key: string,
   value: Uint8Array | undefined,
 ): Promise<Checked> {
@@ -119,6 +127,12 @@ async function checkPath(
   }
   const path = formatStorePath(info.storePath, cache.storeDir);
   const problems: string[] = [];
+  const caProblem = contentAddressProblem(info, cache.storeDir);
+  if (caProblem !== undefined) problems.push(caProblem);
+  const fetchedFrom = sources.get(storePathBaseName(info.storePath))?.[0];
+  if (info.ca === undefined && fetchedFrom !== undefined) {
+    problems.push(`fetched from ${sourceLabel(fetchedFrom)}, but its path info has no content address`);
+  }
   let sum: NarSum | undefined;
   try {
     sum = await computeNarSum(info.node, cache);
@@ -140,18 +154,28 @@ async function checkPath(
     ) {
       await cache.narCalc.forget(info.node);
     }
-    problems.push(...(await checkContentAddress(cache, info, sum)));
+    problems.push(...(await checkContentAddress(cache, info)));
   }
   if (problems.length > 0) problems.push(...(await locateDamage(raw, info.node)).problems);
   return { path, info, problems, bytes: sum?.narSize ?? 0 };
 }
 
-/** The CA must describe the content: flat = the file's hash, NAR sha256 = the NAR hash. */
-async function checkContentAddress(cache: Cache, info: PathInfo, sum: NarSum): Promise<string[]> {
+function sourceLabel(spec: FetchSpec): string {
+  return spec.type === 'path' ? spec.path : spec.url;
+}
+
+/**
+ * The CA must describe the content: flat = the file's hash, NAR = the NAR's hash (NAR SHA-256 is the
+ * recorded NAR hash, checked against the content above and against the CA by contentAddressProblem).
+ */
+async function checkContentAddress(cache: Cache, info: PathInfo): Promise<string[]> {
   const ca = info.ca;
   if (ca === undefined) return [];
-  if (ca.method === 'nar' && ca.hash.algo === 'sha256' && !bytesEqual(ca.hash.digest, sum.narSha256)) {
-    return [`content address ${toSRI(ca.hash)} is not the NAR hash`];
+  if (ca.method === 'nar' && ca.hash.algo !== 'sha256') {
+    const actual = { algo: ca.hash.algo, digest: await narHashWith(cache, info, ca.hash.algo) };
+    if (!bytesEqual(actual.digest, ca.hash.digest)) {
+      return [`NAR ${ca.hash.algo} is ${toSRI(actual)}, content address says ${toSRI(ca.hash)}`];
+    }
   }
   if (ca.method === 'flat') {
     if (info.node.type !== 'file') return ['flat content address on something that is not a file'];
@@ -167,13 +191,20 @@ async function checkContentAddress(cache: Cache, info: PathInfo, sum: NarSum): P
   return [];
 }
 
+/** The NAR of a path hashed with another algorithm than SHA-256 (rendered again; rare). */
+async function narHashWith(cache: Cache, info: PathInfo, algo: HashAlgo): Promise<Uint8Array> {
+  const hasher = createHasher(algo);
+  for await (const chunk of renderNar(info.node, cache)) hasher.update(chunk);
+  return hasher.digest();
+}
+
 async function repair(
   cache: Cache,
   raw: RawStore,
+  sources: ReadonlyMap<string, readonly FetchSpec[]>,
   broken: { key: string; info: PathInfo | undefined; entry: DamagedPath }[],
   options: VerifyOptions,
 ): Promise<void> {
-  const sources = await recordedSources(cache);
   let fetcher = options.fetcher;
   if (fetcher === undefined) {
     const { Fetcher } = await import('../fetchers/base.js');
@@ -198,12 +229,16 @@ async function repair(
           await fetcher.ingestAndPersist(info.storePath.name, pinned);
         } catch (e) {
           if (!isFetchCacheError(e)) throw e;
-          b.entry.problems.push(
-            `repair from ${spec.type === 'path' ? spec.path : spec.url} failed: ${e.message}`,
-          );
+          b.entry.problems.push(`repair from ${sourceLabel(spec)} failed: ${e.message}`);
           continue;
         }
-        const again = await checkPath(cache, raw, b.key, await raw.pathinfo.get(info.storePath.digest));
+        const again = await checkPath(
+          cache,
+          raw,
+          sources,
+          b.key,
+          await raw.pathinfo.get(info.storePath.digest),
+        );
         if (again.problems.length === 0) {
           b.entry.repaired = true;
           break;

@@ -10,20 +10,27 @@
  * entry; `byNarHash` returns the one with the smallest digest. A path info
  * and its index entries change together in one batch. Values read back are
  * decoded, validated and checked against their key: anything else is
- * ERR_INTEGRITY. Writes are serialised per service, so a replace never races
- * another write to the same key and leaves a stale index entry.
+ * ERR_INTEGRITY. Writes are serialised per service, so a put never races
+ * another write to the same key and leaves a stale index entry or misses a
+ * conflict (service.ts). Processes sharing a root each have their own
+ * service, and the database offers no compare-and-set across them: two that
+ * write the same new path at the same instant can both find it absent. What
+ * reads a path info for its content checks it again (a fetch with a hash
+ * checks the content address of what it finds, `verify` all of it).
  */
 
 import type { AbstractSublevel } from 'abstract-level';
 import { bytesEqual } from '../castore/bytes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
+import { type ContentAddress, formatContentAddress } from '../nix/content-address.js';
+import { toSRI } from '../nix/hash.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
-import { STORE_PATH_DIGEST_BYTES } from '../nix/store-path.js';
+import { STORE_PATH_DIGEST_BYTES, storePathBaseName } from '../nix/store-path.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
 import { PathInfoGeneration } from './generation.js';
 import type { PathInfo } from './path-info.js';
 import { decodePathInfo, encodePathInfo } from './proto.js';
-import type { PathInfoService } from './service.js';
+import type { PathInfoService, PutOptions } from './service.js';
 
 /** Names of the sublevels this service owns. */
 export const PATHINFO_SUBLEVEL = 'pathinfo';
@@ -74,6 +81,31 @@ function verifyStored(key: Uint8Array, value: Uint8Array): PathInfo {
   return info;
 }
 
+const sha256Hash = (digest: Uint8Array) => ({ algo: 'sha256' as const, digest });
+
+function formatCa(ca: ContentAddress | undefined): string {
+  return ca === undefined ? 'no content address' : `content address ${formatContentAddress(ca)}`;
+}
+
+/** How `next` differs in content from the stored `old` (service.ts); `undefined` for the same content. */
+function contentDifference(old: PathInfo, next: PathInfo): string | undefined {
+  if (!bytesEqual(old.narSha256, next.narSha256)) {
+    return `NAR hash ${toSRI(sha256Hash(old.narSha256))}, not ${toSRI(sha256Hash(next.narSha256))}`;
+  }
+  if (old.narSize !== next.narSize) return `NAR size ${old.narSize}, not ${next.narSize}`;
+  const a = old.ca === undefined ? '' : formatContentAddress(old.ca);
+  const b = next.ca === undefined ? '' : formatContentAddress(next.ca);
+  if (a !== b) return `${formatCa(old.ca)}, not ${formatCa(next.ca)}`;
+  const refs = (i: PathInfo) => i.references.map(storePathBaseName).sort().join(' ');
+  if (refs(old) !== refs(next)) return `references [${refs(old)}], not [${refs(next)}]`;
+  return undefined;
+}
+
+/** `a`, then what `b` adds, each signature once. */
+function union(a: readonly string[], b: readonly string[]): string[] {
+  return [...new Set([...a, ...b])];
+}
+
 export class LevelPathInfoService implements PathInfoService {
   private readonly db: KV;
   private readonly infos: Sublevel;
@@ -104,28 +136,39 @@ export class LevelPathInfoService implements PathInfoService {
     return value === undefined ? undefined : verifyStored(storePathDigest, value);
   }
 
-  async put(info: PathInfo): Promise<PathInfo> {
+  async put(info: PathInfo, options: PutOptions = {}): Promise<PathInfo> {
     // Encoding validates; decoding again returns the normalised form that was stored.
-    const value = encodePathInfo(info);
-    const stored = decodePathInfo(value);
+    const stored = decodePathInfo(encodePathInfo(info));
     const key = stored.storePath.digest;
     return this.serialised(async () => {
       const previous = await this.readPrevious(key);
-      const batch = this.db.batch();
-      if (previous.info !== undefined && !bytesEqual(previous.info.narSha256, stored.narSha256)) {
-        batch.del(indexKey(previous.info.narSha256, key), { sublevel: this.narHashIndex });
+      const old = previous.info;
+      let next = stored;
+      if (old !== undefined) {
+        const difference = contentDifference(old, stored);
+        if (difference === undefined) next = { ...old, signatures: union(old.signatures, stored.signatures) };
+        else if (options.replace !== true) {
+          const path = storePathBaseName(stored.storePath);
+          throw new FetchCacheError(
+            'ERR_PATH_CONFLICT',
+            `store path ${path} is stored with ${difference}: a store path never changes its content`,
+            { path, expected: toSRI(sha256Hash(old.narSha256)), actual: toSRI(sha256Hash(stored.narSha256)) },
+          );
+        }
       }
-      batch.put(indexKey(stored.narSha256, key), EMPTY, { sublevel: this.narHashIndex });
+      const value = encodePathInfo(next);
+      const batch = this.db.batch();
+      if (old !== undefined && !bytesEqual(old.narSha256, next.narSha256)) {
+        batch.del(indexKey(old.narSha256, key), { sublevel: this.narHashIndex });
+      }
+      batch.put(indexKey(next.narSha256, key), EMPTY, { sublevel: this.narHashIndex });
       batch.put(key, value, { sublevel: this.infos });
       await batch.write();
       this.generation.bump();
-      if (
-        previous.present &&
-        (previous.info === undefined || !bytesEqual(encodePathInfo(previous.info), encodePathInfo(stored)))
-      ) {
+      if (previous.present && (old === undefined || !bytesEqual(encodePathInfo(old), value))) {
         this.onRetire?.();
       }
-      return stored;
+      return next;
     });
   }
 

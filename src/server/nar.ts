@@ -33,7 +33,7 @@ import { holdServed, touchServed } from './path-use.js';
 import { parseRange } from './range.js';
 import { type FileSender, fileSender } from './send-file.js';
 import type { ServerServices } from './services.js';
-import { NAR_EXTENSIONS, parseNarName, receiveNar } from './upload.js';
+import { NAR_EXTENSIONS, parseNarName, receiveNar, uploadTooLarge } from './upload.js';
 import { acceptsZstd, compresses, SAMPLE_BYTES, ZSTD_MIN_BYTES } from './zstd.js';
 
 export const NAR_CONTENT_TYPE = 'application/x-nix-nar';
@@ -558,7 +558,9 @@ function drained(stream: Writable, signal: AbortSignal): Promise<void> {
 export async function putNar(ctx: RequestContext, s: ServerServices): Promise<void> {
   const [name = '', ext = ''] = ctx.params;
   const fileHash = parseNarName(name);
-  const pending = await receiveNar(ctx.req, fileHash, ext, s.store);
+  const max = s.config.maxUploadBytes;
+  if (Number(ctx.req.headers['content-length'] ?? 0) > max) throw uploadTooLarge('the uploaded file', max);
+  const pending = await receiveNar(ctx.req, fileHash, ext, s.store, max);
   s.uploads.add(pending);
   s.log.log('info', 'NAR uploaded', {
     nar: `nar/${name}.nar${ext}`,

@@ -15,7 +15,7 @@ import { NarInfoSource } from './narinfo-source.js';
 import { RenderLimiter } from './render-limit.js';
 import { StoreStats } from './store-stats.js';
 import { Telemetry } from './telemetry.js';
-import { PendingUploads } from './upload.js';
+import { DEFAULT_MAX_UPLOAD_BYTES, PendingUploads } from './upload.js';
 import { findZstd, ZstdEncoding, type ZstdOptions } from './zstd.js';
 
 /**
@@ -40,6 +40,8 @@ export interface ServerConfig {
   readonly maxQueuedRenders: number;
   /** Largest narinfo body accepted (default 1 MiB). */
   readonly maxNarInfoBytes: number;
+  /** Largest uploaded NAR file, and NAR it decompresses to (default 4 GiB, upload.ts). */
+  readonly maxUploadBytes: number;
 }
 
 export interface ServerServices {
@@ -66,6 +68,8 @@ export interface ServicesOptions {
   maxRenders?: number | undefined;
   maxQueuedRenders?: number | undefined;
   maxNarInfoBytes?: number | undefined;
+  /** Largest uploaded NAR, compressed or not (default DEFAULT_MAX_UPLOAD_BYTES); past it 413. */
+  maxUploadBytes?: number | undefined;
   /** Budgets of the in-memory cache of small NARs (nar-cache.ts). */
   narCache?: NarCacheOptions | undefined;
   log?: Logger | undefined;
@@ -82,8 +86,12 @@ export function createServices(store: ServerStore, options: ServicesOptions = {}
     maxRenders: options.maxRenders ?? 16,
     maxQueuedRenders: options.maxQueuedRenders ?? 1024,
     maxNarInfoBytes: options.maxNarInfoBytes ?? 1024 * 1024,
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
   };
   if (!Number.isInteger(config.priority)) throw new TypeError('priority must be an integer');
+  if (!Number.isSafeInteger(config.maxUploadBytes) || config.maxUploadBytes < 1) {
+    throw new TypeError('maxUploadBytes must be a positive integer');
+  }
   return {
     store,
     config,

@@ -14,8 +14,21 @@
  * order), a CA recomputes to the store path, and Sig lines are well-formed
  * (they are kept as sent). A bad NAR, a mismatch or a dropped connection
  * leaves no path info; blobs already written are unreferenced until gc.
+ * A store path already in the cache never changes its content (the path-info
+ * service refuses it, src/pathinfo/service.ts): a narinfo for it with another
+ * NarHash, NarSize, References or CA (a missing CA included) is 409 Conflict
+ * and changes nothing; one with the same content only adds its Sig lines.
  * Pending uploads expire after `ttlMs` and are lost on restart (like
  * nar-bridge's root-node LRU): Nix then fails the copy and a re-run repeats it.
+ *
+ * A NAR upload is bounded: past `maxBytes` of the file as sent (a declared
+ * Content-Length is checked before anything is read) or of the NAR it
+ * decompresses to, it is 413 and nothing becomes pending; what was already
+ * ingested is unreferenced, so gc deletes it. The default,
+ * DEFAULT_MAX_UPLOAD_BYTES, is 4 GiB: Hydra refuses build outputs past its
+ * `max_output_size` (2 GiB by default, 3 GB on hydra.nixos.org), so every
+ * path cache.nixos.org serves fits, and one upload cannot fill a disk with a
+ * few KiB of xz that expand without end.
  *
  * gc (src/ops) runs beside the server. Ingesting a NAR and committing a
  * narinfo each run under an ingest lease (ops/leases.ts), but not the wait
@@ -117,6 +130,14 @@ export class PendingUploads {
   }
 }
 
+/** Largest uploaded NAR file, and largest NAR it decompresses to, by default (see the header). */
+export const DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 ** 3;
+
+/** 413 for an upload past `maxBytes`. */
+export function uploadTooLarge(what: string, maxBytes: number): HttpError {
+  return new HttpError(413, `${what} is over the upload limit of ${maxBytes} bytes`);
+}
+
 /** File extensions Nix gives uploaded NARs, by narinfo `Compression` (none has none). */
 export const NAR_EXTENSIONS: Readonly<Record<string, Compression>> = {
   '': 'none',
@@ -144,13 +165,15 @@ export function parseNarName(name: string): Uint8Array {
 /**
  * Ingest an uploaded NAR file whose SHA-256 must be `fileSha256`. The
  * compression is read from the magic bytes and must agree with the URL's
- * extension. Throws HttpError 400 for anything malformed or mismatched.
+ * extension. Throws HttpError 400 for anything malformed or mismatched, 413
+ * past `maxBytes` of the file or of the NAR.
  */
 export async function receiveNar(
   body: AsyncIterable<Uint8Array>,
   fileSha256: Uint8Array,
   extension: string,
   store: ServerStore,
+  maxBytes: number = DEFAULT_MAX_UPLOAD_BYTES,
   now: () => number = Date.now,
 ): Promise<PendingNar> {
   const declared = NAR_EXTENSIONS[extension];
@@ -158,18 +181,36 @@ export async function receiveNar(
   const fileHasher = createHasher('sha256');
   let fileSize = 0;
   let head: Uint8Array | undefined;
+  // Set when a limit is passed: the error thrown then may reach here wrapped by the decoder or the parser.
+  let tooLarge: HttpError | undefined;
   async function* tap(): AsyncGenerator<Uint8Array> {
     for await (const chunk of body) {
       if (head === undefined) head = chunk.slice(0, 6);
       fileHasher.update(chunk);
       fileSize += chunk.length;
+      if (fileSize > maxBytes) {
+        tooLarge = uploadTooLarge('the uploaded file', maxBytes);
+        throw tooLarge;
+      }
+      yield chunk;
+    }
+  }
+  async function* bounded(nar: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    let narSize = 0;
+    for await (const chunk of nar) {
+      narSize += chunk.length;
+      if (narSize > maxBytes) {
+        tooLarge = uploadTooLarge('the uploaded NAR', maxBytes);
+        throw tooLarge;
+      }
       yield chunk;
     }
   }
   let ingested: Awaited<ReturnType<typeof ingestNar>>;
   try {
-    ingested = await withIngestLease(store, () => ingestNar(decompress(tap()), store));
+    ingested = await withIngestLease(store, () => ingestNar(bounded(decompress(tap())), store));
   } catch (e) {
+    if (tooLarge !== undefined) throw tooLarge;
     if (isFetchCacheError(e)) throw badRequest(`bad NAR upload: ${e.message}`);
     throw e;
   }
@@ -370,16 +411,23 @@ async function commitLeased(
     }
   }
   const deriver = ni.deriver === undefined ? undefined : parseStorePathBaseName(ni.deriver);
-  const info = await store.pathInfos.put({
-    storePath,
-    node,
-    references,
-    narSha256,
-    narSize,
-    signatures: ni.sigs,
-    ...(deriver === undefined ? {} : { deriver }),
-    ...(ca === undefined ? {} : { ca }),
-  });
+  let info: PathInfo;
+  try {
+    info = await store.pathInfos.put({
+      storePath,
+      node,
+      references,
+      narSha256,
+      narSize,
+      signatures: ni.sigs,
+      ...(deriver === undefined ? {} : { deriver }),
+      ...(ca === undefined ? {} : { ca }),
+    });
+  } catch (e) {
+    if (isFetchCacheError(e, 'ERR_PATH_CONFLICT'))
+      throw new HttpError(409, `${e.message}; nothing was changed`);
+    throw e;
+  }
   await store.narCalc.remember(node, { narSha256, narSize });
   if (p !== undefined) pending.remove(p);
   return info;

@@ -4,15 +4,22 @@
  * is reported against the store path it breaks (and only that one), naming
  * the damaged value; --repair fetches the path again from the source the
  * fetch index recorded, pinned to its content address, and a path with no
- * usable source loses its path info so the next fetch starts afresh.
+ * usable source loses its path info so the next fetch starts afresh. Every
+ * content-addressed path is recomputed from its CA: a CA that makes another
+ * store path, that is not the NAR hash, or that another NAR hash algorithm
+ * does not give, and a fetched path recorded without a CA, are damage.
  */
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { openCache } from '../../src/cache.js';
 import { b3ToHex } from '../../src/castore/digest.js';
 import { Fetcher } from '../../src/fetchers/base.js';
+import { toSRI } from '../../src/nix/hash.js';
+import { encodeNix32 } from '../../src/nix/nixbase32.js';
+import { formatStorePath } from '../../src/nix/store-path.js';
 import { rawStore } from '../../src/ops/raw-store.js';
 import { verify } from '../../src/ops/verify.js';
+import type { PathInfo } from '../../src/pathinfo/path-info.js';
 import { encodePathInfo } from '../../src/pathinfo/proto.js';
 import { startServer } from '../helpers/http-server.js';
 import { addTree, bytes, cleanTempDirs, corruptChunk } from '../helpers/ops-store.js';
@@ -136,5 +143,112 @@ describe('verify', () => {
     } finally {
       await server.close();
     }
+  });
+
+  describe('content addresses', () => {
+    /** `genuine`'s store path over `evil`'s content, with `ca`: what a poisoned root holds. */
+    async function forge(
+      cache: Awaited<ReturnType<typeof openCache>>,
+      genuine: PathInfo,
+      evil: PathInfo,
+      ca?: PathInfo['ca'],
+    ) {
+      const { ca: _ca, ...rest } = evil;
+      const forged: PathInfo = { ...rest, storePath: genuine.storePath, ...(ca === undefined ? {} : { ca }) };
+      await rawStore(cache).pathinfo.put(genuine.storePath.digest, encodePathInfo(forged));
+    }
+
+    it('reports a CA that makes another store path, even with data that matches it', async () => {
+      const cache = await openCache({ memory: true });
+      const a = await addTree(cache, 'a', { f: 'genuine' });
+      const b = await addTree(cache, 'a', { f: 'evil, with a consistent CA of its own' });
+      await addTree(cache, 'c', { g: 'g' });
+      // At a's path: b's data, b's NAR hash and b's CA (which makes b's path, not a's).
+      await forge(cache, a, b, b.ca);
+      const r = await verify(cache);
+      expect(r.checked).toBe(3);
+      expect(r.damaged.map((d) => d.path)).toEqual([formatStorePath(a.storePath)]);
+      expect(r.damaged[0]!.problems).toEqual([
+        `content address fixed:r:sha256:${encodeNix32(b.narSha256)} makes ${formatStorePath(b.storePath)}, not this path`,
+      ]);
+    });
+
+    it('reports a NAR content address of another algorithm that the NAR does not have', async () => {
+      const server = await startServer({ '/a': { body: 'genuine' }, '/b': { body: 'evil' } });
+      try {
+        const cache = await openCache({ memory: true });
+        const fetcher = new Fetcher(cache);
+        const sha512 = async (p: string) => {
+          const unpinned = await fetcher.fetch({ type: 'url', url: server.url(p), executable: true });
+          const { createHasher } = await import('../../src/nix/hashing.js');
+          const { renderNar } = await import('../../src/nar-render/render.js');
+          const h = createHasher('sha512');
+          for await (const c of renderNar(unpinned.node, cache)) h.update(c);
+          const hash = toSRI({ algo: 'sha512', digest: h.digest() });
+          return (await fetcher.fetch({ type: 'url', url: server.url(p), executable: true, hash, name: 'x' }))
+            .pathInfo;
+        };
+        const a = await sha512('/a');
+        const b = await sha512('/b');
+        expect(a.ca?.hash.algo).toBe('sha512');
+        expect((await verify(cache)).damaged).toEqual([]);
+        await forge(cache, a, b, a.ca);
+        const r = await verify(cache);
+        expect(r.damaged).toHaveLength(1);
+        expect(r.damaged[0]!.path).toBe(formatStorePath(a.storePath));
+        expect(r.damaged[0]!.problems.join()).toMatch(
+          /^NAR sha512 is sha512-.*, content address says sha512-/,
+        );
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('reports a fetched path recorded without a CA; --repair removes it and a pinned fetch restores it', async () => {
+      const server = await startServer({ '/good': { body: 'genuine' }, '/evil': { body: 'evil' } });
+      try {
+        const cache = await openCache({ memory: true });
+        const fetcher = new Fetcher(cache);
+        const good = (await fetcher.fetch({ type: 'url', url: server.url('/good') })).pathInfo;
+        const evil = (await fetcher.fetch({ type: 'url', url: server.url('/evil'), name: 'good' })).pathInfo;
+        await forge(cache, good, evil);
+        const r = await verify(cache);
+        expect(r.damaged.map((d) => d.path)).toEqual([formatStorePath(good.storePath)]);
+        expect(r.damaged[0]!.problems).toContain(
+          `fetched from ${server.url('/good')}, but its path info has no content address`,
+        );
+        const repaired = await verify(cache, { repair: true, fetcher });
+        expect(repaired.damaged[0]).toMatchObject({ removed: true });
+        expect(await cache.pathInfos.get(good.storePath.digest)).toBeUndefined();
+        const again = await fetcher.fetch({
+          type: 'url',
+          url: server.url('/good'),
+          hash: toSRI(good.ca!.hash),
+        });
+        expect(again.pathInfo).toEqual(good);
+        expect(await verify(cache)).toMatchObject({ checked: 2, damaged: [] });
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('--repair puts the genuine content back under a CA whose recorded NAR hash is not its own', async () => {
+      const server = await startServer({ '/t': { body: 'genuine tree file' } });
+      try {
+        const cache = await openCache({ memory: true });
+        const fetcher = new Fetcher(cache);
+        const good = (await fetcher.fetch({ type: 'url', url: server.url('/t'), executable: true })).pathInfo;
+        const evil = await addTree(cache, 'x', { y: 'evil' });
+        await forge(cache, good, evil, good.ca);
+        const r = await verify(cache, { repair: true, fetcher });
+        const entry = r.damaged.find((d) => d.path === formatStorePath(good.storePath))!;
+        expect(entry.problems.join()).toContain('is not the recorded NAR hash');
+        expect(entry.repaired).toBe(true);
+        expect(await cache.pathInfos.get(good.storePath.digest)).toEqual(good);
+        expect((await verify(cache)).damaged).toEqual([]);
+      } finally {
+        await server.close();
+      }
+    });
   });
 });

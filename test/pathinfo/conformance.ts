@@ -1,6 +1,7 @@
 // The conformance suite every PathInfoService backend must pass: misses, round trips of path infos with
-// file, directory and symlink roots and every content-address kind snix can carry, replacement (and its
-// effect on the NAR-hash index), listing in store-path digest order, look-up by NAR hash, deletion, and
+// file, directory and symlink roots and every content-address kind snix can carry, a stored path never
+// changing its content (conflicts refused, the same content only adding signatures, replacement on request
+// and its effect on the NAR-hash index), listing in store-path digest order, look-up by NAR hash, deletion, and
 // validation of what is put. Path infos are built from snix fixtures (store paths from
 // snix-reference.md §10.5, NAR hashes from §10.4, nodes from fixtures/castore.json and fixtures/pathinfo.json).
 
@@ -10,7 +11,7 @@ import { b3FromHex } from '../../src/castore/digest.js';
 import { directoryNode, fileNode, symlinkNode } from '../../src/castore/nodes.js';
 import type { ContentAddress, ContentAddressMethod } from '../../src/nix/content-address.js';
 import { HASH_SIZE, type HashAlgo } from '../../src/nix/hashing.js';
-import { parseStorePathBaseName } from '../../src/nix/store-path.js';
+import { parseStorePathBaseName, storePathBaseName } from '../../src/nix/store-path.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
 import type { PathInfoService } from '../../src/pathinfo/service.js';
 
@@ -171,27 +172,67 @@ export function pathInfoServiceConformance(name: string, make: () => Promise<Pat
       expect((await svc.get(PATH_INFO_SYMLINK.storePath.digest))?.signatures).toEqual([canonical]);
     });
 
-    it('put replaces and moves the NAR-hash index entry', async () => {
+    it('put refuses other content for a stored path (ERR_PATH_CONFLICT) and changes nothing', async () => {
+      await svc.put(PATH_INFO_DIRECTORY);
+      const { ca: _ca, ...withoutCa } = PATH_INFO_DIRECTORY;
+      const other: PathInfo = { ...withoutCa, narSha256: new Uint8Array(32).fill(1) };
+      const conflicts: [string, PathInfo][] = [
+        ['another NAR hash', other],
+        ['another NAR size', { ...PATH_INFO_DIRECTORY, narSize: 841 }],
+        ['no content address', withoutCa],
+        ['another content address', { ...PATH_INFO_DIRECTORY, ca: caOf('nar', 'sha512') }],
+        ['other references', { ...PATH_INFO_DIRECTORY, references: [sp(v0.storePath)] }],
+      ];
+      for (const [why, info] of conflicts) {
+        const error = await svc.put(info).catch((e: unknown) => e);
+        expect(error, why).toMatchObject({
+          code: 'ERR_PATH_CONFLICT',
+          path: storePathBaseName(info.storePath),
+        });
+        expect(await svc.get(PATH_INFO_DIRECTORY.storePath.digest), why).toEqual(PATH_INFO_DIRECTORY);
+      }
+      expect(await svc.byNarHash(other.narSha256)).toBeUndefined();
+      expect(hex((await svc.byNarHash(PATH_INFO_DIRECTORY.narSha256))!)).toBe(
+        hex(PATH_INFO_DIRECTORY.storePath.digest),
+      );
+      // A path info without a content address is held to it as well.
+      await svc.put(PATH_INFO_SYMLINK);
+      await expect(svc.put({ ...PATH_INFO_SYMLINK, ca: caOf('nar', 'sha256') })).rejects.toMatchObject({
+        code: 'ERR_PATH_CONFLICT',
+      });
+      expect(await svc.get(PATH_INFO_SYMLINK.storePath.digest)).toEqual(PATH_INFO_SYMLINK);
+    });
+
+    it('the same content again only adds the signatures the stored one lacks', async () => {
+      await svc.put(PATH_INFO_DIRECTORY);
+      const [s1, s2] = PATH_INFO_DIRECTORY.signatures;
+      const s3 = fakeSignature('uploader-1', 4);
+      // Another deriver (here none) is not other content; the stored one stays.
+      const { deriver: _deriver, ...underived } = PATH_INFO_DIRECTORY;
+      const merged = await svc.put({ ...underived, signatures: [s3, s2!, s3] });
+      const expected = { ...PATH_INFO_DIRECTORY, signatures: [s1, s2, s3] };
+      expect(merged).toEqual(expected);
+      expect(await svc.get(PATH_INFO_DIRECTORY.storePath.digest)).toEqual(expected);
+      // Fewer signatures remove none.
+      expect(await svc.put({ ...PATH_INFO_DIRECTORY, signatures: [] })).toEqual(expected);
+      expect(hex((await svc.byNarHash(PATH_INFO_DIRECTORY.narSha256))!)).toBe(
+        hex(PATH_INFO_DIRECTORY.storePath.digest),
+      );
+      expect(await collect(svc.list())).toHaveLength(1);
+    });
+
+    it('put with replace replaces other content and moves the NAR-hash index entry', async () => {
       await svc.put(PATH_INFO_DIRECTORY);
       const replaced: PathInfo = {
         ...PATH_INFO_DIRECTORY,
         narSha256: new Uint8Array(32).fill(1),
         narSize: 1,
       };
-      await svc.put(replaced);
+      expect(await svc.put(replaced, { replace: true })).toEqual(replaced);
       expect(await svc.get(PATH_INFO_DIRECTORY.storePath.digest)).toEqual(replaced);
       expect(await svc.byNarHash(PATH_INFO_DIRECTORY.narSha256)).toBeUndefined();
       expect(hex((await svc.byNarHash(replaced.narSha256))!)).toBe(hex(replaced.storePath.digest));
       expect(await collect(svc.list())).toHaveLength(1);
-    });
-
-    it('replacing with the same NAR hash keeps the index entry', async () => {
-      await svc.put(PATH_INFO_FILE);
-      await svc.put({ ...PATH_INFO_FILE, signatures: [] });
-      expect(hex((await svc.byNarHash(PATH_INFO_FILE.narSha256))!)).toBe(
-        hex(PATH_INFO_FILE.storePath.digest),
-      );
-      expect((await svc.get(PATH_INFO_FILE.storePath.digest))?.signatures).toEqual([]);
     });
 
     it('list returns every path info in store path digest order', async () => {
@@ -235,12 +276,28 @@ export function pathInfoServiceConformance(name: string, make: () => Promise<Pat
       await svc.delete(PATH_INFO_FILE.storePath.digest);
     });
 
-    it('concurrent puts of one store path leave exactly one index entry', async () => {
+    it('of concurrent puts of one new store path with different contents exactly one wins', async () => {
       const versions = [1, 2, 3, 4].map((n) => ({
         ...PATH_INFO_SYMLINK,
         narSha256: new Uint8Array(32).fill(n),
       }));
-      await Promise.all(versions.map((v) => svc.put(v)));
+      const results = await Promise.allSettled(versions.map((v) => svc.put(v)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results) {
+        if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'ERR_PATH_CONFLICT' });
+      }
+      const final = await svc.get(PATH_INFO_SYMLINK.storePath.digest);
+      const found = await Promise.all(versions.map((v) => svc.byNarHash(v.narSha256)));
+      expect(found.filter((f) => f !== undefined)).toHaveLength(1);
+      expect(await svc.byNarHash(final!.narSha256)).toBeDefined();
+    });
+
+    it('concurrent replacing puts of one store path leave exactly one index entry', async () => {
+      const versions = [1, 2, 3, 4].map((n) => ({
+        ...PATH_INFO_SYMLINK,
+        narSha256: new Uint8Array(32).fill(n),
+      }));
+      await Promise.all(versions.map((v) => svc.put(v, { replace: true })));
       const final = await svc.get(PATH_INFO_SYMLINK.storePath.digest);
       const found = await Promise.all(versions.map((v) => svc.byNarHash(v.narSha256)));
       expect(found.filter((f) => f !== undefined)).toHaveLength(1);

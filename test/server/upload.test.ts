@@ -1,7 +1,10 @@
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as lzma from 'lzma-native';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Fetcher } from '../../src/fetchers/base.js';
+import { toSRI } from '../../src/nix/hash.js';
 import { sha256 } from '../../src/nix/hashing.js';
 import { encodeNar, type NarTree } from '../../src/nix/nar/encoder.js';
 import { formatNarInfoNixOrder, parseNarInfo } from '../../src/nix/narinfo.js';
@@ -15,8 +18,9 @@ import {
   storePathBaseName,
   storePathHashPart,
 } from '../../src/nix/store-path.js';
+import { verify } from '../../src/ops/verify.js';
 import { presentedToken } from '../../src/server/auth.js';
-import { basicAuth, type Harness, rawRequest, startHarness, TOKEN } from './harness.js';
+import { addSampleTree, basicAuth, type Harness, rawRequest, startHarness, TOKEN } from './harness.js';
 
 const xz = (lzma as unknown as { compress(b: Uint8Array): Promise<Buffer> }).compress;
 const AUTH = { Authorization: basicAuth('nix', TOKEN) };
@@ -273,5 +277,78 @@ describe('uploads', () => {
     const big = Buffer.alloc(2 * 1024 * 1024, 0x41);
     const r = await rawRequest(h.port, 'PUT', `/${'0'.repeat(32)}.narinfo`, AUTH, big);
     expect(r.status).toBe(413);
+  });
+});
+
+describe('a stored path never changes its content (hostile uploads with the token)', () => {
+  /** A path fetched earlier (add: the path source of the fetcher base), its NAR and an unrelated NAR. */
+  async function fetchedPath() {
+    const info = await addSampleTree(h, 'source');
+    const nar = (await rawRequest(h.port, 'GET', `/nar/${encodeNix32(info.narSha256)}.nar`)).body;
+    expect(nar.length).toBe(info.narSize);
+    const evil = encodeNar({
+      type: 'directory',
+      entries: { 'a.txt': { type: 'regular', contents: new TextEncoder().encode('pwned\n') } },
+    });
+    const ca = `fixed:r:sha256:${encodeNix32(info.narSha256)}`;
+    return { info, nar, evil, ca };
+  }
+
+  async function servedNarInfo(sp: StorePath) {
+    return parseNarInfo(
+      (await rawRequest(h.port, 'GET', `/${storePathHashPart(sp)}.narinfo`)).body.toString(),
+    );
+  }
+
+  it('refuses other NAR bytes for a fetched path: 409 without CA, 400 with a CA that does not fit; nothing changes', async () => {
+    const { info, nar, evil, ca } = await fetchedPath();
+    const sp = info.storePath;
+    expect((await putNar(evil, '')).status).toBe(200);
+    const cases: [number, string, string][] = [
+      [409, 'never changes its content', narInfoText(sp, evil, evil, '')],
+      [400, 'does not match the uploaded content', narInfoText(sp, evil, evil, '', { ca })],
+      [400, 'makes', narInfoText(sp, evil, evil, '', { ca: `fixed:r:sha256:${encodeNix32(sha256(evil))}` })],
+      // The genuine NAR without its CA is refused too: the path was stored with one.
+      [409, 'no content address', narInfoText(sp, nar, nar, '')],
+    ];
+    for (const [status, why, text] of cases) {
+      const r = await putNarInfo(sp, text);
+      expect(r.status, why).toBe(status);
+      expect(r.body.toString(), why).toContain(why);
+      expect(await h.cache.pathInfos.get(sp.digest), why).toEqual(info);
+    }
+    const served = await servedNarInfo(sp);
+    expect(served.narHash).toEqual({ algo: 'sha256', digest: info.narSha256 });
+    expect(served.ca).toBe(ca);
+    expect((await rawRequest(h.port, 'GET', `/nar/${encodeNix32(sha256(evil))}.nar`)).status).toBe(404);
+    const back = await rawRequest(h.port, 'GET', `/${served.url}`);
+    expect(Buffer.compare(back.body, nar)).toBe(0);
+    // fetch --hash of the genuine hash answers from the cache with the genuine path; verify finds nothing.
+    const hash = toSRI({ algo: 'sha256', digest: info.narSha256 });
+    const r = await new Fetcher(h.cache).fetch({ type: 'path', path: join(h.tmp, 'source'), hash });
+    expect(r).toMatchObject({ cached: true, pathInfo: info });
+    expect((await verify(h.cache)).damaged).toEqual([]);
+  });
+
+  it('the same content with new signatures only adds the signatures, each once', async () => {
+    const { info, nar, ca } = await fetchedPath();
+    const sp = info.storePath;
+    const a = generateKeyPair('uploader-a-1');
+    const b = generateKeyPair('uploader-b-1');
+    const signed = (keys: (typeof a.secret)[]) =>
+      formatNarInfoNixOrder(signNarInfo(parseNarInfo(narInfoText(sp, nar, nar, '', { ca })), keys));
+    const first = await putNarInfo(sp, signed([a.secret]));
+    expect(first.status, first.body.toString()).toBe(200);
+    const second = await putNarInfo(sp, signed([b.secret, a.secret]));
+    expect(second.status, second.body.toString()).toBe(200);
+    const stored = (await h.cache.pathInfos.get(sp.digest))!;
+    expect(stored.signatures.map((s) => s.split(':')[0])).toEqual(['uploader-a-1', 'uploader-b-1']);
+    expect({ ...stored, signatures: [] }).toEqual({ ...info, signatures: [] });
+    const served = await servedNarInfo(sp);
+    expect(validNarInfoSigners(served, [a.public, b.public, h.key.public]).sort()).toEqual([
+      'fetch-cache-test-1',
+      'uploader-a-1',
+      'uploader-b-1',
+    ]);
   });
 });

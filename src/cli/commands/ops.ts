@@ -7,15 +7,15 @@
 
 import { FetchCacheError } from '../../errors.js';
 import { parseStorePath } from '../../nix/store-path.js';
-import { type Command, stringOption, UsageError, withCache, writeJson, writeLine } from '../command.js';
-
-function byteCount(text: string, option: string): number {
-  const m = /^(\d+)([KMGT]i?B?|B)?$/i.exec(text.trim());
-  if (m === null) throw new UsageError(`--${option} takes a byte count like 500000000, 500M or 2G`);
-  const unit = (m[2] ?? '').toUpperCase().replace(/I?B$/, '');
-  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[unit] ?? 1;
-  return Number(m[1]) * scale;
-}
+import {
+  byteCount,
+  type Command,
+  stringOption,
+  UsageError,
+  withCache,
+  writeJson,
+  writeLine,
+} from '../command.js';
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

@@ -1,6 +1,6 @@
 /**
  * `serve [--bind HOST:PORT] [--sign-key FILE]… [--priority N]
- * [--upload-token-file FILE]`: run the binary cache over the cache root until
+ * [--upload-token-file FILE] [--max-upload-size BYTES]`: run the binary cache over the cache root until
  * SIGTERM/SIGINT, writing JSON log lines to stdout (with `--quiet` only
  * warnings and errors, no line per request). The cache root stays open
  * (and locked) while serving. A key or token file that its group or others
@@ -13,6 +13,7 @@ import { FetchCacheError } from '../../errors.js';
 import { secretFileWarning } from '../../fs/secret-file.js';
 import type { SecretKey } from '../../nix/signing.js';
 import {
+  byteCount,
   type Command,
   type CommandContext,
   stringOption,
@@ -40,13 +41,14 @@ function warnIfShared(ctx: CommandContext, path: string, what: string): void {
 export const serveCommand: Command = {
   words: ['serve'],
   usage:
-    'serve [--bind HOST:PORT|unix:PATH] [--sign-key FILE]… [--priority N] [--upload-token-file FILE] [--compression zstd|none]',
+    'serve [--bind HOST:PORT|unix:PATH] [--sign-key FILE]… [--priority N] [--upload-token-file FILE] [--max-upload-size BYTES] [--compression zstd|none]',
   summary: 'serve the cache as a Nix binary cache (substitute from it, `nix copy --to` it)',
   options: {
     bind: { type: 'string' },
     'sign-key': { type: 'string', multiple: true },
     priority: { type: 'string' },
     'upload-token-file': { type: 'string' },
+    'max-upload-size': { type: 'string' },
     'max-renders': { type: 'string' },
     compression: { type: 'string' },
   },
@@ -72,6 +74,11 @@ export const serveCommand: Command = {
     const compression = stringOption(ctx, 'compression') ?? 'zstd';
     if (compression !== 'zstd' && compression !== 'none')
       throw new UsageError('--compression must be zstd or none');
+    // An uploaded NAR (as sent, and decompressed) past this is refused with 413 (default 4 GiB).
+    const uploadText = stringOption(ctx, 'max-upload-size');
+    const maxUploadBytes = uploadText === undefined ? undefined : byteCount(uploadText, 'max-upload-size');
+    if (maxUploadBytes === 0 || (maxUploadBytes !== undefined && !Number.isSafeInteger(maxUploadBytes)))
+      throw new UsageError('--max-upload-size must be a positive byte count');
     const keyFiles = (ctx.values['sign-key'] as string[] | undefined) ?? [];
     const signingKeys: SecretKey[] = [];
     for (const file of keyFiles) {
@@ -93,6 +100,7 @@ export const serveCommand: Command = {
           priority: priorityText === undefined ? undefined : Number(priorityText),
           signingKeys,
           uploadToken,
+          maxUploadBytes,
           maxRenders: rendersText === undefined ? undefined : Number(rendersText),
           zstd: compression === 'none' ? false : undefined,
           // --quiet: warnings and errors only, no line per request.
