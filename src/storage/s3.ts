@@ -306,7 +306,7 @@ export class S3Client {
         if (offset < end) throw Object.assign(new Error('the body ended early'), { code: 'ECONNRESET' });
         return;
       } catch (e) {
-        await res.body.destroy();
+        drop(res);
         if (e instanceof FetchCacheError || !transient(e) || attempt >= this.attempts) {
           throw e instanceof FetchCacheError ? e : this.failure('GET', bucket, key, describe(e), e);
         }
@@ -676,6 +676,12 @@ function bodyLength(res: Dispatcher.ResponseData, start: number, end: number | u
   return ok
     ? length
     : `asked for bytes ${start}-${end === undefined ? '' : end - 1}, got ${res.statusCode} ${range}`;
+}
+
+/** Abandons an answer's body (its connection is closed, not reused); the abort is not an error to anyone. */
+function drop(res: Dispatcher.ResponseData): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
 }
 
 async function text(res: Dispatcher.ResponseData): Promise<string> {
