@@ -294,6 +294,7 @@ export class S3Client {
       else if (offset > 0) headers.range = `bytes=${offset}-`;
       const res = await this.send({ method: 'GET', bucket, key, headers, ok: [200, 206] });
       const started = offset;
+      let complete = false;
       try {
         const length = bodyLength(res, offset, end);
         if (typeof length === 'string') throw this.failure('GET', bucket, key, length);
@@ -304,15 +305,17 @@ export class S3Client {
           yield chunk;
         }
         if (offset < end) throw Object.assign(new Error('the body ended early'), { code: 'ECONNRESET' });
+        complete = true;
         return;
       } catch (e) {
-        drop(res);
         if (e instanceof FetchCacheError || !transient(e) || attempt >= this.attempts) {
           throw e instanceof FetchCacheError ? e : this.failure('GET', bucket, key, describe(e), e);
         }
         if (offset === started)
           await this.backoff(attempt); // no progress: wait; progress: resume at once
         else attempt = 0;
+      } finally {
+        if (!complete) drop(res); // failed, or the reader stopped early: the connection is not reusable
       }
     }
   }

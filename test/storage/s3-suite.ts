@@ -311,6 +311,22 @@ export function describeS3Suite(name: string, server: S3TestServer): void {
       expect(proxy.requests('GET')).toBe(5);
     });
 
+    it('frees the connection of a read abandoned part way', async () => {
+      const data = randomBytes(4 * MiB);
+      await s3.putObject(bucket, 'abandoned', data);
+      const c = client({ connections: 1, timeoutMs: 5000 });
+      for await (const chunk of c.getObject(bucket, 'abandoned')) {
+        expect(chunk.length).toBeGreaterThan(0);
+        break;
+      }
+      // With one connection, this read waits for it: a leaked body would stall it into a timeout.
+      expect(
+        (await c.getObjectBytes(bucket, 'abandoned', { offset: 7, length: 100 })).equals(
+          data.subarray(7, 107),
+        ),
+      ).toBe(true);
+    });
+
     it('keeps to its connection bound under concurrency, reusing connections', async () => {
       const data = randomBytes(64 * 1024);
       await s3.putObject(bucket, 'bounded', data);
