@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'ERR_IO'
   | 'ERR_STORE_LOCKED'
   | 'ERR_STORE_VERSION'
+  | 'ERR_STORE_MIGRATE'
+  | 'ERR_STORE_BACKEND'
   | 'ERR_BAD_ARCHIVE'
   | 'ERR_BAD_URL'
   | 'ERR_HTTP'
