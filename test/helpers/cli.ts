@@ -21,7 +21,8 @@ export interface CliResult {
 }
 
 export interface RunCliOptions {
-  env?: Record<string, string>;
+  /** Added to the environment; `undefined` removes a variable. */
+  env?: Record<string, string | undefined>;
   input?: Uint8Array | string;
   cwd?: string;
 }
