@@ -341,7 +341,6 @@ export class Fetcher {
       sum = out.narSum;
       await this.cache.narCalc.remember(out.node, sum);
     } else {
-      collectIngestGarbage();
       sum = await this.cache.narCalc.calculate(out.node);
     }
     let actual: Hash;
@@ -410,16 +409,4 @@ export async function ingestAndPersist(
   options: FetcherOptions = {},
 ): Promise<FetchResult> {
   return new Fetcher(cache, options).ingestAndPersist(name, spec);
-}
-
-/**
- * A full GC between ingesting a large tree and reading it back for its NAR hash, when the process has one
- * to call (`bin/fetch-cache` starts `fetch`, `lock` and `update` with `--expose-gc`) and is past 96 MiB.
- * Chunk copies wait in the group commit long enough to be promoted, so the ingest's garbage holds their
- * bytes until a full GC, and V8 put that off past the read-back: `fetch tarball` of a 134 MB tree peaked
- * at 234-263 MiB without it and 191-213 MiB with it, at the same speed.
- */
-function collectIngestGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc !== undefined && process.memoryUsage.rss() > 96 << 20) gc();
 }
