@@ -20,7 +20,6 @@ info write (pathinfo/generation.ts); `<root>/owner.json` names the process that 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { retireAnswers } from './answers.js';
 import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
@@ -145,7 +144,6 @@ function compose(
   const pathInfos = new LevelPathInfoService(
     db,
     new PathInfoGeneration(root === undefined ? undefined : join(root, 'pathinfo.gen')),
-    root === undefined ? undefined : () => retireAnswers(root),
   );
   const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
   let closed: Promise<void> | undefined;

@@ -30,8 +30,6 @@ export interface GlobalOptions {
 
 export interface CommandContext {
   globals: GlobalOptions;
-  /** The whole command line as given (what the CLI's answers are named by: src/answers.ts). */
-  argv: readonly string[];
   /** Positional arguments after the command words. */
   args: string[];
   /** Parsed option values (global and command options). */

@@ -27,7 +27,6 @@ import type { Cache } from '../cache.js';
 import type { Node } from '../castore/nodes.js';
 import { FetchCacheError } from '../errors.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
-import { renderNar } from '../nar-render/render.js';
 import type { ContentAddress } from '../nix/content-address.js';
 import { type Hash, type HashAlgo, hashEquals, parseAnyPrefixedHash, parseHash, toSRI } from '../nix/hash.js';
 import { createHasher } from '../nix/hashing.js';
@@ -46,7 +45,6 @@ import type { PathInfo } from '../pathinfo/path-info.js';
 import { FetchIndex, type FetchIndexEntry, fetchIndexKey } from './fetch-index.js';
 import { HttpClient, type HttpClientOptions, type RetryInfo, redactUrl } from './http.js';
 import type { Ingested, NotModified, SourceContext } from './source.js';
-import { sourceFor } from './sources.js';
 import type { FetchMetadata, FetchResult, FetchSpec, ProgressEvent } from './types.js';
 
 export const DEFAULT_TTL_SECONDS = 3600;
@@ -207,6 +205,7 @@ export class Fetcher {
     validateStorePathName(name);
     const expected = specHash(spec);
     return withIngestLease(this.cache, async () => {
+      const { sourceFor } = await import('./sources.js');
       const out = await sourceFor(spec).ingest(spec, this.context(spec, expected, undefined, call));
       if (out.notModified) throw new TypeError('a source answered "not modified" to an unconditional fetch');
       return this.persist(name, spec, expected, out);
@@ -256,6 +255,8 @@ export class Fetcher {
         }
       }
     }
+    // The sources (and the decoders, tar and git code they load) load only when one runs: a hit needs none.
+    const { sourceFor } = await import('./sources.js');
     let out: Ingested | NotModified;
     try {
       out = await sourceFor(spec).ingest(spec, this.context(spec, expected, revalidate, call));
@@ -387,6 +388,7 @@ export class Fetcher {
 
 /** The NAR hash of a node with an algorithm other than SHA-256 (rendered again; rare). */
 async function narHashWith(node: Node, algo: HashAlgo, cache: Cache): Promise<Hash> {
+  const { renderNar } = await import('../nar-render/render.js');
   const hasher = createHasher(algo);
   for await (const chunk of renderNar(node, cache)) hasher.update(chunk);
   return { algo, digest: hasher.digest() };

@@ -12,7 +12,6 @@
  * `use` lease (leases.ts), and gc never evicts a held path.
  */
 
-import { readAnswerUses } from '../answers.js';
 import type { Cache } from '../cache.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
 import { takeLease } from './leases.js';
@@ -63,17 +62,11 @@ export async function holdPath(cache: Pick<Cache, 'db'>, digest: Uint8Array): Pr
   return takeLease(cache, 'use', Buffer.from(digest).toString('hex'));
 }
 
-/**
- * Every recorded last use, by hex store path digest: the later of the database record and the last time the
- * launcher answered a fetch of the path without starting Node (src/answers.ts).
- */
-export async function readAtimes(
-  cache: Pick<Cache, 'db'> & Partial<Pick<Cache, 'root'>>,
-): Promise<Map<string, number>> {
-  const out = readAnswerUses(cache.root);
+/** Every recorded last use, by hex store path digest. */
+export async function readAtimes(cache: Pick<Cache, 'db'>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
   for await (const [key, value] of atimeKV(cache).iterator()) {
-    const hex = Buffer.from(key).toString('hex');
-    out.set(hex, Math.max(out.get(hex) ?? 0, decodeAtime(value)));
+    out.set(Buffer.from(key).toString('hex'), decodeAtime(value));
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliBuilt, REPO_ROOT, runLauncher } from '../helpers/cli.js';
+import { cliBuilt, REPO_ROOT, runBin } from '../helpers/cli.js';
 import { type GitHttpServer, startGitHttpServer } from '../helpers/git-http-server.js';
 import { buildFixtureRepos, git } from '../helpers/git-repos.js';
 import { startServer, type TestServer } from '../helpers/http-server.js';
@@ -25,7 +25,7 @@ const BODY = Buffer.from('served over TLS by a server whose CA only NODE_EXTRA_C
 
 /** `bin/fetch-cache args` with NODE_EXTRA_CA_CERTS set to `ca`, or unset. */
 function run(args: readonly string[], ca: string | undefined) {
-  return runLauncher(args, { env: { NODE_EXTRA_CA_CERTS: ca } });
+  return runBin(args, { env: { NODE_EXTRA_CA_CERTS: ca } });
 }
 
 let tmp: string;
