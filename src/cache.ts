@@ -51,13 +51,6 @@ export interface CacheOptions {
   /** Told once when we start waiting for another process. */
   onWait?: (owner: string) => void;
   env?: NodeJS.ProcessEnv;
-  /**
-   * Worker threads that read and verify long runs of chunks (blob/read-pool.ts); default 0.
-   * `FETCH_CACHE_READ_WORKERS` overrides. Measured on `serve` (2 cores, 128 MiB NAR, 16 connections):
-   * 2 workers serve ~30% more MB/s, but the peak RSS under 64 downloads rises from ~210 to ~280-320 MiB
-   * (two more isolates, and transferred buffers freed later), past the 256 MiB target; so off by default.
-   */
-  readWorkers?: number;
   /** Chunk locations the pack store remembers (blob/packs.ts), for a long-lived reader (`serve`); default 0. */
   locationCache?: number;
 }
@@ -109,19 +102,9 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
       }
     },
   });
-  const readWorkers = readWorkersFromEnv(options.env ?? process.env) ?? options.readWorkers ?? 0;
   return compose(shared.db, root, storeDir, () => shared.close(), {
-    readWorkers,
     locationCache: options.locationCache ?? 0,
   });
-}
-
-/** FETCH_CACHE_READ_WORKERS as a worker count (0–64), else undefined. */
-function readWorkersFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const v = env.FETCH_CACHE_READ_WORKERS;
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 && n <= 64 ? n : undefined;
 }
 
 function ownedByUs(file: string): boolean {
@@ -137,7 +120,7 @@ function compose(
   root: string | undefined,
   storeDir: string,
   close: () => Promise<void>,
-  packs: { readWorkers: number; locationCache: number } = { readWorkers: 0, locationCache: 0 },
+  packs: { locationCache: number } = { locationCache: 0 },
 ): Cache {
   const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs'), packs });
   const directories = new LevelDirectoryService(db);

@@ -19,11 +19,6 @@
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
 
-export interface VerifiedChunks {
-  readonly values: (Uint8Array | undefined)[];
-  readonly verified: readonly boolean[];
-}
-
 /** `length` bytes at `offset` of the open file `fd`. */
 export interface FileSegment {
   readonly fd: number;
@@ -50,11 +45,6 @@ export interface ChunkStore {
   /** The bytes of a chunk, or `undefined` when it is not stored. Not verified here. */
   get(digest: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
-  /**
-   * `getMany`, where the store can verify chunks against their digests off the main thread (pack files
-   * through worker threads); `verified[i]` says chunk i was, and the caller verifies the rest.
-   */
-  getManyVerified?(digests: readonly Uint8Array[]): Promise<VerifiedChunks>;
   /**
    * Where chunks lie in files, each verified against its digest (its bytes not kept), for sending
    * with sendfile(2). Only where chunks are files (pack files).

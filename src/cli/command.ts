@@ -81,7 +81,7 @@ export function expectArgs(ctx: CommandContext, count: number, names: string): s
 export async function withCache<T>(
   ctx: CommandContext,
   fn: (cache: Cache) => Promise<T>,
-  options: { readWorkers?: number; locationCache?: number } = {},
+  options: { locationCache?: number } = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
   const cache = await openCache({
