@@ -28,6 +28,8 @@ import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
 import { NarCalculator } from './nar-render/nar-calc.js';
 import { DEFAULT_STORE_DIR } from './nix/store-path.js';
+import { withIngestLease } from './ops/leases.js';
+import { atimeKV, UseRecorder } from './ops/usage.js';
 import { PathInfoGeneration } from './pathinfo/generation.js';
 import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
@@ -69,6 +71,17 @@ export interface Cache {
   readonly fetchIndex: KV;
   /** The whole database, for operations over every sublevel (src/ops/: gc, verify, stats, leases). */
   readonly db: KV;
+  /**
+   * Runs `fn`, which writes to the store, under an ingest lease (ops/leases.ts): no gc deletes anything
+   * until it is done. Reading what is stored needs none.
+   */
+  ingesting<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Notes a use of the path with this store path digest, for gc's least-recently-used order
+   * (ops/usage.ts): written after the caller has gone on, by `close()` at the latest. Never throws.
+   */
+  used(digest: Uint8Array): void;
+  /** Writes the uses still pending, then releases the store. */
   close(): Promise<void>;
 }
 
@@ -129,6 +142,7 @@ function compose(
     new PathInfoGeneration(root === undefined ? undefined : join(root, 'pathinfo.gen')),
   );
   const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
+  const uses = new UseRecorder(atimeKV({ db }));
   let closed: Promise<void> | undefined;
   return {
     root,
@@ -140,11 +154,16 @@ function compose(
     narCalc,
     fetchIndex: binarySublevel(db, FETCH_SUBLEVEL),
     db,
+    ingesting: (fn) => withIngestLease({ db }, fn),
+    used: (digest) => uses.note(digest),
     close: () => {
-      closed ??= blobs.close().then(close, async (error: unknown) => {
-        await close();
-        throw error;
-      });
+      closed ??= uses
+        .flush()
+        .then(() => blobs.close())
+        .then(close, async (error: unknown) => {
+          await close();
+          throw error;
+        });
       return closed;
     },
   };

@@ -5,11 +5,13 @@
  *
  *   atime/<20-byte store path digest> → u64 LE milliseconds since the epoch
  *
- * `touchPath` is what the fetcher base and the server call; it writes at
- * most once a minute per path and process, so a busy server does not turn
- * every narinfo request into a write. `holdPath` is for readers that stream
- * a path for a while (a NAR being served): it touches the path and takes a
- * `use` lease (leases.ts), and gc never evicts a held path.
+ * A fetch notes its use through the cache (`Cache.used`, a `UseRecorder`):
+ * written behind it, batched, so a cache hit makes no write on its way to
+ * the answer. The server calls `touchPath`, which writes at most once a
+ * minute per path and process, so a busy server does not turn every narinfo
+ * request into a write. `holdPath` is for readers that stream a path for a
+ * while (a NAR being served): it touches the path and takes a `use` lease
+ * (leases.ts), and gc never evicts a held path.
  */
 
 import type { Cache } from '../cache.js';
@@ -54,6 +56,46 @@ export async function touchPath(
   seen.set(hex, now);
   if (seen.size > 100_000) seen.clear();
   await atimeKV(cache).put(digest, encodeAtime(now));
+}
+
+/**
+ * Uses noted by one process, written behind its back: `note` neither waits nor throws; the write starts
+ * once the caller has gone on (the next turn of the event loop), and uses noted while one runs go into the
+ * next, one batch with the latest time per path. `flush` resolves once everything noted so far is written
+ * (the cache's close). A write that fails is dropped: a use only orders gc's eviction.
+ */
+export class UseRecorder {
+  private pending = new Map<string, number>();
+  private writing: Promise<void> | undefined;
+
+  constructor(private readonly kv: KV) {}
+
+  note(digest: Uint8Array, now = Date.now()): void {
+    this.pending.set(Buffer.from(digest).toString('hex'), now);
+    this.writing ??= this.drain();
+  }
+
+  async flush(): Promise<void> {
+    while (this.writing !== undefined) await this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.pending.size > 0) {
+      const batch = [...this.pending].map(([hex, ms]) => ({
+        type: 'put' as const,
+        key: Buffer.from(hex, 'hex'),
+        value: encodeAtime(ms),
+      }));
+      this.pending.clear();
+      try {
+        await this.kv.batch(batch);
+      } catch {
+        // dropped (see above)
+      }
+    }
+    this.writing = undefined;
+  }
 }
 
 /** Touch the path and keep gc from evicting it until the returned function is called. */
