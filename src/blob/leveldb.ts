@@ -21,16 +21,15 @@
  * another blob's key, or damaged, does not match), in `listsums`: a full read
  * of a blob whose sum matches only verifies the chunks, and one without a
  * matching sum (written before sums, or damaged) hashes the whole blob and
- * writes the sum. Without it `nar` of a 1 GiB file hashed the file twice: 2.2
- * s, of which 0.46 s was the whole-blob hash. An older fetch-cache ignores the
- * sublevel, and gc deletes a sum with its list.
+ * writes the sum (without it, every full read of a large file hashed it
+ * twice). An older fetch-cache ignores the sublevel, and gc deletes a sum
+ * with its list.
  *
  * Writes of all writers go through one group commit (storage/group-commit.ts):
  * concurrent small blobs share a LevelDB batch, and one `hasMany` per batch
- * drops chunks already stored. Measured on 20,000 small files (memory-level
- * and classic-level alike): a batch, an existence read and a list read per
- * file made the database round trips most of the ingest; grouped, 32 files
- * take one batch and one read. A large file's writer stores its chunks itself
+ * drops chunks already stored: with a batch, an existence read and a list
+ * read per file, database round trips were most of the ingest of a tree of
+ * small files. A large file's writer stores its chunks itself
  * and puts only index rows through the group (LevelBlobWriter says why).
  */
 
