@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-/** The `fetch-cache` command as users start it (the launcher, which runs the bundled CLI). */
+/** The `fetch-cache` command as users start it (package.json `bin`). */
 export const CLI = join(REPO, 'bin/fetch-cache');
 export const NIX_ENV = {
   ...process.env,

@@ -20,7 +20,6 @@ info write (pathinfo/generation.ts); `<root>/owner.json` names the process that 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { retireAnswers } from './answers.js';
 import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
@@ -29,6 +28,8 @@ import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
 import { NarCalculator } from './nar-render/nar-calc.js';
 import { DEFAULT_STORE_DIR } from './nix/store-path.js';
+import { withIngestLease } from './ops/leases.js';
+import { atimeKV, UseRecorder } from './ops/usage.js';
 import { PathInfoGeneration } from './pathinfo/generation.js';
 import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
@@ -52,13 +53,6 @@ export interface CacheOptions {
   /** Told once when we start waiting for another process. */
   onWait?: (owner: string) => void;
   env?: NodeJS.ProcessEnv;
-  /**
-   * Worker threads that read and verify long runs of chunks (blob/read-pool.ts); default 0.
-   * `FETCH_CACHE_READ_WORKERS` overrides. Measured on `serve` (2 cores, 128 MiB NAR, 16 connections):
-   * 2 workers serve ~30% more MB/s, but the peak RSS under 64 downloads rises from ~210 to ~280-320 MiB
-   * (two more isolates, and transferred buffers freed later), past the 256 MiB target; so off by default.
-   */
-  readWorkers?: number;
   /** Chunk locations the pack store remembers (blob/packs.ts), for a long-lived reader (`serve`); default 0. */
   locationCache?: number;
 }
@@ -77,6 +71,17 @@ export interface Cache {
   readonly fetchIndex: KV;
   /** The whole database, for operations over every sublevel (src/ops/: gc, verify, stats, leases). */
   readonly db: KV;
+  /**
+   * Runs `fn`, which writes to the store, under an ingest lease (ops/leases.ts): no gc deletes anything
+   * until it is done. Reading what is stored needs none.
+   */
+  ingesting<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Notes a use of the path with this store path digest, for gc's least-recently-used order
+   * (ops/usage.ts): written after the caller has gone on, by `close()` at the latest. Never throws.
+   */
+  used(digest: Uint8Array): void;
+  /** Writes the uses still pending, then releases the store. */
   close(): Promise<void>;
 }
 
@@ -110,19 +115,9 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
       }
     },
   });
-  const readWorkers = readWorkersFromEnv(options.env ?? process.env) ?? options.readWorkers ?? 0;
   return compose(shared.db, root, storeDir, () => shared.close(), {
-    readWorkers,
     locationCache: options.locationCache ?? 0,
   });
-}
-
-/** FETCH_CACHE_READ_WORKERS as a worker count (0–64), else undefined. */
-function readWorkersFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const v = env.FETCH_CACHE_READ_WORKERS;
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 && n <= 64 ? n : undefined;
 }
 
 function ownedByUs(file: string): boolean {
@@ -138,16 +133,16 @@ function compose(
   root: string | undefined,
   storeDir: string,
   close: () => Promise<void>,
-  packs: { readWorkers: number; locationCache: number } = { readWorkers: 0, locationCache: 0 },
+  packs: { locationCache: number } = { locationCache: 0 },
 ): Cache {
   const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs'), packs });
   const directories = new LevelDirectoryService(db);
   const pathInfos = new LevelPathInfoService(
     db,
     new PathInfoGeneration(root === undefined ? undefined : join(root, 'pathinfo.gen')),
-    root === undefined ? undefined : () => retireAnswers(root),
   );
   const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
+  const uses = new UseRecorder(atimeKV({ db }));
   let closed: Promise<void> | undefined;
   return {
     root,
@@ -159,11 +154,16 @@ function compose(
     narCalc,
     fetchIndex: binarySublevel(db, FETCH_SUBLEVEL),
     db,
+    ingesting: (fn) => withIngestLease({ db }, fn),
+    used: (digest) => uses.note(digest),
     close: () => {
-      closed ??= blobs.close().then(close, async (error: unknown) => {
-        await close();
-        throw error;
-      });
+      closed ??= uses
+        .flush()
+        .then(() => blobs.close())
+        .then(close, async (error: unknown) => {
+          await close();
+          throw error;
+        });
       return closed;
     },
   };

@@ -10,19 +10,13 @@
  *
  * Why packs: LevelDB keeps values in its log and sorted tables, and chunks
  * keyed by random digests make it rewrite them again and again as it
- * compacts. Measured (classic-level, 1 GiB of 64 KiB values): 44 s under
- * random keys, 5.4 s under sequential keys; appending the same bytes to a
- * file runs at the speed of the page cache. The index rows stay small (20
- * bytes), so LevelDB's compactions stay cheap.
+ * compacts, several times slower than the same bytes under sequential keys;
+ * appending them to a file runs at the speed of the page cache. The index
+ * rows stay small (20 bytes), so LevelDB's compactions stay cheap.
  */
 
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
-
-export interface VerifiedChunks {
-  readonly values: (Uint8Array | undefined)[];
-  readonly verified: readonly boolean[];
-}
 
 /** `length` bytes at `offset` of the open file `fd`. */
 export interface FileSegment {
@@ -50,11 +44,6 @@ export interface ChunkStore {
   /** The bytes of a chunk, or `undefined` when it is not stored. Not verified here. */
   get(digest: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
-  /**
-   * `getMany`, where the store can verify chunks against their digests off the main thread (pack files
-   * through worker threads); `verified[i]` says chunk i was, and the caller verifies the rest.
-   */
-  getManyVerified?(digests: readonly Uint8Array[]): Promise<VerifiedChunks>;
   /**
    * Where chunks lie in files, each verified against its digest (its bytes not kept), for sending
    * with sendfile(2). Only where chunks are files (pack files).

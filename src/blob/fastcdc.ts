@@ -11,71 +11,21 @@
  * existing stores, though never correctness. test/blob/fastcdc.test.ts keeps
  * the plain reference loop and pins boundaries, so a change shows.
  *
- * Speed. The hash is one dependent shift-add per byte, plus a table load and
- * a test, and V8 runs it at 0.4-0.6 GB/s from JS (there, unrolling or two
- * bytes per step measured slower; what mattered was keeping every value
- * provably int32 with `| 0`). So `Chunker` runs it in WebAssembly: a module
- * of under 1 KiB (src/blob/fastcdc-wasm.ts, assembled byte by byte by
- * scripts/make-fastcdc-wasm.mjs, so building needs only Node), with the JS
- * loop kept as the fallback and for `findBoundary`. Each Chunker copies its
+ * Why WebAssembly: the hash is one dependent shift-add per byte plus a table
+ * load and a test, and V8 runs that loop from JS at well under half the speed
+ * of the same loop in wasm. So `Chunker` runs it in a module of under 1 KiB
+ * (src/blob/fastcdc-wasm.ts, assembled byte by byte by
+ * scripts/make-fastcdc-wasm.mjs, so building needs only Node; it takes two
+ * bytes per step with the fingerprint chain cut to one shift-add), with the
+ * JS loop kept as the fallback and for `findBoundary`. Each Chunker copies its
  * input into a pooled wasm memory of about 1 MiB, hashes it there, and copies
  * each chunk out once, into a fresh buffer.
  *
- * Measured on a 2-core VM that shares its host, so the same run varies by up
- * to 40 % from minute to minute: 256 MiB of random data, default params, 1
- * MiB pushes, the whole Chunker with its copies, best of 8 runs, best
- * session (a busy minute gives wasm 1.0-1.4 GB/s; 64 KiB pushes, as from a
- * file stream, measure the same):
- *
- *   loop                                       | MB/s
- *   JS, `createChunker('js')` (the fallback)   |  560
- *   WebAssembly, `new Chunker()`               | 1470
- *
- *   npx tsc -p tsconfig.build.json && node --input-type=module -e "
- *     import { createChunker, SCAN_ENGINES } from './dist/blob/fastcdc.js';
- *     const data = (await import('node:crypto')).randomFillSync(new Uint8Array(256 << 20));
- *     for (const engine of SCAN_ENGINES) { let best = 0;
- *       for (let run = 0; run < 8; run++) { const c = createChunker(engine), t = performance.now();
- *         for (let i = 0; i < data.length; i += 1 << 20) c.push(data.subarray(i, i + (1 << 20)));
- *         c.finish(); best = Math.max(best, data.length / 1e3 / (performance.now() - t)); }
- *       console.log(engine, Math.round(best), 'MB/s'); }"
- *
- * Of the wasm Chunker's time about two thirds is the loop and a third the two
- * copies (copying chunks out into buffers that are not zeroed first made
- * that copy a quarter cheaper than `slice`). The loop alone, copy-in
- * included, runs at 1.3-1.9 GB/s as the host allows. Its variants, each
- * timed against the chosen one in the same run: one byte per step, 30 %
- * slower (the fingerprint chain, two shift-adds per two bytes, bounds it);
- * two bytes per step with that chain cut to one shift-add, `fp2 = (fp << 2)
- * + ((g1 << 1) + g2)`, the chosen one, unrolled to 8 bytes (16: the same; 4:
- * slower); four bytes per step, 5 % slower (more work than it saves); a SIMD
- * pre-pass writing pre-scaled 16-bit indexes, 15 % slower; a 64 Ki-entry
- * table giving two bytes' terms at once, no faster. A 64-bit fingerprint
- * would move the boundaries, and splitting bytes out of wider loads costs
- * more shifts than the byte loads it saves. At about six x64 instructions a
- * byte (load byte, scale, load gear entry, 1.5 `lea`, test-and-branch) the
- * loop is close to the core's issue width.
- *
- * Parameters, chosen by measurement (bench/blob-chunking.mjs). "file" = 64 MiB
- * random, v2 with 300 small edits; "tar" = 6000 files of 0–64 KiB with
- * headers, v2 with 5 % of the files changed, 1 % added, 1 % dropped. Stored =
- * unique chunk bytes of v1+v2 over their logical size (0.5 = perfect dedup).
- * Write/read = LevelBlobService on classic-level, one 256 MiB blob. Chunk
- * MB/s is from the JS loop, measured before the wasm one.
- *
- *   min/avg/max KiB | file stored | tar stored | chunks/GiB | chunk MB/s | write MB/s | read MB/s
- *   8/32/128        |    0.586    |   0.627    |   28808    |  270–460   |    188     |    318
- *   16/64/256       |    0.649    |   0.705    |   14448    |  360–400   |    230     |    380
- *   32/128/512      |    0.754    |   0.808    |    7376    |  380–470   |    170     |    371
- *   64/256/1024     |    0.881    |   0.924    |    3552    |  440       |    152     |    452
- *   128/256/512     |    0.881    |   0.931    |    3440    |  470–590   |    178     |    418
- *     (snix's)
- *
- * Choice: 16/64/256. Chunk size barely moves write speed (chunking and BLAKE3
- * dominate, LevelDB runs alongside on the other core), but dedup falls fast
- * above 64 KiB: snix's 256 KiB average stores 36 % more than 64 KiB for an
- * edited file. 32 KiB dedups ~10 % better still, at twice the keys, list size
- * and per-chunk work; 64 KiB is the balance.
+ * Parameters: 16/64/256 KiB (min/avg/max), chosen with bench/blob-chunking.mjs.
+ * Chunk size barely moves write speed (chunking and BLAKE3 dominate), but
+ * dedup of edited files and trees falls fast above a 64 KiB average (snix's
+ * 256 KiB stores a third more for an edited file), and smaller chunks mean
+ * more keys, longer lists and more per-chunk work.
  */
 
 import {

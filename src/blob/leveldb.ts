@@ -21,16 +21,15 @@
  * another blob's key, or damaged, does not match), in `listsums`: a full read
  * of a blob whose sum matches only verifies the chunks, and one without a
  * matching sum (written before sums, or damaged) hashes the whole blob and
- * writes the sum. Without it `nar` of a 1 GiB file hashed the file twice: 2.2
- * s, of which 0.46 s was the whole-blob hash. An older fetch-cache ignores the
- * sublevel, and gc deletes a sum with its list.
+ * writes the sum (without it, every full read of a large file hashed it
+ * twice). An older fetch-cache ignores the sublevel, and gc deletes a sum
+ * with its list.
  *
  * Writes of all writers go through one group commit (storage/group-commit.ts):
  * concurrent small blobs share a LevelDB batch, and one `hasMany` per batch
- * drops chunks already stored. Measured on 20,000 small files (memory-level
- * and classic-level alike): a batch, an existence read and a list read per
- * file made the database round trips most of the ingest; grouped, 32 files
- * take one batch and one read. A large file's writer stores its chunks itself
+ * drops chunks already stored: with a batch, an existence read and a list
+ * read per file, database round trips were most of the ingest of a tree of
+ * small files. A large file's writer stores its chunks itself
  * and puts only index rows through the group (LevelBlobWriter says why).
  */
 
@@ -40,7 +39,7 @@ import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
 import { GroupCommit, type Put } from '../storage/group-commit.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
 import { decodeChunkList, encodeChunkList } from './chunk-list.js';
-import { type ChunkStore, type FileSegment, InlineChunkStore, type VerifiedChunks } from './chunk-store.js';
+import { type ChunkStore, type FileSegment, InlineChunkStore } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
 import { PackChunkStore, type PackChunkStoreOptions } from './packs.js';
 import type {
@@ -364,45 +363,32 @@ export class LevelBlobService implements BlobService {
     const hasher =
       listKey !== undefined && !this.verifiedLists.has(path, listKey) ? createBlake3Hasher() : undefined;
     if (hasher !== undefined) this.stats.wholeBlobHashes++;
-    type Window = { from: number; to: number; got: Promise<VerifiedChunks> };
-    const store = this.chunkStore;
+    type Window = { from: number; to: number; values: Promise<(Uint8Array | undefined)[]> };
     const fetch = (from: number, bytes: number): Window => {
       let to = from;
       let sum = 0;
       while (to < chunks.length && (to === from || sum + chunks[to]!.size <= bytes))
         sum += chunks[to++]!.size;
-      const digests = chunks.slice(from, to).map((c) => c.digest);
-      const got: Promise<VerifiedChunks> = store.getManyVerified
-        ? store.getManyVerified(digests)
-        : store.getMany(digests).then((values) => ({ values, verified: [] }));
-      got.catch(() => {}); // awaited below unless the reader stops early
-      return { from, to, got };
+      const values = this.chunkStore.getMany(chunks.slice(from, to).map((c) => c.digest));
+      values.catch(() => {}); // awaited below unless the reader stops early
+      return { from, to, values };
     };
-    // Windows fetched ahead of the one being consumed: two keep the read workers busy on one stream.
-    const ahead: Window[] = [fetch(lo, 0)];
-    let fetchedTo = ahead[0]!.to;
-    const more = () => {
-      while (ahead.length < 2 && fetchedTo < chunks.length) {
-        const w = fetch(fetchedTo, this.readAheadBytes);
-        fetchedTo = w.to;
-        ahead.push(w);
-      }
-    };
-    while (ahead.length > 0) {
-      const window = ahead[0]!;
-      const { values, verified } = await window.got;
-      ahead.shift();
-      more();
+    // The next window is fetched while this one is consumed.
+    let window: Window | undefined = fetch(lo, 0);
+    while (window !== undefined) {
+      const values = await window.values;
+      const next: Window | undefined =
+        window.to < chunks.length ? fetch(window.to, this.readAheadBytes) : undefined;
       for (let k = window.from; k < window.to; k++) {
         const meta = chunks[k]!;
         const bytes = values[k - window.from];
         if (bytes === undefined) throw missingChunk(path, meta, starts[k]!);
-        if (verified[k - window.from] !== true || bytes.length !== meta.size)
-          verifyChunk(bytes, meta.digest, digest, starts[k]!, meta.size);
+        verifyChunk(bytes, meta.digest, digest, starts[k]!, meta.size);
         hasher?.update(bytes);
         yield skip > 0 ? bytes.subarray(skip) : bytes;
         skip = 0;
       }
+      window = next;
     }
     if (hasher !== undefined) {
       const actual = hasher.digest();

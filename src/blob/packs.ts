@@ -47,14 +47,7 @@ import { blake3 } from '../nix/hashing.js';
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
 import { processRunning } from '../storage/process.js';
-import {
-  type ChunkSegments,
-  type ChunkStore,
-  GetBatcher,
-  type SegmentCheck,
-  type VerifiedChunks,
-} from './chunk-store.js';
-import { ReadPool } from './read-pool.js';
+import { type ChunkSegments, type ChunkStore, GetBatcher, type SegmentCheck } from './chunk-store.js';
 
 const writevAsync = promisify(writev);
 
@@ -67,8 +60,6 @@ const ID_SIZE = 8;
 const RUN_GAP = 4096;
 /** ...of at most this many bytes. */
 const RUN_BYTES = 1 << 20;
-/** Runs at least this long go to the read pool in `getManyVerified` (shorter ones cost more to hand over). */
-const POOL_RUN = 128 << 10;
 
 export interface PackLocation {
   /** Pack id as 16 hex digits (the file name without `.pack`). */
@@ -112,13 +103,6 @@ export interface PackChunkStoreOptions {
   readonly packBytes?: number;
   /** Open read descriptors kept (default 256). */
   readonly maxOpenFiles?: number;
-  /**
-   * Worker threads that read and verify long runs for `getManyVerified` (read-pool.ts); default 0 (none).
-   * They pay off when several large blobs stream at once (`serve`, at a cost in memory: see
-   * `CacheOptions.readWorkers`); one stream in a short-lived process (`nar`, `export`) ran no faster
-   * with them: its whole-blob hash stays on the main thread.
-   */
-  readonly readWorkers?: number;
   /** Chunk locations to remember (default 0: none); `serve` keeps 65,536. */
   readonly locationCache?: number;
 }
@@ -200,7 +184,6 @@ export class PackChunkStore implements ChunkStore {
    * entries made V8's collections under a 1 GiB `nar` ~4× as costly (GC 100 → 400-540 ms).
    */
   private readonly locations: LocationCache;
-  private readonly pool: ReadPool | undefined;
   private readonly openPacks = new Map<string, OpenPack>();
   /** Where `segments` reads a chunk to verify it: reused, so it stays in the CPU's cache. */
   private scratch = Buffer.allocUnsafeSlow(256 << 10);
@@ -214,8 +197,6 @@ export class PackChunkStore implements ChunkStore {
     this.packBytes = options.packBytes ?? 512 << 20;
     this.maxOpenFiles = options.maxOpenFiles ?? 256;
     this.locations = new LocationCache(options.locationCache ?? 0);
-    const workers = options.readWorkers ?? 0;
-    this.pool = workers === 0 ? undefined : new ReadPool(workers);
     mkdirSync(dir, { recursive: true });
   }
 
@@ -374,25 +355,8 @@ export class PackChunkStore implements ChunkStore {
    * other in a pack (a tree's small files are appended in a row) are read
    * with one pread per run of up to RUN_BYTES, not one per chunk.
    */
-  getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    return this.fetchMany(digests, undefined).then((r) => r.values);
-  }
-
-  /**
-   * Like `getMany`, with runs of at least POOL_RUN bytes read and verified by the read pool's workers;
-   * `verified[i]` says that chunk i hashed to its digest there (the caller verifies the others).
-   */
-  getManyVerified(digests: readonly Uint8Array[]): Promise<VerifiedChunks> {
-    return this.fetchMany(digests, this.pool);
-  }
-
-  private async fetchMany(
-    digests: readonly Uint8Array[],
-    pool: ReadPool | undefined,
-  ): Promise<VerifiedChunks> {
+  async getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     const out: (Uint8Array | undefined)[] = new Array(digests.length);
-    const verified: boolean[] = new Array(digests.length).fill(false);
-    const pooled: Promise<void>[] = [];
     const located: { i: number; loc: PackLocation }[] = [];
     (await this.locate(digests)).forEach((loc, i) => {
       if (loc === 'damaged')
@@ -412,11 +376,6 @@ export class PackChunkStore implements ChunkStore {
         if (next.offset + next.length - first.offset > RUN_BYTES) break;
         end = next.offset + next.length;
       }
-      if (pool !== undefined && end - first.offset >= POOL_RUN) {
-        pooled.push(this.readPooled(pool, digests, located.slice(r, k), end, out, verified));
-        r = k;
-        continue;
-      }
       let run: Uint8Array | undefined;
       if (k - r > 1) {
         try {
@@ -435,39 +394,7 @@ export class PackChunkStore implements ChunkStore {
       }
       r = k;
     }
-    await Promise.all(pooled);
-    return { values: out, verified };
-  }
-
-  /** One run through the pool; where the pool cannot (a pack gone, a worker gone), read as without it. */
-  private async readPooled(
-    pool: ReadPool,
-    digests: readonly Uint8Array[],
-    run: readonly { i: number; loc: PackLocation }[],
-    end: number,
-    out: (Uint8Array | undefined)[],
-    verified: boolean[],
-  ): Promise<void> {
-    const first = run[0]!.loc;
-    try {
-      const { bytes, ok } = await pool.read({
-        file: packFile(this.dir, first.pack),
-        offset: first.offset,
-        length: end - first.offset,
-        starts: run.map((c) => c.loc.offset - first.offset),
-        sizes: run.map((c) => c.loc.length),
-        digests: run.map((c) => digests[c.i]!),
-      });
-      run.forEach(({ i, loc }, j) => {
-        const from = loc.offset - first.offset;
-        out[i] = bytes.subarray(Math.min(from, bytes.length), Math.min(from + loc.length, bytes.length));
-        verified[i] = ok[j] === 1;
-      });
-      return;
-    } catch {
-      // ENOENT (compaction moved the chunks) or no worker left: chunk by chunk on this thread.
-    }
-    for (const { i, loc } of run) out[i] = await this.readLocated(digests[i]!, loc);
+    return out;
   }
 
   async store(puts: readonly Put[]): Promise<Put[]> {
@@ -565,7 +492,6 @@ export class PackChunkStore implements ChunkStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool?.close();
     await this.tail;
     if (this.writer !== undefined) closeSync(this.writer.fd);
     this.writer = undefined;

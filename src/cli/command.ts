@@ -30,8 +30,6 @@ export interface GlobalOptions {
 
 export interface CommandContext {
   globals: GlobalOptions;
-  /** The whole command line as given (what the CLI's answers are named by: src/answers.ts). */
-  argv: readonly string[];
   /** Positional arguments after the command words. */
   args: string[];
   /** Parsed option values (global and command options). */
@@ -92,7 +90,7 @@ export function expectArgs(ctx: CommandContext, count: number, names: string): s
 export async function withCache<T>(
   ctx: CommandContext,
   fn: (cache: Cache) => Promise<T>,
-  options: { readWorkers?: number; locationCache?: number } = {},
+  options: { locationCache?: number } = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
   const cache = await openCache({

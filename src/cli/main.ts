@@ -1,10 +1,7 @@
 #!/usr/bin/env node
 /** The `fetch-cache` executable: runs the CLI on process.argv and sets the exit code. */
 
-import { restoreExtraCaVar } from '../fetchers/tls-env.js';
 import { main } from './run.js';
-
-restoreExtraCaVar();
 
 main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
   (code) => {

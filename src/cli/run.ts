@@ -105,7 +105,6 @@ export async function main(
         offline: values.offline === true,
         quiet: values.quiet === true,
       },
-      argv,
       args: parsed.positionals,
       values,
       stdout: io.stdout,

@@ -16,6 +16,10 @@
  *   expired entry is still used (Nix: "using cached version").
  * - `cached: true` means no body was downloaded: a pinned hit, an index hit
  *   or a 304.
+ * - A hit (pinned, or an index hit) is a read: no lease and no write before
+ *   the answer; its use, for gc's least-recently-used order, is written
+ *   after it (`Cache.used`). Anything that writes runs under an ingest lease
+ *   (`Cache.ingesting`), so no gc deletes what it reuses or writes.
  * - A hash mismatch is ERR_HASH_MISMATCH and stores nothing under the
  *   expected path (the path info is only written for the actual hash; blobs
  *   already written stay unreferenced until gc).
@@ -38,7 +42,6 @@ import type { Cache } from '../cache.js';
 import type { Node } from '../castore/nodes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
-import { renderNar } from '../nar-render/render.js';
 import type { ContentAddress } from '../nix/content-address.js';
 import { type Hash, type HashAlgo, hashEquals, parseAnyPrefixedHash, parseHash, toSRI } from '../nix/hash.js';
 import { createHasher } from '../nix/hashing.js';
@@ -52,13 +55,10 @@ import {
   storePathBaseName,
   validateStorePathName,
 } from '../nix/store-path.js';
-import { withIngestLease } from '../ops/leases.js';
-import { touchPath } from '../ops/usage.js';
 import { contentAddressProblem, type PathInfo } from '../pathinfo/path-info.js';
 import { FetchIndex, type FetchIndexEntry, fetchIndexKey } from './fetch-index.js';
 import { HttpClient, type HttpClientOptions, type RetryInfo, redactUrl } from './http.js';
 import type { Ingested, NotModified, SourceContext } from './source.js';
-import { sourceFor } from './sources.js';
 import type { FetchMetadata, FetchResult, FetchSpec, ProgressEvent } from './types.js';
 
 export const DEFAULT_TTL_SECONDS = 3600;
@@ -81,6 +81,16 @@ export interface FetcherOptions {
 
 export interface FetchCallOptions {
   readonly onProgress?: ((e: ProgressEvent) => void) | undefined;
+}
+
+/** A lookup in the cache: a hit, or a miss with what the fetch index remembers. */
+type Lookup = { readonly hit: FetchResult } | (Miss & { readonly hit?: undefined });
+
+interface Miss {
+  readonly entry: FetchIndexEntry | undefined;
+  /** The expired result: kept on a 304, or when the transfer fails. */
+  readonly stale?: PathInfo | undefined;
+  readonly revalidate?: SourceContext['revalidate'];
 }
 
 /** `hash mismatch …` with both hashes in SRI, as CLI.md wants it. */
@@ -204,12 +214,12 @@ export class Fetcher {
     const key = flightKey(spec, name, expected);
     const running = this.inFlight.get(key);
     if (running) return running;
-    // Under an ingest lease (no gc deletes while it writes); its last use is recorded for gc --max-size.
-    const p = withIngestLease(this.cache, async () => {
-      const result = await this.run(spec, name, expected, call);
-      await touchPath(this.cache, result.storePath.digest);
-      return result;
-    }).finally(() => this.inFlight.delete(key));
+    const p = this.run(spec, name, expected, call)
+      .then((result) => {
+        this.cache.used(result.storePath.digest); // for gc --max-size, written after the answer
+        return result;
+      })
+      .finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, p);
     return p;
   }
@@ -218,7 +228,8 @@ export class Fetcher {
   async ingestAndPersist(name: string, spec: FetchSpec, call: FetchCallOptions = {}): Promise<FetchResult> {
     validateStorePathName(name);
     const expected = specHash(spec);
-    return withIngestLease(this.cache, async () => {
+    return this.cache.ingesting(async () => {
+      const { sourceFor } = await import('./sources.js');
       const out = await sourceFor(spec).ingest(spec, this.context(spec, expected, undefined, call));
       if (out.notModified) throw new TypeError('a source answered "not modified" to an unconditional fetch');
       return this.persist(name, spec, expected, out);
@@ -238,9 +249,25 @@ export class Fetcher {
       );
     }
     const key = fetchIndexKey(spec, name);
+    // A hit is a read: no lease, and no write on the way to the answer.
+    const first = await this.lookup(spec, name, expected, key);
+    if (first.hit !== undefined) return first.hit;
+    // A miss writes, under an ingest lease; looked up again under it, so that a stale result a 304 or a
+    // failed transfer falls back to cannot be deleted by a gc meanwhile.
+    return this.cache.ingesting(async () => {
+      const found = await this.lookup(spec, name, expected, key);
+      return found.hit ?? this.ingest(spec, name, expected, call, key, found);
+    });
+  }
+
+  /** What the cache holds for `spec`: a result to answer with, else what to revalidate or fall back to. */
+  private async lookup(
+    spec: FetchSpec,
+    name: string,
+    expected: Hash | undefined,
+    key: string | undefined,
+  ): Promise<Lookup> {
     const entry = key === undefined ? undefined : await this.index.get(key);
-    let revalidate: { etag?: string; lastModified?: string } | undefined;
-    let stale: PathInfo | undefined;
     if (expected !== undefined) {
       const path = makeFixedOutputPath(
         { name, method: specMethod(spec), hash: expected },
@@ -249,25 +276,39 @@ export class Fetcher {
       const info = await this.stored(path);
       if (info) {
         const metadata = entry?.storePath === storePathBaseName(path) ? entry.metadata : {};
-        return this.result(info, metadata, true);
+        return { hit: this.result(info, metadata, true) };
       }
-    } else if (entry !== undefined) {
-      const info = await this.stored(parseStorePathBaseName(entry.storePath));
-      if (info) {
-        const immutable = spec.type === 'git' && spec.rev !== undefined;
-        const ttl = (this.options.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000;
-        if (immutable || this.offline || this.now() - entry.fetchedAt < ttl) {
-          return this.result(info, entry.metadata, true);
-        }
-        stale = info;
-        if (entry.etag !== undefined || entry.lastModifiedHeader !== undefined) {
-          revalidate = {
+      return { entry };
+    }
+    if (entry === undefined) return { entry };
+    const info = await this.stored(parseStorePathBaseName(entry.storePath));
+    if (info === undefined) return { entry };
+    const immutable = spec.type === 'git' && spec.rev !== undefined;
+    const ttl = (this.options.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000;
+    if (immutable || this.offline || this.now() - entry.fetchedAt < ttl) {
+      return { hit: this.result(info, entry.metadata, true) };
+    }
+    const revalidate =
+      entry.etag === undefined && entry.lastModifiedHeader === undefined
+        ? undefined
+        : {
             ...(entry.etag === undefined ? {} : { etag: entry.etag }),
             ...(entry.lastModifiedHeader === undefined ? {} : { lastModified: entry.lastModifiedHeader }),
           };
-        }
-      }
-    }
+    return { entry, stale: info, revalidate };
+  }
+
+  /** Run the source and persist what it gives (or keep the stale result on a 304 or a failed transfer). */
+  private async ingest(
+    spec: FetchSpec,
+    name: string,
+    expected: Hash | undefined,
+    call: FetchCallOptions,
+    key: string | undefined,
+    { entry, stale, revalidate }: Miss,
+  ): Promise<FetchResult> {
+    // The sources (and the decoders, tar and git code they load) load only when one runs: a hit needs none.
+    const { sourceFor } = await import('./sources.js');
     let out: Ingested | NotModified;
     try {
       out = await sourceFor(spec).ingest(spec, this.context(spec, expected, revalidate, call));
@@ -363,7 +404,6 @@ export class Fetcher {
       sum = out.narSum;
       await this.cache.narCalc.remember(out.node, sum);
     } else {
-      collectIngestGarbage();
       sum = await this.cache.narCalc.calculate(out.node);
     }
     let actual: Hash;
@@ -418,6 +458,7 @@ export class Fetcher {
 
 /** The NAR hash of a node with an algorithm other than SHA-256 (rendered again; rare). */
 async function narHashWith(node: Node, algo: HashAlgo, cache: Cache): Promise<Hash> {
+  const { renderNar } = await import('../nar-render/render.js');
   const hasher = createHasher(algo);
   for await (const chunk of renderNar(node, cache)) hasher.update(chunk);
   return { algo, digest: hasher.digest() };
@@ -440,16 +481,4 @@ export async function ingestAndPersist(
   options: FetcherOptions = {},
 ): Promise<FetchResult> {
   return new Fetcher(cache, options).ingestAndPersist(name, spec);
-}
-
-/**
- * A full GC between ingesting a large tree and reading it back for its NAR hash, when the process has one
- * to call (`bin/fetch-cache` starts `fetch`, `lock` and `update` with `--expose-gc`) and is past 96 MiB.
- * Chunk copies wait in the group commit long enough to be promoted, so the ingest's garbage holds their
- * bytes until a full GC, and V8 put that off past the read-back: `fetch tarball` of a 134 MB tree peaked
- * at 234-263 MiB without it and 191-213 MiB with it, at the same speed.
- */
-function collectIngestGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc !== undefined && process.memoryUsage.rss() > 96 << 20) gc();
 }

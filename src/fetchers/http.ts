@@ -28,7 +28,6 @@ import type { Client, Dispatcher } from 'undici';
 let undici: Promise<typeof import('undici')> | undefined;
 
 import { FetchCacheError } from '../errors.js';
-import { extraCaContext } from './tls.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
 
@@ -324,10 +323,7 @@ export class HttpClient {
       undici ??= import('undici');
       const { Client } = await undici;
       const client = new Client(u.origin, {
-        connect: {
-          timeout: this.o.connectTimeoutMs,
-          ...(u.protocol === 'https:' ? { secureContext: extraCaContext() } : {}),
-        },
+        connect: { timeout: this.o.connectTimeoutMs },
         headersTimeout: this.o.headersTimeoutMs,
         bodyTimeout: this.o.bodyTimeoutMs,
       });

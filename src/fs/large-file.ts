@@ -8,8 +8,8 @@
  * the chunker has copied a buffer's bytes, the buffer is lent (moved, not
  * copied) to the worker, which hashes it and hands it back to be read into
  * again. The bytes hashed are therefore exactly the bytes stored. (Buffers
- * on a SharedArrayBuffer, hashed in place, made the chunker's copy ~5× as
- * slow.) A file that grows or shrinks while it is read is ERR_IO, as in
+ * on a SharedArrayBuffer, hashed in place, made the chunker's copy much
+ * slower.) A file that grows or shrinks while it is read is ERR_IO, as in
  * import.ts.
  */
 

@@ -3,11 +3,9 @@
  * incremental hasher by algorithm name and never import a hashing library
  * themselves, so the choice can change after measurement without touching them.
  *
- * Measured on the 2-core dev machine (see README "Performance"): SHA-256 from
- * `node:crypto` (OpenSSL) ≈ 1.1–1.7 GB/s against ≈ 0.16 GB/s for @noble/hashes;
- * BLAKE3 from `@napi-rs/blake-hash` (native Rust, SIMD) ≈ 3.5–5 GB/s against
- * ≈ 0.9 GB/s for the WASM builds. So: node:crypto for md5/sha1/sha256/sha512,
- * @napi-rs/blake-hash for BLAKE3.
+ * node:crypto (OpenSSL) for md5/sha1/sha256/sha512, an order of magnitude
+ * faster than pure-JS hashing; `@napi-rs/blake-hash` (native Rust, SIMD) for
+ * BLAKE3, several times faster than the WASM builds.
  */
 
 import { createHash } from 'node:crypto';

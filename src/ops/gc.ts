@@ -21,7 +21,6 @@
  * (its process is gone), so gc can never get stuck (attic#65).
  */
 
-import { forgetAnswerUses } from '../answers.js';
 import type { Cache } from '../cache.js';
 import { bytesEqual } from '../castore/bytes.js';
 import { encodeEntry } from '../castore/nodes.js';
@@ -160,7 +159,6 @@ export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcRepor
     const liveNodes = new Set([...live.values()].map((i) => keyOf(encodeEntry(EMPTY_NAME, i.node))));
     report.deleted.narSums += await sweep(raw.narcalc, await unmarked(raw.narcalc, (k) => liveNodes.has(k)));
     report.deleted.records += await sweep(raw.atime, await unmarked(raw.atime, (k) => live.has(k)));
-    forgetAnswerUses(cache.root, (hex) => live.has(keyOf(Buffer.from(hex, 'hex'))));
     report.deleted.records += await sweep(
       raw.narhash,
       await unmarked(raw.narhash, (k) => live.has(k.slice(32))),

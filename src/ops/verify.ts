@@ -21,7 +21,6 @@
  * changes nothing except a wrong entry in the NAR-sum cache, which it drops.
  */
 
-import { retireAnswers } from '../answers.js';
 import type { Cache } from '../cache.js';
 import { bytesEqual } from '../castore/bytes.js';
 import { encodeEntry } from '../castore/nodes.js';
@@ -249,7 +248,6 @@ async function repair(
     if (info !== undefined) await cache.pathInfos.delete(info.storePath.digest);
     await raw.pathinfo.del(keyBytes(b.key));
     cache.pathInfos.generation?.bump();
-    if (info === undefined && cache.root !== undefined) retireAnswers(cache.root);
     b.entry.removed = true;
   }
 }

@@ -115,17 +115,10 @@ export class LevelPathInfoService implements PathInfoService {
   /** Bumped after every put and delete (generation.ts). */
   readonly generation: PathInfoGeneration;
 
-  /** Called after a path info was deleted or replaced by a different one (the CLI's answers: src/answers.ts). */
-  private readonly onRetire: (() => void) | undefined;
-
-  /**
-   * Uses the `pathinfo` and `narhash` sublevels of `db`; `generation` is shared by the processes of a root;
-   * `onRetire` runs after a delete, or a put that changed a stored path info.
-   */
-  constructor(db: KV, generation = new PathInfoGeneration(), onRetire?: () => void) {
+  /** Uses the `pathinfo` and `narhash` sublevels of `db`; `generation` is shared by the processes of a root. */
+  constructor(db: KV, generation = new PathInfoGeneration()) {
     this.db = db;
     this.generation = generation;
-    this.onRetire = onRetire;
     this.infos = binarySublevel(db, PATHINFO_SUBLEVEL) as Sublevel;
     this.narHashIndex = binarySublevel(db, NARHASH_SUBLEVEL) as Sublevel;
   }
@@ -141,8 +134,7 @@ export class LevelPathInfoService implements PathInfoService {
     const stored = decodePathInfo(encodePathInfo(info));
     const key = stored.storePath.digest;
     return this.serialised(async () => {
-      const previous = await this.readPrevious(key);
-      const old = previous.info;
+      const old = await this.readPrevious(key);
       let next = stored;
       if (old !== undefined) {
         const difference = contentDifference(old, stored);
@@ -165,9 +157,6 @@ export class LevelPathInfoService implements PathInfoService {
       batch.put(key, value, { sublevel: this.infos });
       await batch.write();
       this.generation.bump();
-      if (previous.present && (old === undefined || !bytesEqual(encodePathInfo(old), value))) {
-        this.onRetire?.();
-      }
       return next;
     });
   }
@@ -195,27 +184,24 @@ export class LevelPathInfoService implements PathInfoService {
     return this.serialised(async () => {
       const previous = await this.readPrevious(key);
       const batch = this.db.batch().del(key, { sublevel: this.infos });
-      if (previous.info !== undefined)
-        batch.del(indexKey(previous.info.narSha256, key), { sublevel: this.narHashIndex });
+      if (previous !== undefined)
+        batch.del(indexKey(previous.narSha256, key), { sublevel: this.narHashIndex });
       await batch.write();
       this.generation.bump();
-      if (previous.present) this.onRetire?.();
     });
   }
 
   /**
-   * Whether a path info is stored under `key`, and its value, for updating
-   * its index entry. A damaged value is about to be replaced or removed, so
-   * its `info` is undefined rather than blocking the repair; its index entry
-   * (if any) stays behind and `byNarHash` callers re-check with `get`.
+   * The stored path info under `key`, for updating its index entry. A damaged
+   * value is about to be replaced or removed, so it is treated as absent
+   * rather than blocking the repair; its index entry (if any) stays behind
+   * and `byNarHash` callers re-check with `get`.
    */
-  private async readPrevious(key: Uint8Array): Promise<{ present: boolean; info: PathInfo | undefined }> {
-    const value = await this.infos.get(key);
-    if (value === undefined) return { present: false, info: undefined };
+  private async readPrevious(key: Uint8Array): Promise<PathInfo | undefined> {
     try {
-      return { present: true, info: verifyStored(key, value) };
+      return await this.get(key);
     } catch (e) {
-      if (isFetchCacheError(e, 'ERR_INTEGRITY')) return { present: true, info: undefined };
+      if (isFetchCacheError(e, 'ERR_INTEGRITY')) return undefined;
       throw e;
     }
   }

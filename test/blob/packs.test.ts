@@ -65,9 +65,8 @@ async function open(dir?: string, packBytes?: number): Promise<Opened> {
   await db.open();
   const service = new LevelBlobService(db as unknown as KV, {
     packDir: join(root, 'packs'),
-    // Read workers and a location cache (what FETCH_CACHE_READ_WORKERS and `serve` turn on): the
-    // conformance suite reads its large blobs through them.
-    packs: { readWorkers: 2, locationCache: 1 << 16, ...(packBytes === undefined ? {} : { packBytes }) },
+    // A location cache (what `serve` turns on): the conformance suite reads its large blobs through it.
+    packs: { locationCache: 1 << 16, ...(packBytes === undefined ? {} : { packBytes }) },
   });
   const store = service.chunkStore as PackChunkStore;
   return {
@@ -410,33 +409,6 @@ describe('compaction', () => {
     writeFileSync(packFile(join(o.dir, 'packs'), id.toString('hex')), PACK_MAGIC);
     expect((await o.store.compact()).packs).toBe(1);
     expect(packNames(o.dir)).toEqual([]);
-    await o.close();
-  });
-});
-
-describe('read workers', () => {
-  it('verify long runs off the main thread, and reads go on on this thread when they are gone', async () => {
-    const o = await open();
-    const data = randomBytes(3 << 20, 41);
-    const { digest } = await writeBlob(o.service, data);
-    const chunks = (await o.service.stat(digest))!.chunks.map((c) => c.digest);
-    const pooled = await o.store.getManyVerified(chunks);
-    expect(pooled.verified.every((v) => v)).toBe(true);
-    expect(Buffer.concat(pooled.values as Uint8Array[]).equals(Buffer.from(data))).toBe(true);
-    // Without workers nothing comes back verified (the caller verifies), and the bytes are the same.
-    const plain = new LevelBlobService(o.db as unknown as KV, {
-      packDir: join(o.dir, 'packs'),
-      packs: { readWorkers: 0 },
-    });
-    const unverified = await (plain.chunkStore as PackChunkStore).getManyVerified(chunks);
-    expect(unverified.verified.some((v) => v)).toBe(false);
-    expect(Buffer.concat(unverified.values as Uint8Array[]).equals(Buffer.from(data))).toBe(true);
-    await plain.close();
-    // A pool whose workers are gone: the same store reads on this thread.
-    await (o.store as unknown as { pool: { close(): Promise<void> } }).pool.close();
-    const after = await o.store.getManyVerified(chunks);
-    expect(after.verified.some((v) => v)).toBe(false);
-    expect(Buffer.from((await readAll(o.service, digest))!).equals(Buffer.from(data))).toBe(true);
     await o.close();
   });
 });

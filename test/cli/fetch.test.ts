@@ -39,7 +39,7 @@ function cli(args: readonly string[]) {
 }
 
 beforeAll(async () => {
-  if (!cliBuilt()) throw new Error('dist/cli-bundle/main.js is missing: run `npm run build` first');
+  if (!cliBuilt()) throw new Error('dist/cli/main.js is missing: run `npm run build` first');
   work = await mkdtemp(join(tmpdir(), 'fc-cli-fetch-'));
   root = join(work, 'root');
   const tree = join(work, 'src/pkg-1.0');

@@ -75,7 +75,7 @@ function expectOneErrorLine(stderr: string, code?: string): void {
 }
 
 beforeAll(async () => {
-  if (!cliBuilt()) throw new Error('dist/cli-bundle/main.js is missing: run `npm run build` first');
+  if (!cliBuilt()) throw new Error('dist/cli/main.js is missing: run `npm run build` first');
   work = await mkdtemp(join(tmpdir(), 'fc-hash-cli-'));
   for (const treeCase of TREE_CASES) roots.set(treeCase.name, await buildTree(treeCase, work));
 });

@@ -59,7 +59,7 @@ function decodedLength(text: string): number {
 let work: string;
 
 beforeAll(() => {
-  if (!cliBuilt()) throw new Error('dist/cli-bundle/main.js is missing: run `npm run build` first');
+  if (!cliBuilt()) throw new Error('dist/cli/main.js is missing: run `npm run build` first');
 });
 
 beforeEach(async () => {

@@ -201,7 +201,7 @@ async function allPathInfos(): Promise<unknown> {
 }
 
 beforeAll(async () => {
-  if (!cliBuilt()) throw new Error('dist/cli-bundle/main.js is missing: run `npm run build` first');
+  if (!cliBuilt()) throw new Error('dist/cli/main.js is missing: run `npm run build` first');
   work = await mkdtemp(join(tmpdir(), 'fc-store-cli-'));
   cacheRoot = join(work, 'cache');
   nixStore = join(work, 'nix-store');

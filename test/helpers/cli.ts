@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-/** The CLI as `bin/fetch-cache` starts it: the bundle scripts/bundle-cli.mjs makes of dist/cli/main.js. */
-export const CLI_MAIN = fileURLToPath(new URL('../../dist/cli-bundle/main.js', import.meta.url));
-/** The `fetch-cache` launcher. */
+/** The built CLI, which `bin/fetch-cache` imports. */
+export const CLI_MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** The `fetch-cache` command (package.json `bin`). */
 export const CLI_BIN = fileURLToPath(new URL('../../bin/fetch-cache', import.meta.url));
 
 export interface CliResult {
@@ -21,7 +21,8 @@ export interface CliResult {
 }
 
 export interface RunCliOptions {
-  env?: Record<string, string>;
+  /** Added to the environment; `undefined` removes a variable. */
+  env?: Record<string, string | undefined>;
   input?: Uint8Array | string;
   cwd?: string;
 }
@@ -35,8 +36,8 @@ export function runCli(args: readonly string[], opts: RunCliOptions = {}): Promi
   return runFile(process.execPath, [CLI_MAIN, ...args], opts);
 }
 
-/** Runs `bin/fetch-cache args` (the launcher, as a shell finds the command). */
-export function runLauncher(args: readonly string[], opts: RunCliOptions = {}): Promise<CliResult> {
+/** Runs `bin/fetch-cache args`, as a shell finds the command. */
+export function runBin(args: readonly string[], opts: RunCliOptions = {}): Promise<CliResult> {
   return runFile(CLI_BIN, args, opts);
 }
 

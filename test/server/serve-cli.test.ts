@@ -58,7 +58,6 @@ describe('serve CLI', () => {
     const err = collect(stderr);
     const ctx: CommandContext = {
       globals: { root: join(tmp, 'root'), storeDir: '/nix/store', json: false, offline: false, quiet: false },
-      argv: ['serve'],
       args: [],
       values: { bind: '127.0.0.1:0', 'sign-key': [shared, privateKey], 'upload-token-file': token },
       stdout,

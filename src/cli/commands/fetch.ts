@@ -7,7 +7,6 @@
  * command runs.
  */
 
-import { AnswerWriter } from '../../answers.js';
 import type { Cache } from '../../cache.js';
 import type { FetchResult, FetchSpec } from '../../fetchers/types.js';
 import { toSRI } from '../../nix/hash.js';
@@ -35,18 +34,6 @@ function mirrors(ctx: CommandContext): string[] {
   });
 }
 
-/**
- * Whether the answer to `spec` is fixed once fetched: an expected hash, or a git rev (src/answers.ts). The
- * source must not depend on the working directory (an absolute path or a URL with a scheme).
- */
-function pinned(spec: FetchSpec): boolean {
-  if (spec.type === 'path') return false;
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.url) && !spec.url.startsWith('/')) return false;
-  return (
-    spec.hash !== undefined || (spec.type === 'git' && /^([0-9a-f]{40}|[0-9a-f]{64})$/.test(spec.rev ?? ''))
-  );
-}
-
 /** What the command prints for `result` (CLI.md). */
 function formatResult(ctx: CommandContext, cache: Cache, spec: FetchSpec, result: FetchResult): string {
   if (!ctx.globals.json) return `${formatStorePath(result.storePath, cache.storeDir)}\n`;
@@ -64,15 +51,11 @@ function formatResult(ctx: CommandContext, cache: Cache, spec: FetchSpec, result
 async function runFetch(ctx: CommandContext, spec: FetchSpec): Promise<void> {
   await withCache(ctx, async (cache) => {
     const { Fetcher } = await import('../../fetchers/base.js');
-    // Taken before anything is looked up, so a path deleted meanwhile retires what this writes.
-    const answer = pinned(spec) ? AnswerWriter.begin(cache.root, ctx.argv) : undefined;
-    let warned = false;
     const progress = progressLine(ctx.stderr, ctx.globals.quiet);
     const fetcher = new Fetcher(cache, {
       offline: ctx.globals.offline,
       onProgress: (e) => progress.update(e),
       onWarning: (message) => {
-        warned = true;
         progress.clear();
         if (!ctx.globals.quiet) writeLine(ctx.stderr, `warning: ${message}`);
       },
@@ -83,16 +66,7 @@ async function runFetch(ctx: CommandContext, spec: FetchSpec): Promise<void> {
     } finally {
       progress.clear();
     }
-    const text = formatResult(ctx, cache, spec, result);
-    ctx.stdout.write(text);
-    if (answer === undefined || warned) return;
-    // The answer is what the next run prints: a cache hit, which this one was or the same fetch is now.
-    let hit = result.cached ? text : undefined;
-    if (hit === undefined) {
-      const again = await fetcher.fetch(spec, {});
-      if (again.cached && !warned) hit = formatResult(ctx, cache, spec, again);
-    }
-    if (hit !== undefined) answer.commit(result.storePath.digest, hit);
+    ctx.stdout.write(formatResult(ctx, cache, spec, result));
   });
 }
 

@@ -3,7 +3,6 @@
  * and the flat hash of a file (`nix hash file`), printed in any of Nix's formats.
  */
 
-import { hashFile, hashPath } from '../../fs/hash.js';
 import { formatHash, type HashFormat, parseHashAlgo } from '../../nix/hash.js';
 import {
   type Command,
@@ -57,6 +56,7 @@ function makeHashCommand(word: 'path' | 'file'): Command {
       const [path] = expectArgs(ctx, 1, 'one PATH');
       const algo = algoOf(ctx);
       const format = formatOf(ctx);
+      const { hashFile, hashPath } = await import('../../fs/hash.js');
       const hash = word === 'path' ? (await hashPath(path!, algo)).hash : await hashFile(path!, algo);
       const text = formatHash(hash, format);
       if (ctx.globals.json) writeJson(ctx.stdout, { hash: text });

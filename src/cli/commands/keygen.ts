@@ -6,7 +6,6 @@
 
 import { writeFile } from 'node:fs/promises';
 import { FetchCacheError } from '../../errors.js';
-import { formatPublicKey, formatSecretKey, generateKeyPair } from '../../nix/signing.js';
 import { type Command, expectArgs, stringOption, UsageError, writeLine } from '../command.js';
 
 export const keygenCommand: Command = {
@@ -20,6 +19,7 @@ export const keygenCommand: Command = {
     const publicFile = stringOption(ctx, 'public');
     if (secretFile === undefined || publicFile === undefined)
       throw new UsageError('--secret and --public are required');
+    const { formatPublicKey, formatSecretKey, generateKeyPair } = await import('../../nix/signing.js');
     const pair = generateKeyPair(name!);
     // Nix writes both files without a trailing newline.
     await writeExclusive(secretFile, formatSecretKey(pair.secret), 0o600);

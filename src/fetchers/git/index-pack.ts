@@ -17,9 +17,8 @@
  *
  * When the native addon is built, src/native/git-pack.cc does the same job
  * and this file is its reference and fallback (the tests run both). Here each
- * object costs a zlib stream, a hasher and a few allocations, ~35 µs: 0.6 s of
- * the bench's cold 1,500-commit fetch (17,000 objects); there one z_stream is
- * reset per entry.
+ * object costs a zlib stream, a hasher and a few allocations; there one
+ * z_stream is reset per entry.
  */
 
 import { inflateSync } from 'node:zlib';

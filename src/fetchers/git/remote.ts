@@ -13,7 +13,6 @@ import { basename, dirname } from 'node:path';
 import type * as IsomorphicGit from 'isomorphic-git';
 import type { HttpClient } from 'isomorphic-git';
 import { FetchCacheError, isFetchCacheError } from '../../errors.js';
-import { extraCaContext } from '../tls.js';
 import { type CommitSink, indexPack } from './index-pack.js';
 import type { PackedObject } from './pack.js';
 import type { RefListing } from './refs.js';
@@ -39,11 +38,6 @@ export function guardedHttp(offline: boolean, url: string, http: HttpClient | un
         throw new FetchCacheError('ERR_OFFLINE', `offline: cannot fetch '${url}' (not in the cache)`, {
           path: url,
         });
-      }
-      if (http === undefined && req.url.startsWith('https:')) {
-        // isomorphic-git's node client connects through https.globalAgent.
-        const secureContext = extraCaContext();
-        if (secureContext) (await import('node:https')).globalAgent.options.secureContext = secureContext;
       }
       const client = http ?? (await import('isomorphic-git/http/node')).default;
       return client.request(req);
