@@ -255,7 +255,7 @@ export class Fetcher {
     // A miss writes, under an ingest lease; looked up again under it, so that a stale result a 304 or a
     // failed transfer falls back to cannot be deleted by a gc meanwhile.
     return this.cache.ingesting(async () => {
-      const found = await this.lookup(spec, name, expected, key);
+      const found = await this.lookup(spec, name, expected, key, { quiet: true });
       return found.hit ?? this.ingest(spec, name, expected, call, key, found);
     });
   }
@@ -266,6 +266,7 @@ export class Fetcher {
     name: string,
     expected: Hash | undefined,
     key: string | undefined,
+    { quiet = false } = {},
   ): Promise<Lookup> {
     const entry = key === undefined ? undefined : await this.index.get(key);
     if (expected !== undefined) {
@@ -273,7 +274,7 @@ export class Fetcher {
         { name, method: specMethod(spec), hash: expected },
         this.cache.storeDir,
       );
-      const info = await this.stored(path);
+      const info = await this.stored(path, quiet);
       if (info) {
         const metadata = entry?.storePath === storePathBaseName(path) ? entry.metadata : {};
         return { hit: this.result(info, metadata, true) };
@@ -281,7 +282,7 @@ export class Fetcher {
       return { entry };
     }
     if (entry === undefined) return { entry };
-    const info = await this.stored(parseStorePathBaseName(entry.storePath));
+    const info = await this.stored(parseStorePathBaseName(entry.storePath), quiet);
     if (info === undefined) return { entry };
     const immutable = spec.type === 'git' && spec.rev !== undefined;
     const ttl = (this.options.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000;
@@ -376,17 +377,19 @@ export class Fetcher {
 
   /**
    * The path info of `path` when the cache has it (same name, not just the same digest) and it holds its
-   * own address (see the header); one that does not is reported and treated as absent.
+   * own address (see the header); one that does not is reported (unless `quiet`: the look-up repeated
+   * under the ingest lease) and treated as absent.
    */
-  private async stored(path: StorePath): Promise<PathInfo | undefined> {
+  private async stored(path: StorePath, quiet = false): Promise<PathInfo | undefined> {
     const info = await this.cache.pathInfos.get(path.digest);
     if (info === undefined || info.storePath.name !== path.name) return undefined;
     const problem =
       info.ca === undefined ? 'it has no content address' : contentAddressProblem(info, this.cache.storeDir);
     if (problem === undefined) return info;
-    this.options.onWarning?.(
-      `the path info of ${formatStorePath(path, this.cache.storeDir)} is damaged (${problem}); fetching it again`,
-    );
+    if (!quiet)
+      this.options.onWarning?.(
+        `the path info of ${formatStorePath(path, this.cache.storeDir)} is damaged (${problem}); fetching it again`,
+      );
     return undefined;
   }
 
