@@ -9,23 +9,31 @@
  * untouched.
  *
  * Every decoder checks what its format carries, as `gzip -t`, `bzip2 -t`,
- * `xz -t` and `zstd -t` do: gzip the CRC-32 and size of each member (zlib),
+ * `xz -t` and `zstd -t` do: gzip the CRC-32 and size of each member (and its header CRC),
  * xz its block checks (liblzma), bzip2 the CRC of every block and stream,
  * zstd each frame's content checksum (XXH64, xxh64.ts; fzstd skips it) and
  * declared content size. A zstd frame that needs a window over 128 MiB is
  * refused, as libzstd (and so Nix's libarchive) refuses it by default.
  *
- * Every decoder streams with bounded buffering: zlib and lzma-native are
- * Node transforms driven through `pipeline`; zstd frames are split into
- * blocks (at most 128 KiB each) here and decoded by fzstd; bzip2 blocks
- * (at most ~1 MiB compressed) are decoded by unbzip2-stream's block decoder
- * once a whole block is buffered.
+ * What follows a compressed unit is read as libarchive (Nix 2.8) reads it:
+ * gzip members and bzip2 streams go on only while the next bytes start like
+ * one (anything else after them is ignored); zstd frames and xz streams go on
+ * to the end of the input (junk after them is an error). `finish()` lets a
+ * reader that knows where its data ends (a tar's end-of-archive block) stop
+ * there: see `Decompressed`.
+ *
+ * Every decoder streams with bounded buffering: gzip members are inflated by
+ * zlib (raw deflate, header and trailer handled here) with backpressure, xz
+ * by lzma-native through `pipeline`; zstd frames are split into blocks (at
+ * most 128 KiB each) here and decoded by fzstd; bzip2 blocks (at most ~1 MiB
+ * compressed) are decoded by unbzip2-stream's block decoder once a whole
+ * block is buffered.
  */
 
 import type { Transform } from 'node:stream';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { crc32, createInflateRaw } from 'node:zlib';
 import { FetchCacheError } from '../errors.js';
 import { Xxh64 } from './xxh64.js';
 
@@ -46,18 +54,60 @@ export function sniffCompression(head: Uint8Array): Compression {
   return 'none';
 }
 
+/**
+ * The decoded bytes of a stream, and how a reader that knows where its data ends stops reading it.
+ * Iterate it once; or iterate part of it (without `return()`), then `finish()`.
+ */
+export interface Decompressed extends AsyncIterable<Uint8Array> {
+  /**
+   * The reader has all it wants (a tar reader at its end-of-archive marker): read on to the end of the
+   * compressed unit that holds what it read, checking it, and ignore what follows, as libarchive (Nix)
+   * does: the rest of the gzip member or bzip2 stream (later members, streams or junk are never read);
+   * for zstd and xz, whose decoders libarchive runs on to the end of the input, every frame or stream
+   * that is left (junk after them is refused). The output is discarded.
+   */
+  finish(): Promise<void>;
+  /** Give up (the reader failed): stop reading the source. */
+  close(): Promise<void>;
+}
+
+/** What `finish()` tells the decoders: stop at the end of the current unit. */
+interface Control {
+  last: boolean;
+}
+
 /** Decompress `source` according to its first bytes. */
-export async function* decompress(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = new ByteReader(source[Symbol.asyncIterator]());
+export function decompress(source: AsyncIterable<Uint8Array>): Decompressed {
+  const control: Control = { last: false };
+  const output = decode(new ByteReader(source[Symbol.asyncIterator]()), control);
+  return {
+    [Symbol.asyncIterator]: () => output,
+    async finish() {
+      control.last = true;
+      for (let r = await output.next(); !r.done; r = await output.next()) {
+        // Checked and dropped.
+      }
+    },
+    async close() {
+      await output.return(undefined);
+    },
+  };
+}
+
+async function* decode(reader: ByteReader, control: Control): AsyncGenerator<Uint8Array> {
   let kind: Compression = 'none';
   try {
     kind = sniffCompression(await reader.peek(6));
     switch (kind) {
       case 'none':
-        yield* reader.chunks();
+        while (!control.last) {
+          const c = await reader.next();
+          if (c === undefined) return;
+          yield c;
+        }
         return;
       case 'gzip':
-        yield* throughTransform(reader.chunks(), createGunzip());
+        yield* gunzip(reader, control);
         return;
       case 'xz':
         // Decoders load on first use: most fetches need at most one of them.
@@ -67,7 +117,7 @@ export async function* decompress(source: AsyncIterable<Uint8Array>): AsyncGener
         yield* unzstd(reader);
         return;
       case 'bzip2':
-        yield* bunzip2(reader);
+        yield* bunzip2(reader, control);
         return;
     }
   } catch (e) {
@@ -172,6 +222,127 @@ async function* throughTransform(
     );
   } finally {
     transform.destroy();
+  }
+}
+
+// --- gzip (RFC 1952) ---
+
+/**
+ * Members one after another, each inflated by zlib (raw deflate) with its header parsed and its CRC-32 and
+ * size checked here. Another member follows only if it starts like one (`1f 8b 08`, no reserved flags);
+ * anything else after a member is ignored, as libarchive does (Node's gunzip refuses it).
+ */
+async function* gunzip(r: ByteReader, control: Control): AsyncGenerator<Uint8Array> {
+  for (let member = 0; ; member++) {
+    if (member > 0) {
+      if (control.last) return;
+      const next = await r.peek(4);
+      if (next.length < 4 || next[0] !== 0x1f || next[1] !== 0x8b || next[2] !== 8 || next[3]! & 0xe0) return;
+    }
+    await gzipHeader(r);
+    let crc = 0;
+    let size = 0;
+    for await (const chunk of inflateRaw(r)) {
+      crc = crc32(chunk, crc);
+      size = (size + chunk.length) % 2 ** 32;
+      yield chunk;
+    }
+    const trailer = await need(r, 8, 'gzip', 'before the end of a member (CRC-32 and size)');
+    if (u32le(trailer) !== crc >>> 0) throw new Error('incorrect data check (CRC-32)');
+    if (u32le(trailer, 4) !== size) throw new Error('incorrect length check');
+  }
+}
+
+const FHCRC = 2;
+const FEXTRA = 4;
+const FNAME = 8;
+const FCOMMENT = 16;
+
+/** Read and check one member header (its optional CRC-16 included). */
+async function gzipHeader(r: ByteReader): Promise<void> {
+  const fixed = await need(r, 10, 'gzip', 'inside a member header');
+  if (fixed[0] !== 0x1f || fixed[1] !== 0x8b) throw new Error('incorrect header check');
+  if (fixed[2] !== 8) throw new Error('unknown compression method');
+  const flags = fixed[3]!;
+  if (flags & 0xe0) throw new Error('reserved header flags set');
+  let crc = crc32(fixed);
+  const field = async (n: number) => {
+    const bytes = await need(r, n, 'gzip', 'inside a member header');
+    crc = crc32(bytes, crc);
+    return bytes;
+  };
+  if (flags & FEXTRA) {
+    const length = await field(2);
+    await field(length[0]! | (length[1]! << 8));
+  }
+  for (const flag of [FNAME, FCOMMENT]) {
+    if (!(flags & flag)) continue;
+    // Zero-terminated.
+    for (;;) {
+      const chunk = await r.next();
+      if (chunk === undefined) throw truncated('gzip', 'inside a member header');
+      const end = chunk.indexOf(0);
+      crc = crc32(end < 0 ? chunk : chunk.subarray(0, end + 1), crc);
+      if (end < 0) continue;
+      r.unread(chunk.subarray(end + 1));
+      break;
+    }
+  }
+  if (flags & FHCRC) {
+    const stored = await need(r, 2, 'gzip', 'inside a member header');
+    if ((stored[0]! | (stored[1]! << 8)) !== (crc & 0xffff)) throw new Error('header crc mismatch');
+  }
+}
+
+/**
+ * One raw deflate stream through zlib, chunk by chunk, with backpressure; what zlib did not consume
+ * when the stream ended (the trailer and anything after it) goes back to `r`. zlib stops exactly at the
+ * end of the deflate data, and the stream's `bytesWritten` counts what it consumed.
+ */
+async function* inflateRaw(r: ByteReader): AsyncGenerator<Uint8Array> {
+  const inflate = createInflateRaw();
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  inflate.on('readable', poke);
+  inflate.on('error', (e) => {
+    failure ??= e;
+    poke();
+  });
+  try {
+    for (;;) {
+      const chunk = await r.next();
+      if (chunk === undefined) throw truncated('gzip', 'inside the compressed data of a member');
+      const before = inflate.bytesWritten;
+      let written = false;
+      inflate.write(chunk, () => {
+        written = true;
+        poke();
+      });
+      // Take output while zlib works on the chunk: it waits for us when its buffer is full.
+      for (;;) {
+        if (failure !== undefined) throw failure;
+        const out = inflate.read() as Buffer | null;
+        if (out !== null) yield out;
+        else if (written) break;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+      const consumed = inflate.bytesWritten - before;
+      if (consumed < chunk.length) {
+        // The deflate stream ended inside this chunk (or before it, when it ended exactly at the last one).
+        r.unread(chunk.subarray(consumed));
+        for (let out = inflate.read() as Buffer | null; out !== null; out = inflate.read() as Buffer | null) {
+          yield out;
+        }
+        return;
+      }
+    }
+  } finally {
+    inflate.destroy();
   }
 }
 
@@ -346,7 +517,7 @@ class BitInput {
 }
 
 /** Streams one after another, blocks decoded once buffered whole (a block can take ~1 MiB). */
-async function* bunzip2(r: ByteReader): AsyncGenerator<Uint8Array> {
+async function* bunzip2(r: ByteReader, control: Control): AsyncGenerator<Uint8Array> {
   const blocks = (await import('unbzip2-stream/lib/bzip2.js')).default as Bzip2Blocks;
   const input = new BitInput();
   let ended = false;
@@ -379,6 +550,7 @@ async function* bunzip2(r: ByteReader): AsyncGenerator<Uint8Array> {
   };
   for (let stream = 0; ; stream++) {
     if (stream > 0) {
+      if (control.last) return;
       // Another stream follows only if it starts like one; anything else after a stream is ignored (libarchive).
       await fill(10);
       if (!startsBzip2Stream(input.rest())) return;
