@@ -33,7 +33,7 @@
 import type { Transform } from 'node:stream';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { crc32, createInflateRaw } from 'node:zlib';
+import { crc32, createBrotliDecompress, createInflate, createInflateRaw } from 'node:zlib';
 import { FetchCacheError } from '../errors.js';
 import { Xxh64 } from './xxh64.js';
 
@@ -76,10 +76,10 @@ interface Control {
   last: boolean;
 }
 
-/** Decompress `source` according to its first bytes. */
-export function decompress(source: AsyncIterable<Uint8Array>): Decompressed {
+/** Decompress `source` according to its first bytes (which must show `expect`, when given). */
+export function decompress(source: AsyncIterable<Uint8Array>, expect?: Compression): Decompressed {
   const control: Control = { last: false };
-  const output = decode(new ByteReader(source[Symbol.asyncIterator]()), control);
+  const output = decode(new ByteReader(source[Symbol.asyncIterator]()), control, expect);
   return {
     [Symbol.asyncIterator]: () => output,
     async finish() {
@@ -94,10 +94,17 @@ export function decompress(source: AsyncIterable<Uint8Array>): Decompressed {
   };
 }
 
-async function* decode(reader: ByteReader, control: Control): AsyncGenerator<Uint8Array> {
+async function* decode(
+  reader: ByteReader,
+  control: Control,
+  expect: Compression | undefined,
+): AsyncGenerator<Uint8Array> {
   let kind: Compression = 'none';
   try {
     kind = sniffCompression(await reader.peek(6));
+    if (expect !== undefined && kind !== expect) {
+      throw new FetchCacheError('ERR_BAD_ARCHIVE', `the data is not ${expect}-compressed`);
+    }
     switch (kind) {
       case 'none':
         while (!control.last) {
@@ -122,6 +129,55 @@ async function* decode(reader: ByteReader, control: Control): AsyncGenerator<Uin
     }
   } catch (e) {
     throw reader.isSourceError(e) ? e : badArchive(kind, e);
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The HTTP content codings `decodeContentCoding` decodes. */
+export const CONTENT_CODINGS: ReadonlySet<string> = new Set([
+  'gzip',
+  'x-gzip',
+  'deflate',
+  'br',
+  'zstd',
+  'xz',
+  'bzip2',
+]);
+
+/**
+ * The decoder of an HTTP content coding (RFC 9110 §8.4.1; what curl accepts): gzip (x-gzip), deflate
+ * (zlib-wrapped, or raw deflate as some servers send it and curl takes it), br, zstd; also xz and bzip2,
+ * which are no registered codings but which Nix decodes. Undefined for any other coding.
+ */
+export function decodeContentCoding(
+  coding: string,
+  source: AsyncIterable<Uint8Array>,
+): AsyncIterable<Uint8Array> | undefined {
+  switch (coding) {
+    case 'gzip':
+    case 'x-gzip':
+      return decompress(source, 'gzip');
+    case 'zstd':
+    case 'xz':
+    case 'bzip2':
+      return decompress(source, coding);
+    case 'br':
+      return throughTransform(source, createBrotliDecompress());
+    case 'deflate':
+      return inflateHttp(source);
+    default:
+      return undefined;
+  }
+}
+
+/** HTTP `deflate`: a zlib stream (RFC 1950: CM 8, header check), else raw deflate. */
+async function* inflateHttp(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = new ByteReader(source[Symbol.asyncIterator]());
+  try {
+    const h = await reader.peek(2);
+    const zlib = h.length === 2 && (h[0]! & 0x0f) === 8 && ((h[0]! << 8) | h[1]!) % 31 === 0;
+    yield* throughTransform(reader.chunks(), zlib ? createInflate() : createInflateRaw());
   } finally {
     await reader.close();
   }

@@ -10,7 +10,9 @@
  * is ERR_HTTP. Validators from an earlier transfer make the request
  * conditional (304 → `notModified`). Mirrors are tried in order after the
  * URL; `file://` URLs are read from disk; `offline` refuses every network URL
- * before a socket is opened.
+ * before a socket is opened. A body with a Content-Encoding (gzip, deflate,
+ * br, zstd …; none is asked for, as Nix asks for none) is handed out decoded,
+ * as curl and Nix hand it out: hashes are of the decoded bytes.
  *
  * Each attempt uses its own undici `Client` (one connection): a download is
  * large and rare, and owning the connection lets us see bytes the server sent
@@ -28,6 +30,7 @@ import type { Client, Dispatcher } from 'undici';
 let undici: Promise<typeof import('undici')> | undefined;
 
 import { FetchCacheError } from '../errors.js';
+import { CONTENT_CODINGS, decodeContentCoding } from './decompress.js';
 import { extraCaContext } from './tls.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
@@ -237,13 +240,22 @@ export class HttpClient {
     }
     const lengthText = header(opened.res, 'content-length');
     const size = lengthText === undefined ? undefined : Number(lengthText);
+    const codings = contentCodings(header(opened.res, 'content-encoding'));
+    const unknown = codings.find((c) => !CONTENT_CODINGS.has(c));
+    if (unknown !== undefined) {
+      await this.discard(opened);
+      throw httpError(
+        `unsupported Content-Encoding '${unknown}' from '${redactUrl(opened.url)}'`,
+        opened.url,
+      );
+    }
     return {
       notModified: false,
       url: opened.url,
       etag: header(opened.res, 'etag'),
       lastModified: header(opened.res, 'last-modified'),
       size,
-      body: this.body(opened, size, budget, req),
+      body: decodeBody(this.body(opened, size, budget, req), codings, opened.url),
     };
   }
 
@@ -483,6 +495,52 @@ export class HttpClient {
     }
     return opened;
   }
+}
+
+/** The codings of a Content-Encoding header, in the order they were applied (`identity` dropped). */
+function contentCodings(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+}
+
+/**
+ * The body with its content codings undone, last applied first, as curl and Nix hand it out (the hash is
+ * of the decoded bytes). A body its coding cannot decode is ERR_HTTP; the body's own errors pass through.
+ */
+function decodeBody(
+  body: AsyncIterable<Uint8Array>,
+  codings: string[],
+  url: string,
+): AsyncIterable<Uint8Array> {
+  if (codings.length === 0) return body;
+  const failed: { error?: unknown } = {};
+  async function* watched(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* body;
+    } catch (e) {
+      failed.error = e;
+      throw e;
+    }
+  }
+  let out: AsyncIterable<Uint8Array> = watched();
+  for (const coding of [...codings].reverse()) out = decodeContentCoding(coding, out)!;
+  const decoded = out;
+  return (async function* () {
+    try {
+      yield* decoded;
+    } catch (e) {
+      if ('error' in failed && e === failed.error) throw e;
+      const why = e instanceof Error ? e.message : String(e);
+      throw httpError(
+        `cannot decode the body of '${redactUrl(url)}' (Content-Encoding: ${codings.join(', ')}): ${why}`,
+        url,
+        e,
+      );
+    }
+  })();
 }
 
 /** `If-Range` needs a strong validator: a non-weak ETag, else Last-Modified. */
