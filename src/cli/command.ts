@@ -17,6 +17,8 @@ export const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
   offline: { type: 'boolean' },
   quiet: { type: 'boolean' },
+  'stalled-download-timeout': { type: 'string' },
+  'max-download-size': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
 

@@ -7,6 +7,12 @@
 
 import { parseArgs } from 'node:util';
 import { FetchCacheError } from '../errors.js';
+import {
+  MAX_DOWNLOAD_SIZE_ENV,
+  parseByteCount,
+  parseStalledDownloadTimeout,
+  STALLED_DOWNLOAD_TIMEOUT_ENV,
+} from '../fetchers/download-limits.js';
 import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLine } from './command.js';
 import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
@@ -32,7 +38,29 @@ const COMMANDS: Command[] = [
 ];
 
 /** Global options that take a value, so their value is not mistaken for a command word. */
-const VALUE_GLOBALS = new Set(['--root', '--store-dir']);
+const VALUE_GLOBALS = new Set(['--root', '--store-dir', '--stalled-download-timeout', '--max-download-size']);
+
+/**
+ * The download limits (src/fetchers/http.ts): a flag sets its variable for this run (every download client
+ * reads it there), a bad value in either is bad usage.
+ */
+function applyDownloadLimits(values: CommandContext['values'], env: NodeJS.ProcessEnv): void {
+  const limits = [
+    ['stalled-download-timeout', STALLED_DOWNLOAD_TIMEOUT_ENV, parseStalledDownloadTimeout],
+    ['max-download-size', MAX_DOWNLOAD_SIZE_ENV, parseByteCount],
+  ] as const;
+  for (const [flag, name, parse] of limits) {
+    const given = values[flag];
+    if (typeof given === 'string') env[name] = given;
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    try {
+      parse(v);
+    } catch (e) {
+      throw new UsageError(`${typeof given === 'string' ? `--${flag}` : name}: ${(e as Error).message}`);
+    }
+  }
+}
 
 function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
   const words: number[] = [];
@@ -55,7 +83,8 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | und
 
 function usageText(): string {
   const lines = [
-    'usage: fetch-cache [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet] COMMAND …',
+    'usage: fetch-cache [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
+    '                   [--stalled-download-timeout SECONDS] [--max-download-size BYTES] COMMAND …',
     '',
   ];
   for (const c of COMMANDS) lines.push(`  ${c.usage}`, `      ${c.summary}`);
@@ -97,6 +126,7 @@ export async function main(
       writeLine(io.stdout, `usage: fetch-cache ${command.usage}\n\n${command.summary}`);
       return 0;
     }
+    applyDownloadLimits(values, io.env);
     const ctx: CommandContext = {
       globals: {
         root: (values.root as string | undefined) ?? io.env.FETCH_CACHE_ROOT,

@@ -31,6 +31,13 @@ let undici: Promise<typeof import('undici')> | undefined;
 
 import { FetchCacheError } from '../errors.js';
 import { CONTENT_CODINGS, decodeContentCoding } from './decompress.js';
+import {
+  DEFAULT_STALLED_DOWNLOAD_TIMEOUT_MS,
+  MAX_DOWNLOAD_SIZE_ENV,
+  parseByteCount,
+  parseStalledDownloadTimeout,
+  STALLED_DOWNLOAD_TIMEOUT_ENV,
+} from './download-limits.js';
 import { extraCaContext } from './tls.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
@@ -51,8 +58,32 @@ export interface HttpClientOptions {
   readonly headersTimeoutMs?: number;
   /** Longest pause between two body chunks (default 60 s). */
   readonly bodyTimeoutMs?: number;
+  /**
+   * Nix's `stalled-download-timeout`: a transfer that moves less than 1 byte/s over this long (fewer bytes
+   * than seconds) fails; it is retried like a dropped connection. Default from
+   * `FETCH_CACHE_STALLED_DOWNLOAD_TIMEOUT` (seconds), else 300 s as in Nix; 0 turns it off.
+   */
+  readonly stalledDownloadTimeoutMs?: number;
+  /**
+   * The most bytes one download may bring (the body as received, and as decoded when it has a
+   * Content-Encoding); past it the transfer fails at once. Default from `FETCH_CACHE_MAX_DOWNLOAD_SIZE`
+   * (bytes, or with a K/M/G/T suffix), else no limit, as in Nix.
+   */
+  readonly maxDownloadBytes?: number;
+  /** Where the two defaults above are read from (default `process.env`). */
+  readonly env?: NodeJS.ProcessEnv;
   /** Refuse every http(s) URL with ERR_OFFLINE, before any socket is opened. */
   readonly offline?: boolean;
+}
+
+function fromEnv(env: NodeJS.ProcessEnv, name: string, parse: (text: string) => number): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  try {
+    return parse(v);
+  } catch (e) {
+    throw new TypeError(`${name}: ${(e as Error).message}`);
+  }
 }
 
 export interface DownloadProgress {
@@ -144,6 +175,7 @@ function retryableStatus(status: number): boolean {
 
 /** Connection-level failures (refused, reset, timeouts, dropped mid-body) are worth another try. */
 function transientError(e: unknown): boolean {
+  if (e instanceof StalledError) return true;
   if (e instanceof FetchCacheError) return false;
   const code = (e as { code?: unknown })?.code;
   if (typeof code !== 'string') return false;
@@ -178,6 +210,7 @@ export class HttpClient {
   private readonly o: Required<HttpClientOptions>;
 
   constructor(options: HttpClientOptions = {}) {
+    const env = options.env ?? process.env;
     this.o = {
       userAgent: options.userAgent ?? USER_AGENT,
       maxRedirects: options.maxRedirects ?? 10,
@@ -187,6 +220,15 @@ export class HttpClient {
       connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
       headersTimeoutMs: options.headersTimeoutMs ?? 60_000,
       bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
+      stalledDownloadTimeoutMs:
+        options.stalledDownloadTimeoutMs ??
+        fromEnv(env, STALLED_DOWNLOAD_TIMEOUT_ENV, parseStalledDownloadTimeout) ??
+        DEFAULT_STALLED_DOWNLOAD_TIMEOUT_MS,
+      maxDownloadBytes:
+        options.maxDownloadBytes ??
+        fromEnv(env, MAX_DOWNLOAD_SIZE_ENV, parseByteCount) ??
+        Number.POSITIVE_INFINITY,
+      env,
       offline: options.offline ?? false,
     };
   }
@@ -240,6 +282,10 @@ export class HttpClient {
     }
     const lengthText = header(opened.res, 'content-length');
     const size = lengthText === undefined ? undefined : Number(lengthText);
+    if (size !== undefined && size > this.o.maxDownloadBytes) {
+      await this.discard(opened);
+      throw this.tooLarge(opened.url, `its Content-Length is ${size}`);
+    }
     const codings = contentCodings(header(opened.res, 'content-encoding'));
     const unknown = codings.find((c) => !CONTENT_CODINGS.has(c));
     if (unknown !== undefined) {
@@ -255,7 +301,11 @@ export class HttpClient {
       etag: header(opened.res, 'etag'),
       lastModified: header(opened.res, 'last-modified'),
       size,
-      body: decodeBody(this.body(opened, size, budget, req), codings, opened.url),
+      body: this.limited(
+        decodeBody(this.body(opened, size, budget, req), codings, opened.url),
+        codings,
+        opened.url,
+      ),
     };
   }
 
@@ -269,6 +319,7 @@ export class HttpClient {
     } catch (e) {
       throw new FetchCacheError('ERR_IO', `cannot read '${u.href}': ${describe(e)}`, { path, cause: e });
     }
+    if (size > this.o.maxDownloadBytes) throw this.tooLarge(u.href, `it has ${size} bytes`);
     const progress = new ProgressMeter(size, req.onProgress);
     async function* body(): AsyncGenerator<Uint8Array> {
       try {
@@ -282,6 +333,32 @@ export class HttpClient {
       progress.finish();
     }
     return { notModified: false, url: u.href, etag: undefined, lastModified: undefined, size, body: body() };
+  }
+
+  private tooLarge(url: string, why: string): FetchCacheError {
+    return httpError(
+      `download of '${redactUrl(url)}' exceeds the size limit of ${this.o.maxDownloadBytes} bytes (max-download-size): ${why}`,
+      url,
+    );
+  }
+
+  /** The decoded body, held to the size limit too (the body as received is, in `body`). */
+  private limited(
+    body: AsyncIterable<Uint8Array>,
+    codings: string[],
+    url: string,
+  ): AsyncIterable<Uint8Array> {
+    const max = this.o.maxDownloadBytes;
+    if (codings.length === 0 || max === Number.POSITIVE_INFINITY) return body;
+    const tooLarge = (n: number) => this.tooLarge(url, `it decodes to more than ${n - 1} bytes`);
+    return (async function* () {
+      let n = 0;
+      for await (const chunk of body) {
+        n += chunk.length;
+        if (n > max) throw tooLarge(n);
+        yield chunk;
+      }
+    })();
   }
 
   private backoff(attempt: number): Promise<void> {
@@ -383,8 +460,10 @@ export class HttpClient {
     }
   }
 
+  /** Drop a response we do not read: its connection goes (reading the body out could take forever). */
   private async discard(opened: Opened): Promise<void> {
-    await opened.res.body.dump().catch(() => {});
+    opened.res.body.on('error', () => {});
+    opened.res.body.destroy();
     await opened.client.destroy().catch(() => {});
   }
 
@@ -406,7 +485,22 @@ export class HttpClient {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          for await (const chunk of current.res.body as AsyncIterable<Buffer>) {
+          const chunks = (current.res.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+          const stall = new StallMeter(this.o.stalledDownloadTimeoutMs);
+          for (;;) {
+            const next = await stall.wait(chunks.next(), () => {
+              const e = new StalledError(
+                `transfer of '${redactUrl(current.url)}' stalled: fewer than ${this.o.stalledDownloadTimeoutMs / 1000} bytes in ${this.o.stalledDownloadTimeoutMs / 1000} s (stalled-download-timeout)`,
+              );
+              current.res.body.destroy(e);
+              return e;
+            });
+            if (next.done) break;
+            const chunk = next.value;
+            stall.received(chunk.length);
+            if (handed + chunk.length > this.o.maxDownloadBytes) {
+              throw this.tooLarge(current.url, `more than ${this.o.maxDownloadBytes} bytes arrived`);
+            }
             handed += chunk.length;
             if (size !== undefined && handed > size) {
               throw httpError(
@@ -582,5 +676,61 @@ class ProgressMeter {
       rate: seconds > 0 ? this.bytes / seconds : 0,
       done,
     });
+  }
+}
+
+/** A transfer that moved too little for too long (retried like a dropped connection). */
+class StalledError extends Error {
+  override readonly name = 'StalledError';
+}
+
+/**
+ * Nix's `stalled-download-timeout` (curl's LOW_SPEED_LIMIT 1 byte/s over LOW_SPEED_TIME): fails a transfer
+ * once fewer than `windowMs / 1000` bytes arrived in the last `windowMs` of waiting for it. Only time spent
+ * waiting for the server counts, not time the consumer holds a chunk (a slow disk is no stalled server).
+ * Samples of (waited ms, bytes) are kept at least 1/50 of the window apart and each is exact, so the
+ * count in the window is never underestimated: it fails at most one sample step late, never early.
+ */
+class StallMeter {
+  /** Milliseconds spent waiting so far: the meter's clock. */
+  private clock = 0;
+  private bytes = 0;
+  private readonly marks: [clock: number, bytes: number][] = [[0, 0]];
+  private readonly step: number;
+  private readonly needed: number;
+
+  constructor(private readonly windowMs: number) {
+    this.step = Math.max(windowMs / 50, 10);
+    this.needed = Math.max(1, windowMs / 1000);
+  }
+
+  received(n: number): void {
+    this.bytes += n;
+    const m = this.marks;
+    if (m.length >= 2 && this.clock - m[m.length - 2]![0] < this.step)
+      m[m.length - 1] = [this.clock, this.bytes];
+    else m.push([this.clock, this.bytes]);
+    // Keep one mark at or before the start of the window.
+    while (m.length > 2 && m[1]![0] <= this.clock - this.windowMs) m.shift();
+  }
+
+  /** `pending`, or the error `stalled()` makes once the window fails while we wait for it. */
+  async wait<T>(pending: Promise<T>, stalled: () => Error): Promise<T> {
+    if (this.windowMs <= 0) return pending;
+    // The first sample with more than `bytes - needed` bytes: once the window starts after it, it fails.
+    const first = this.marks.find(([, b]) => b > this.bytes - this.needed)!;
+    const failAt = Math.max(this.windowMs, first[0] + this.windowMs);
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(stalled()), Math.max(0, failAt - this.clock));
+    });
+    try {
+      return await Promise.race([pending, timeout]);
+    } finally {
+      clearTimeout(timer);
+      pending.catch(() => {});
+      this.clock += performance.now() - started;
+    }
   }
 }

@@ -32,8 +32,14 @@ interface StripesExports {
   readonly stripes: (p: number, n: number) => void;
 }
 
-/** One instance for the process (JS is single-threaded; each hasher loads its state in and out). */
-const engine = ((): StripesExports | undefined => {
+/** One instance for the process, made on first use (JS is single-threaded; each hasher loads its state in and out). */
+let engine: StripesExports | undefined | null = null;
+function loadEngine(): StripesExports | undefined {
+  if (engine === null) engine = compile();
+  return engine;
+}
+
+function compile(): StripesExports | undefined {
   const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
   if (api === undefined) return undefined;
   try {
@@ -42,7 +48,7 @@ const engine = ((): StripesExports | undefined => {
   } catch {
     return undefined; // e.g. wasm code generation disallowed
   }
-})();
+}
 
 /** Stripes per call into the module: the page after DATA_ADDR holds this many. */
 const SLAB = Math.floor((65536 - XXH64_WASM_DATA_ADDR) / 32);
@@ -108,6 +114,7 @@ export class Xxh64 {
 
   /** Run the round over `n` whole stripes of `data`. */
   private stripes(data: Uint8Array, n: number): void {
+    const engine = loadEngine();
     if (engine === undefined) {
       const view = new DataView(data.buffer, data.byteOffset, n * 32);
       for (let s = 0; s < n; s++) {
