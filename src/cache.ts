@@ -10,7 +10,8 @@
  * can be deleted and refilled); `<root>/pathinfo.gen` changes with every path
 info write (pathinfo/generation.ts); `<root>/owner.json` names the process that has the database open;
  * `<root>/db.sock` the socket over which that process serves the database to
- * the others. LevelDB admits one opener, so every further process on the
+ * the others. `<root>/tmp` holds spool files (fs/temp.ts); opening removes
+ * those of processes no longer running. LevelDB admits one opener, so every further process on the
  * same root reaches the database through the opener (storage/shared-db.ts)
  * and takes over when it exits; only when the lock is held and nobody
  * answers does it wait up to `lockTimeoutMs`, then fail with
@@ -27,6 +28,7 @@ import type { BlobService } from './blob/service.js';
 import { LevelDirectoryService } from './directory/leveldb.js';
 import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
+import { removeStaleTempDirs } from './fs/temp.js';
 import { NarCalculator } from './nar-render/nar-calc.js';
 import { DEFAULT_STORE_DIR } from './nix/store-path.js';
 import { PathInfoGeneration } from './pathinfo/generation.js';
@@ -94,6 +96,7 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
   const root = resolveRoot(options.root, options.env);
   mkdirSync(root, { recursive: true });
   checkLayout(root);
+  removeStaleTempDirs(root);
   const ownerFile = join(root, 'owner.json');
   const shared = await openSharedDb(join(root, 'db'), root, {
     timeoutMs: options.lockTimeoutMs,

@@ -48,6 +48,8 @@ export interface TarballOptions {
   readonly maxUnpackedBytes?: number;
   /** Cap on entries in the tree, implied parent directories included. Default 1,000,000. */
   readonly maxEntries?: number;
+  /** The cache root, whose `tmp/` holds the zip spool (default: the OS temp dir). */
+  readonly root?: string | undefined;
 }
 
 export interface TarballResult {
@@ -75,7 +77,7 @@ export async function ingestTarball(
     const { head, chunks } = await peek(decoded, 4);
     if (head.length === 0) throw badArchive('archive is empty');
     if (ZIP_MAGICS.some((m) => m.every((b, i) => head[i] === b))) {
-      await readZip(chunks, tree, services.blobs, budget, maxEntries);
+      await readZip(chunks, tree, services.blobs, budget, maxEntries, opts.root);
     } else {
       await readTar(chunks, tree, services.blobs, budget);
     }
