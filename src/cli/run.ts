@@ -91,10 +91,26 @@ function usageText(): string {
   return lines.join('\n');
 }
 
+/**
+ * A reader that went away (`path-info --all | head -1`): the command ends at once, quietly, with status 0
+ * (a shell tool dies of SIGPIPE; Node gets EPIPE instead, which unhandled was a stack trace). Another
+ * failure of stdout is one ERR_IO line, status 1. `nar` watches its own output and reports a cut NAR itself.
+ */
+function endOnClosedOutput(io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): void {
+  io.stderr.on('error', () => {});
+  io.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (io.stdout.listenerCount('error') > 1) return;
+    if (e.code === 'EPIPE') process.exit(0);
+    io.stderr.write(`ERR_IO: cannot write to stdout: ${e.code ?? e.message}\n`);
+    process.exit(1);
+  });
+}
+
 export async function main(
   argv: string[],
   io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; env: NodeJS.ProcessEnv },
 ): Promise<number> {
+  endOnClosedOutput(io);
   const found = findCommand(argv);
   if (found === undefined) {
     if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
