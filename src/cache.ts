@@ -18,9 +18,9 @@ info write (pathinfo/generation.ts); `<root>/owner.json` names the process that 
  * ERR_STORE_LOCKED naming the owner.
  */
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { retireAnswers } from './answers.js';
 import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
@@ -30,7 +30,7 @@ import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
 import { removeStaleTempDirs } from './fs/temp.js';
 import { NarCalculator } from './nar-render/nar-calc.js';
-import { DEFAULT_STORE_DIR } from './nix/store-path.js';
+import { canonicalStoreDir, DEFAULT_STORE_DIR } from './nix/store-path.js';
 import { PathInfoGeneration } from './pathinfo/generation.js';
 import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
@@ -91,12 +91,21 @@ export function resolveRoot(root: string | undefined, env: NodeJS.ProcessEnv = p
 }
 
 export async function openCache(options: CacheOptions = {}): Promise<Cache> {
-  const storeDir = options.storeDir ?? DEFAULT_STORE_DIR;
+  const storeDir = canonicalStoreDir(options.storeDir ?? DEFAULT_STORE_DIR);
   if (options.memory) return compose(await openMemoryKV(), undefined, storeDir, async () => {});
   const root = resolveRoot(options.root, options.env);
-  mkdirSync(root, { recursive: true });
-  checkLayout(root);
-  removeStaleTempDirs(root);
+  try {
+    makeDirectory(root);
+    checkLayout(root);
+    removeStaleTempDirs(root);
+  } catch (e) {
+    if (e instanceof FetchCacheError) throw e;
+    const why = e instanceof Error ? e.message : String(e);
+    throw new FetchCacheError('ERR_IO', `cannot use '${root}' as the cache root: ${why}`, {
+      path: root,
+      cause: e,
+    });
+  }
   const ownerFile = join(root, 'owner.json');
   const shared = await openSharedDb(join(root, 'db'), root, {
     timeoutMs: options.lockTimeoutMs,
@@ -170,6 +179,30 @@ function compose(
       return closed;
     },
   };
+}
+
+/**
+ * `mkdir -p`, by hand: Node's recursive mkdirSync loops forever where the parent exists but the child can
+ * never be made (`/proc/x`). A path that exists but is no directory is ENOTDIR.
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if (statSync(dir).isDirectory()) return;
+      throw Object.assign(new Error(`'${dir}' is not a directory`), { code: 'ENOTDIR' });
+    }
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw e;
+    makeDirectory(parent);
+    try {
+      mkdirSync(dir);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(dir).isDirectory()) throw again;
+    }
+  }
 }
 
 function checkLayout(root: string): void {

@@ -13,6 +13,7 @@ import {
   parseStalledDownloadTimeout,
   STALLED_DOWNLOAD_TIMEOUT_ENV,
 } from '../fetchers/download-limits.js';
+import { canonicalStoreDir, DEFAULT_STORE_DIR } from '../nix/store-path.js';
 import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLine } from './command.js';
 import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
@@ -106,6 +107,16 @@ function endOnClosedOutput(io: { stdout: NodeJS.WritableStream; stderr: NodeJS.W
   });
 }
 
+/** `--store-dir`: absolute (else bad usage), canonical as Nix makes it (`/nix/store/` is `/nix/store`). */
+function storeDirOption(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_STORE_DIR;
+  try {
+    return canonicalStoreDir(value);
+  } catch (e) {
+    throw new UsageError(`--store-dir: ${(e as Error).message}`);
+  }
+}
+
 export async function main(
   argv: string[],
   io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; env: NodeJS.ProcessEnv },
@@ -146,7 +157,7 @@ export async function main(
     const ctx: CommandContext = {
       globals: {
         root: (values.root as string | undefined) ?? io.env.FETCH_CACHE_ROOT,
-        storeDir: (values['store-dir'] as string | undefined) ?? '/nix/store',
+        storeDir: storeDirOption(values['store-dir'] as string | undefined),
         json: values.json === true,
         offline: values.offline === true,
         quiet: values.quiet === true,
