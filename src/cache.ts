@@ -4,7 +4,8 @@
  * database) and builds every service on its own sublevel (the fetch index
  * of the fetchers included).
  *
- * Layout (version 2): `<root>/layout.json` = `{"layout":2}`; `<root>/db` the
+ * Layout (version 2): `<root>/layout.json` = `{"layout":2,"storeDir":"/nix/store"}`
+ * (the store dir its paths are made for: store-dir.ts); `<root>/db` the
  * LevelDB; `<root>/packs/` the pack files holding chunk bytes (blob/packs.ts;
  * layout 1 kept them inside the database and is refused, with a hint: a cache
  * can be deleted and refilled); `<root>/pathinfo.gen` changes with every path
@@ -18,7 +19,7 @@ info write (pathinfo/generation.ts); `<root>/owner.json` names the process that 
  * ERR_STORE_LOCKED naming the owner.
  */
 
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { retireAnswers } from './answers.js';
@@ -36,6 +37,7 @@ import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
 import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
 import { openSharedDb } from './storage/shared-db.js';
+import { adoptStoreDir, recordStoreDir, storeDirMismatch } from './store-dir.js';
 
 export const LAYOUT_VERSION = 2;
 
@@ -46,6 +48,10 @@ export const FETCH_SUBLEVEL = 'fetch';
 export interface CacheOptions {
   /** Cache root; default from `FETCH_CACHE_ROOT`, then the platform cache dir. Ignored with `memory`. */
   root?: string | undefined;
+  /**
+   * The store dir (canonicalised, must be absolute); default the one the root records, else `/nix/store`.
+   * A different one than the root records is ERR_STORE_DIR.
+   */
   storeDir?: string | undefined;
   /** Keep everything in memory (tests, throwaway use). */
   memory?: boolean;
@@ -91,12 +97,15 @@ export function resolveRoot(root: string | undefined, env: NodeJS.ProcessEnv = p
 }
 
 export async function openCache(options: CacheOptions = {}): Promise<Cache> {
-  const storeDir = canonicalStoreDir(options.storeDir ?? DEFAULT_STORE_DIR);
-  if (options.memory) return compose(await openMemoryKV(), undefined, storeDir, async () => {});
+  const asked = options.storeDir === undefined ? undefined : canonicalStoreDir(options.storeDir);
+  if (options.memory) {
+    return compose(await openMemoryKV(), undefined, asked ?? DEFAULT_STORE_DIR, async () => {});
+  }
   const root = resolveRoot(options.root, options.env);
+  let layout: Record<string, unknown>;
   try {
     makeDirectory(root);
-    checkLayout(root);
+    layout = checkLayout(root, asked ?? DEFAULT_STORE_DIR);
     removeStaleTempDirs(root);
   } catch (e) {
     if (e instanceof FetchCacheError) throw e;
@@ -106,6 +115,11 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
       cause: e,
     });
   }
+  const recorded = typeof layout.storeDir === 'string' ? layout.storeDir : undefined;
+  if (recorded !== undefined && asked !== undefined && recorded !== asked) {
+    throw storeDirMismatch(root, recorded, asked);
+  }
+  const storeDir = recorded ?? asked ?? DEFAULT_STORE_DIR;
   const ownerFile = join(root, 'owner.json');
   const shared = await openSharedDb(join(root, 'db'), root, {
     timeoutMs: options.lockTimeoutMs,
@@ -123,10 +137,30 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
     },
   });
   const readWorkers = readWorkersFromEnv(options.env ?? process.env) ?? options.readWorkers ?? 0;
-  return compose(shared.db, root, storeDir, () => shared.close(), {
+  const cache = compose(shared.db, root, storeDir, () => shared.close(), {
     readWorkers,
     locationCache: options.locationCache ?? 0,
   });
+  if (recorded === undefined) {
+    // A root from before the store dir was recorded (store-dir.ts).
+    try {
+      const adopted = await adoptStoreDir(root, cache.pathInfos, asked);
+      recordStoreDir(root, layout, adopted);
+      if (adopted !== storeDir) throw storeDirMismatch(root, adopted, storeDir);
+    } catch (e) {
+      await cache.close();
+      if (e instanceof FetchCacheError) throw e;
+      throw new FetchCacheError(
+        'ERR_IO',
+        `cannot record the store dir of '${root}': ${(e as Error).message}`,
+        {
+          path: root,
+          cause: e,
+        },
+      );
+    }
+  }
+  return cache;
 }
 
 /** FETCH_CACHE_READ_WORKERS as a worker count (0–64), else undefined. */
@@ -205,21 +239,37 @@ function makeDirectory(dir: string): void {
   }
 }
 
-function checkLayout(root: string): void {
+/**
+ * `layout.json`, created for a new root (with its store dir, at once and whole: linked into place, so two
+ * processes creating a root agree on one) and checked for an existing one. Returns its fields.
+ */
+function checkLayout(root: string, storeDir: string): Record<string, unknown> {
   const file = join(root, 'layout.json');
-  let text: string | undefined;
+  let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
-    writeFileSync(file, `${JSON.stringify({ layout: LAYOUT_VERSION })}\n`);
-    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    const layout = { layout: LAYOUT_VERSION, storeDir };
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(layout)}\n`);
+    try {
+      linkSync(tmp, file);
+      return layout;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+      text = readFileSync(file, 'utf8');
+    } finally {
+      rmSync(tmp, { force: true });
+    }
   }
-  let version: unknown;
+  let fields: Record<string, unknown> = {};
   try {
-    version = (JSON.parse(text) as { layout?: unknown }).layout;
+    fields = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    version = undefined;
+    // Not JSON: reported as an unknown layout below.
   }
+  const version = fields?.layout;
   if (version !== LAYOUT_VERSION) {
     const hint =
       version === 1 ? ' (layout 1 kept chunk bytes inside the database; delete the root to refill it)' : '';
@@ -229,6 +279,7 @@ function checkLayout(root: string): void {
       { path: root },
     );
   }
+  return fields;
 }
 
 function describeOwner(root: string): string {

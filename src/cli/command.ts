@@ -24,7 +24,8 @@ export const GLOBAL_OPTIONS = {
 
 export interface GlobalOptions {
   root: string | undefined;
-  storeDir: string;
+  /** `--store-dir`, canonical; undefined: the one the root records. */
+  storeDir: string | undefined;
   json: boolean;
   offline: boolean;
   quiet: boolean;

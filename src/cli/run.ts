@@ -13,7 +13,7 @@ import {
   parseStalledDownloadTimeout,
   STALLED_DOWNLOAD_TIMEOUT_ENV,
 } from '../fetchers/download-limits.js';
-import { canonicalStoreDir, DEFAULT_STORE_DIR } from '../nix/store-path.js';
+import { canonicalStoreDir } from '../nix/store-path.js';
 import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLine } from './command.js';
 import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
@@ -107,9 +107,12 @@ function endOnClosedOutput(io: { stdout: NodeJS.WritableStream; stderr: NodeJS.W
   });
 }
 
-/** `--store-dir`: absolute (else bad usage), canonical as Nix makes it (`/nix/store/` is `/nix/store`). */
-function storeDirOption(value: string | undefined): string {
-  if (value === undefined) return DEFAULT_STORE_DIR;
+/**
+ * `--store-dir`: absolute (else bad usage), canonical as Nix makes it (`/nix/store/` is `/nix/store`);
+ * none given: the one the root records.
+ */
+function storeDirOption(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
   try {
     return canonicalStoreDir(value);
   } catch (e) {
