@@ -4,30 +4,33 @@
  * database) and builds every service on its own sublevel (the fetch index
  * of the fetchers included).
  *
- * Layout (version 2): `<root>/layout.json` = `{"layout":2}`; `<root>/db` the
+ * Layout (version 2): `<root>/layout.json` = `{"layout":2,"storeDir":"/nix/store"}`
+ * (the store dir its paths are made for: store-dir.ts); `<root>/db` the
  * LevelDB; `<root>/packs/` the pack files holding chunk bytes (blob/packs.ts;
  * layout 1 kept them inside the database and is refused, with a hint: a cache
  * can be deleted and refilled); `<root>/pathinfo.gen` changes with every path
 info write (pathinfo/generation.ts); `<root>/owner.json` names the process that has the database open;
  * `<root>/db.sock` the socket over which that process serves the database to
- * the others. LevelDB admits one opener, so every further process on the
+ * the others. `<root>/tmp` holds spool files (fs/temp.ts); opening removes
+ * those of processes no longer running. LevelDB admits one opener, so every further process on the
  * same root reaches the database through the opener (storage/shared-db.ts)
  * and takes over when it exits; only when the lock is held and nobody
  * answers does it wait up to `lockTimeoutMs`, then fail with
  * ERR_STORE_LOCKED naming the owner.
  */
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
 import { LevelDirectoryService } from './directory/leveldb.js';
 import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
+import { removeStaleTempDirs } from './fs/temp.js';
 import { NarCalculator } from './nar-render/nar-calc.js';
-import { DEFAULT_STORE_DIR } from './nix/store-path.js';
+import { canonicalStoreDir, DEFAULT_STORE_DIR } from './nix/store-path.js';
 import { withIngestLease } from './ops/leases.js';
 import { atimeKV, UseRecorder } from './ops/usage.js';
 import { PathInfoGeneration } from './pathinfo/generation.js';
@@ -35,6 +38,7 @@ import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
 import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
 import { openSharedDb } from './storage/shared-db.js';
+import { adoptStoreDir, recordStoreDir, storeDirMismatch } from './store-dir.js';
 
 export const LAYOUT_VERSION = 2;
 
@@ -45,6 +49,10 @@ export const FETCH_SUBLEVEL = 'fetch';
 export interface CacheOptions {
   /** Cache root; default from `FETCH_CACHE_ROOT`, then the platform cache dir. Ignored with `memory`. */
   root?: string | undefined;
+  /**
+   * The store dir (canonicalised, must be absolute); default the one the root records, else `/nix/store`.
+   * A different one than the root records is ERR_STORE_DIR.
+   */
   storeDir?: string | undefined;
   /** Keep everything in memory (tests, throwaway use). */
   memory?: boolean;
@@ -94,11 +102,29 @@ export function resolveRoot(root: string | undefined, env: NodeJS.ProcessEnv = p
 }
 
 export async function openCache(options: CacheOptions = {}): Promise<Cache> {
-  const storeDir = options.storeDir ?? DEFAULT_STORE_DIR;
-  if (options.memory) return compose(await openMemoryKV(), undefined, storeDir, async () => {});
+  const asked = options.storeDir === undefined ? undefined : canonicalStoreDir(options.storeDir);
+  if (options.memory) {
+    return compose(await openMemoryKV(), undefined, asked ?? DEFAULT_STORE_DIR, async () => {});
+  }
   const root = resolveRoot(options.root, options.env);
-  mkdirSync(root, { recursive: true });
-  checkLayout(root);
+  let layout: Record<string, unknown>;
+  try {
+    makeDirectory(root);
+    layout = checkLayout(root, asked ?? DEFAULT_STORE_DIR);
+    removeStaleTempDirs(root);
+  } catch (e) {
+    if (e instanceof FetchCacheError) throw e;
+    const why = e instanceof Error ? e.message : String(e);
+    throw new FetchCacheError('ERR_IO', `cannot use '${root}' as the cache root: ${why}`, {
+      path: root,
+      cause: e,
+    });
+  }
+  const recorded = typeof layout.storeDir === 'string' ? layout.storeDir : undefined;
+  if (recorded !== undefined && asked !== undefined && recorded !== asked) {
+    throw storeDirMismatch(root, recorded, asked);
+  }
+  const storeDir = recorded ?? asked ?? DEFAULT_STORE_DIR;
   const ownerFile = join(root, 'owner.json');
   const shared = await openSharedDb(join(root, 'db'), root, {
     timeoutMs: options.lockTimeoutMs,
@@ -115,9 +141,29 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
       }
     },
   });
-  return compose(shared.db, root, storeDir, () => shared.close(), {
+  const cache = compose(shared.db, root, storeDir, () => shared.close(), {
     locationCache: options.locationCache ?? 0,
   });
+  if (recorded === undefined) {
+    // A root from before the store dir was recorded (store-dir.ts).
+    try {
+      const adopted = await adoptStoreDir(root, cache.pathInfos, asked);
+      recordStoreDir(root, layout, adopted);
+      if (adopted !== storeDir) throw storeDirMismatch(root, adopted, storeDir);
+    } catch (e) {
+      await cache.close();
+      if (e instanceof FetchCacheError) throw e;
+      throw new FetchCacheError(
+        'ERR_IO',
+        `cannot record the store dir of '${root}': ${(e as Error).message}`,
+        {
+          path: root,
+          cause: e,
+        },
+      );
+    }
+  }
+  return cache;
 }
 
 function ownedByUs(file: string): boolean {
@@ -169,21 +215,61 @@ function compose(
   };
 }
 
-function checkLayout(root: string): void {
+/**
+ * `mkdir -p`, by hand: Node's recursive mkdirSync loops forever where the parent exists but the child can
+ * never be made (`/proc/x`). A path that exists but is no directory is ENOTDIR.
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if (statSync(dir).isDirectory()) return;
+      throw Object.assign(new Error(`'${dir}' is not a directory`), { code: 'ENOTDIR' });
+    }
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw e;
+    makeDirectory(parent);
+    try {
+      mkdirSync(dir);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(dir).isDirectory()) throw again;
+    }
+  }
+}
+
+/**
+ * `layout.json`, created for a new root (with its store dir, at once and whole: linked into place, so two
+ * processes creating a root agree on one) and checked for an existing one. Returns its fields.
+ */
+function checkLayout(root: string, storeDir: string): Record<string, unknown> {
   const file = join(root, 'layout.json');
-  let text: string | undefined;
+  let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
-    writeFileSync(file, `${JSON.stringify({ layout: LAYOUT_VERSION })}\n`);
-    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    const layout = { layout: LAYOUT_VERSION, storeDir };
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(layout)}\n`);
+    try {
+      linkSync(tmp, file);
+      return layout;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+      text = readFileSync(file, 'utf8');
+    } finally {
+      rmSync(tmp, { force: true });
+    }
   }
-  let version: unknown;
+  let fields: Record<string, unknown> = {};
   try {
-    version = (JSON.parse(text) as { layout?: unknown }).layout;
+    fields = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    version = undefined;
+    // Not JSON: reported as an unknown layout below.
   }
+  const version = fields?.layout;
   if (version !== LAYOUT_VERSION) {
     const hint =
       version === 1 ? ' (layout 1 kept chunk bytes inside the database; delete the root to refill it)' : '';
@@ -193,6 +279,7 @@ function checkLayout(root: string): void {
       { path: root },
     );
   }
+  return fields;
 }
 
 function describeOwner(root: string): string {

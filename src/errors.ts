@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'ERR_STORE_VERSION'
   | 'ERR_STORE_MIGRATE'
   | 'ERR_STORE_BACKEND'
+  | 'ERR_STORE_DIR'
   | 'ERR_BAD_ARCHIVE'
   | 'ERR_BAD_URL'
   | 'ERR_HTTP'

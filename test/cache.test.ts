@@ -32,10 +32,13 @@ describe('resolveRoot', () => {
 });
 
 describe('openCache on disk', () => {
-  it('writes the layout version and reopens', async () => {
+  it('writes the layout version and the store dir, and reopens', async () => {
     const root = tempRoot();
     const c = await openCache({ root });
-    expect(JSON.parse(readFileSync(join(root, 'layout.json'), 'utf8'))).toEqual({ layout: LAYOUT_VERSION });
+    expect(JSON.parse(readFileSync(join(root, 'layout.json'), 'utf8'))).toEqual({
+      layout: LAYOUT_VERSION,
+      storeDir: '/nix/store',
+    });
     await c.close();
     await c.close();
     const again = await openCache({ root });

@@ -17,12 +17,15 @@ export const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
   offline: { type: 'boolean' },
   quiet: { type: 'boolean' },
+  'stalled-download-timeout': { type: 'string' },
+  'max-download-size': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
 
 export interface GlobalOptions {
   root: string | undefined;
-  storeDir: string;
+  /** `--store-dir`, canonical; undefined: the one the root records. */
+  storeDir: string | undefined;
   json: boolean;
   offline: boolean;
   quiet: boolean;

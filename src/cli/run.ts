@@ -7,6 +7,13 @@
 
 import { parseArgs } from 'node:util';
 import { FetchCacheError } from '../errors.js';
+import {
+  MAX_DOWNLOAD_SIZE_ENV,
+  parseByteCount,
+  parseStalledDownloadTimeout,
+  STALLED_DOWNLOAD_TIMEOUT_ENV,
+} from '../fetchers/download-limits.js';
+import { canonicalStoreDir } from '../nix/store-path.js';
 import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLine } from './command.js';
 import { FETCH_COMMANDS } from './commands/fetch.js';
 import { hashFileCommand, hashPathCommand } from './commands/hash.js';
@@ -32,7 +39,29 @@ const COMMANDS: Command[] = [
 ];
 
 /** Global options that take a value, so their value is not mistaken for a command word. */
-const VALUE_GLOBALS = new Set(['--root', '--store-dir']);
+const VALUE_GLOBALS = new Set(['--root', '--store-dir', '--stalled-download-timeout', '--max-download-size']);
+
+/**
+ * The download limits (src/fetchers/http.ts): a flag sets its variable for this run (every download client
+ * reads it there), a bad value in either is bad usage.
+ */
+function applyDownloadLimits(values: CommandContext['values'], env: NodeJS.ProcessEnv): void {
+  const limits = [
+    ['stalled-download-timeout', STALLED_DOWNLOAD_TIMEOUT_ENV, parseStalledDownloadTimeout],
+    ['max-download-size', MAX_DOWNLOAD_SIZE_ENV, parseByteCount],
+  ] as const;
+  for (const [flag, name, parse] of limits) {
+    const given = values[flag];
+    if (typeof given === 'string') env[name] = given;
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    try {
+      parse(v);
+    } catch (e) {
+      throw new UsageError(`${typeof given === 'string' ? `--${flag}` : name}: ${(e as Error).message}`);
+    }
+  }
+}
 
 function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
   const words: number[] = [];
@@ -55,17 +84,47 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | und
 
 function usageText(): string {
   const lines = [
-    'usage: fetch-cache [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet] COMMAND …',
+    'usage: fetch-cache [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
+    '                   [--stalled-download-timeout SECONDS] [--max-download-size BYTES] COMMAND …',
     '',
   ];
   for (const c of COMMANDS) lines.push(`  ${c.usage}`, `      ${c.summary}`);
   return lines.join('\n');
 }
 
+/**
+ * A reader that went away (`path-info --all | head -1`): the command ends at once, quietly, with status 0
+ * (a shell tool dies of SIGPIPE; Node gets EPIPE instead, which unhandled was a stack trace). Another
+ * failure of stdout is one ERR_IO line, status 1. `nar` watches its own output and reports a cut NAR itself.
+ */
+function endOnClosedOutput(io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): void {
+  io.stderr.on('error', () => {});
+  io.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (io.stdout.listenerCount('error') > 1) return;
+    if (e.code === 'EPIPE') process.exit(0);
+    io.stderr.write(`ERR_IO: cannot write to stdout: ${e.code ?? e.message}\n`);
+    process.exit(1);
+  });
+}
+
+/**
+ * `--store-dir`: absolute (else bad usage), canonical as Nix makes it (`/nix/store/` is `/nix/store`);
+ * none given: the one the root records.
+ */
+function storeDirOption(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return canonicalStoreDir(value);
+  } catch (e) {
+    throw new UsageError(`--store-dir: ${(e as Error).message}`);
+  }
+}
+
 export async function main(
   argv: string[],
   io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; env: NodeJS.ProcessEnv },
 ): Promise<number> {
+  endOnClosedOutput(io);
   const found = findCommand(argv);
   if (found === undefined) {
     if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
@@ -97,10 +156,11 @@ export async function main(
       writeLine(io.stdout, `usage: fetch-cache ${command.usage}\n\n${command.summary}`);
       return 0;
     }
+    applyDownloadLimits(values, io.env);
     const ctx: CommandContext = {
       globals: {
         root: (values.root as string | undefined) ?? io.env.FETCH_CACHE_ROOT,
-        storeDir: (values['store-dir'] as string | undefined) ?? '/nix/store',
+        storeDir: storeDirOption(values['store-dir'] as string | undefined),
         json: values.json === true,
         offline: values.offline === true,
         quiet: values.quiet === true,

@@ -10,7 +10,9 @@
  * is ERR_HTTP. Validators from an earlier transfer make the request
  * conditional (304 → `notModified`). Mirrors are tried in order after the
  * URL; `file://` URLs are read from disk; `offline` refuses every network URL
- * before a socket is opened.
+ * before a socket is opened. A body with a Content-Encoding (gzip, deflate,
+ * br, zstd …; none is asked for, as Nix asks for none) is handed out decoded,
+ * as curl and Nix hand it out: hashes are of the decoded bytes.
  *
  * Each attempt uses its own undici `Client` (one connection): a download is
  * large and rare, and owning the connection lets us see bytes the server sent
@@ -28,6 +30,14 @@ import type { Client, Dispatcher } from 'undici';
 let undici: Promise<typeof import('undici')> | undefined;
 
 import { FetchCacheError } from '../errors.js';
+import { CONTENT_CODINGS, decodeContentCoding } from './decompress.js';
+import {
+  DEFAULT_STALLED_DOWNLOAD_TIMEOUT_MS,
+  MAX_DOWNLOAD_SIZE_ENV,
+  parseByteCount,
+  parseStalledDownloadTimeout,
+  STALLED_DOWNLOAD_TIMEOUT_ENV,
+} from './download-limits.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
 
@@ -47,8 +57,32 @@ export interface HttpClientOptions {
   readonly headersTimeoutMs?: number;
   /** Longest pause between two body chunks (default 60 s). */
   readonly bodyTimeoutMs?: number;
+  /**
+   * Nix's `stalled-download-timeout`: a transfer that moves less than 1 byte/s over this long (fewer bytes
+   * than seconds) fails; it is retried like a dropped connection. Default from
+   * `FETCH_CACHE_STALLED_DOWNLOAD_TIMEOUT` (seconds), else 300 s as in Nix; 0 turns it off.
+   */
+  readonly stalledDownloadTimeoutMs?: number;
+  /**
+   * The most bytes one download may bring (the body as received, and as decoded when it has a
+   * Content-Encoding); past it the transfer fails at once. Default from `FETCH_CACHE_MAX_DOWNLOAD_SIZE`
+   * (bytes, or with a K/M/G/T suffix), else no limit, as in Nix.
+   */
+  readonly maxDownloadBytes?: number;
+  /** Where the two defaults above are read from (default `process.env`). */
+  readonly env?: NodeJS.ProcessEnv;
   /** Refuse every http(s) URL with ERR_OFFLINE, before any socket is opened. */
   readonly offline?: boolean;
+}
+
+function fromEnv(env: NodeJS.ProcessEnv, name: string, parse: (text: string) => number): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  try {
+    return parse(v);
+  } catch (e) {
+    throw new TypeError(`${name}: ${(e as Error).message}`);
+  }
 }
 
 export interface DownloadProgress {
@@ -140,6 +174,7 @@ function retryableStatus(status: number): boolean {
 
 /** Connection-level failures (refused, reset, timeouts, dropped mid-body) are worth another try. */
 function transientError(e: unknown): boolean {
+  if (e instanceof StalledError) return true;
   if (e instanceof FetchCacheError) return false;
   const code = (e as { code?: unknown })?.code;
   if (typeof code !== 'string') return false;
@@ -174,6 +209,7 @@ export class HttpClient {
   private readonly o: Required<HttpClientOptions>;
 
   constructor(options: HttpClientOptions = {}) {
+    const env = options.env ?? process.env;
     this.o = {
       userAgent: options.userAgent ?? USER_AGENT,
       maxRedirects: options.maxRedirects ?? 10,
@@ -183,6 +219,15 @@ export class HttpClient {
       connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
       headersTimeoutMs: options.headersTimeoutMs ?? 60_000,
       bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
+      stalledDownloadTimeoutMs:
+        options.stalledDownloadTimeoutMs ??
+        fromEnv(env, STALLED_DOWNLOAD_TIMEOUT_ENV, parseStalledDownloadTimeout) ??
+        DEFAULT_STALLED_DOWNLOAD_TIMEOUT_MS,
+      maxDownloadBytes:
+        options.maxDownloadBytes ??
+        fromEnv(env, MAX_DOWNLOAD_SIZE_ENV, parseByteCount) ??
+        Number.POSITIVE_INFINITY,
+      env,
       offline: options.offline ?? false,
     };
   }
@@ -236,13 +281,30 @@ export class HttpClient {
     }
     const lengthText = header(opened.res, 'content-length');
     const size = lengthText === undefined ? undefined : Number(lengthText);
+    if (size !== undefined && size > this.o.maxDownloadBytes) {
+      await this.discard(opened);
+      throw this.tooLarge(opened.url, `its Content-Length is ${size}`);
+    }
+    const codings = contentCodings(header(opened.res, 'content-encoding'));
+    const unknown = codings.find((c) => !CONTENT_CODINGS.has(c));
+    if (unknown !== undefined) {
+      await this.discard(opened);
+      throw httpError(
+        `unsupported Content-Encoding '${unknown}' from '${redactUrl(opened.url)}'`,
+        opened.url,
+      );
+    }
     return {
       notModified: false,
       url: opened.url,
       etag: header(opened.res, 'etag'),
       lastModified: header(opened.res, 'last-modified'),
       size,
-      body: this.body(opened, size, budget, req),
+      body: this.limited(
+        decodeBody(this.body(opened, size, budget, req), codings, opened.url),
+        codings,
+        opened.url,
+      ),
     };
   }
 
@@ -256,6 +318,7 @@ export class HttpClient {
     } catch (e) {
       throw new FetchCacheError('ERR_IO', `cannot read '${u.href}': ${describe(e)}`, { path, cause: e });
     }
+    if (size > this.o.maxDownloadBytes) throw this.tooLarge(u.href, `it has ${size} bytes`);
     const progress = new ProgressMeter(size, req.onProgress);
     async function* body(): AsyncGenerator<Uint8Array> {
       try {
@@ -269,6 +332,32 @@ export class HttpClient {
       progress.finish();
     }
     return { notModified: false, url: u.href, etag: undefined, lastModified: undefined, size, body: body() };
+  }
+
+  private tooLarge(url: string, why: string): FetchCacheError {
+    return httpError(
+      `download of '${redactUrl(url)}' exceeds the size limit of ${this.o.maxDownloadBytes} bytes (max-download-size): ${why}`,
+      url,
+    );
+  }
+
+  /** The decoded body, held to the size limit too (the body as received is, in `body`). */
+  private limited(
+    body: AsyncIterable<Uint8Array>,
+    codings: string[],
+    url: string,
+  ): AsyncIterable<Uint8Array> {
+    const max = this.o.maxDownloadBytes;
+    if (codings.length === 0 || max === Number.POSITIVE_INFINITY) return body;
+    const tooLarge = (n: number) => this.tooLarge(url, `it decodes to more than ${n - 1} bytes`);
+    return (async function* () {
+      let n = 0;
+      for await (const chunk of body) {
+        n += chunk.length;
+        if (n > max) throw tooLarge(n);
+        yield chunk;
+      }
+    })();
   }
 
   private backoff(attempt: number): Promise<void> {
@@ -367,8 +456,10 @@ export class HttpClient {
     }
   }
 
+  /** Drop a response we do not read: its connection goes (reading the body out could take forever). */
   private async discard(opened: Opened): Promise<void> {
-    await opened.res.body.dump().catch(() => {});
+    opened.res.body.on('error', () => {});
+    opened.res.body.destroy();
     await opened.client.destroy().catch(() => {});
   }
 
@@ -390,7 +481,22 @@ export class HttpClient {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          for await (const chunk of current.res.body as AsyncIterable<Buffer>) {
+          const chunks = (current.res.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+          const stall = new StallMeter(this.o.stalledDownloadTimeoutMs);
+          for (;;) {
+            const next = await stall.wait(chunks.next(), () => {
+              const e = new StalledError(
+                `transfer of '${redactUrl(current.url)}' stalled: fewer than ${this.o.stalledDownloadTimeoutMs / 1000} bytes in ${this.o.stalledDownloadTimeoutMs / 1000} s (stalled-download-timeout)`,
+              );
+              current.res.body.destroy(e);
+              return e;
+            });
+            if (next.done) break;
+            const chunk = next.value;
+            stall.received(chunk.length);
+            if (handed + chunk.length > this.o.maxDownloadBytes) {
+              throw this.tooLarge(current.url, `more than ${this.o.maxDownloadBytes} bytes arrived`);
+            }
             handed += chunk.length;
             if (size !== undefined && handed > size) {
               throw httpError(
@@ -481,6 +587,52 @@ export class HttpClient {
   }
 }
 
+/** The codings of a Content-Encoding header, in the order they were applied (`identity` dropped). */
+function contentCodings(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+}
+
+/**
+ * The body with its content codings undone, last applied first, as curl and Nix hand it out (the hash is
+ * of the decoded bytes). A body its coding cannot decode is ERR_HTTP; the body's own errors pass through.
+ */
+function decodeBody(
+  body: AsyncIterable<Uint8Array>,
+  codings: string[],
+  url: string,
+): AsyncIterable<Uint8Array> {
+  if (codings.length === 0) return body;
+  const failed: { error?: unknown } = {};
+  async function* watched(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* body;
+    } catch (e) {
+      failed.error = e;
+      throw e;
+    }
+  }
+  let out: AsyncIterable<Uint8Array> = watched();
+  for (const coding of [...codings].reverse()) out = decodeContentCoding(coding, out)!;
+  const decoded = out;
+  return (async function* () {
+    try {
+      yield* decoded;
+    } catch (e) {
+      if ('error' in failed && e === failed.error) throw e;
+      const why = e instanceof Error ? e.message : String(e);
+      throw httpError(
+        `cannot decode the body of '${redactUrl(url)}' (Content-Encoding: ${codings.join(', ')}): ${why}`,
+        url,
+        e,
+      );
+    }
+  })();
+}
+
 /** `If-Range` needs a strong validator: a non-weak ETag, else Last-Modified. */
 function strongValidator(res: Dispatcher.ResponseData): string | undefined {
   const etag = header(res, 'etag');
@@ -520,5 +672,61 @@ class ProgressMeter {
       rate: seconds > 0 ? this.bytes / seconds : 0,
       done,
     });
+  }
+}
+
+/** A transfer that moved too little for too long (retried like a dropped connection). */
+class StalledError extends Error {
+  override readonly name = 'StalledError';
+}
+
+/**
+ * Nix's `stalled-download-timeout` (curl's LOW_SPEED_LIMIT 1 byte/s over LOW_SPEED_TIME): fails a transfer
+ * once fewer than `windowMs / 1000` bytes arrived in the last `windowMs` of waiting for it. Only time spent
+ * waiting for the server counts, not time the consumer holds a chunk (a slow disk is no stalled server).
+ * Samples of (waited ms, bytes) are kept at least 1/50 of the window apart and each is exact, so the
+ * count in the window is never underestimated: it fails at most one sample step late, never early.
+ */
+class StallMeter {
+  /** Milliseconds spent waiting so far: the meter's clock. */
+  private clock = 0;
+  private bytes = 0;
+  private readonly marks: [clock: number, bytes: number][] = [[0, 0]];
+  private readonly step: number;
+  private readonly needed: number;
+
+  constructor(private readonly windowMs: number) {
+    this.step = Math.max(windowMs / 50, 10);
+    this.needed = Math.max(1, windowMs / 1000);
+  }
+
+  received(n: number): void {
+    this.bytes += n;
+    const m = this.marks;
+    if (m.length >= 2 && this.clock - m[m.length - 2]![0] < this.step)
+      m[m.length - 1] = [this.clock, this.bytes];
+    else m.push([this.clock, this.bytes]);
+    // Keep one mark at or before the start of the window.
+    while (m.length > 2 && m[1]![0] <= this.clock - this.windowMs) m.shift();
+  }
+
+  /** `pending`, or the error `stalled()` makes once the window fails while we wait for it. */
+  async wait<T>(pending: Promise<T>, stalled: () => Error): Promise<T> {
+    if (this.windowMs <= 0) return pending;
+    // The first sample with more than `bytes - needed` bytes: once the window starts after it, it fails.
+    const first = this.marks.find(([, b]) => b > this.bytes - this.needed)!;
+    const failAt = Math.max(this.windowMs, first[0] + this.windowMs);
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(stalled()), Math.max(0, failAt - this.clock));
+    });
+    try {
+      return await Promise.race([pending, timeout]);
+    } finally {
+      clearTimeout(timer);
+      pending.catch(() => {});
+      this.clock += performance.now() - started;
+    }
   }
 }

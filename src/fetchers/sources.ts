@@ -19,7 +19,7 @@ export const tarballSource: Source<TarballSpec> = {
     const dl = await download(ctx, spec);
     if (dl.notModified) return { notModified: true, metadata: { url: dl.url } };
     const { ingestTarball } = await import('./tarball.js');
-    const { node, lastModified } = await ingestTarball(dl.body, ctx.cache);
+    const { node, lastModified } = await ingestTarball(dl.body, ctx.cache, { root: ctx.cache.root });
     return {
       node,
       metadata: {

@@ -18,6 +18,11 @@
  * file the root), and `lastModified` is the newest mtime of any member (2.8:
  * that of the top-level entry).
  *
+ * A tar is read as libarchive (Nix) reads it: up to its first all-zero
+ * header block (archive/tar-end.ts); the compressed unit that block is in
+ * (gzip member, bzip2 stream; for zstd and xz all that is left) is read to its
+ * end and checked, and whatever follows it is ignored (decompress.ts).
+ *
  * Every archive problem is ERR_BAD_ARCHIVE; errors of the source itself
  * (ERR_HTTP, a socket error …) come out unchanged. Zero bytes are refused as
  * a broken download (libarchive's "empty" format would make them an empty
@@ -43,6 +48,8 @@ export interface TarballOptions {
   readonly maxUnpackedBytes?: number;
   /** Cap on entries in the tree, implied parent directories included. Default 1,000,000. */
   readonly maxEntries?: number;
+  /** The cache root, whose `tmp/` holds the zip spool (default: the OS temp dir). */
+  readonly root?: string | undefined;
 }
 
 export interface TarballResult {
@@ -65,15 +72,19 @@ export async function ingestTarball(
   const budget = new ByteBudget(opts.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES, 'unpacked archive');
   const tree = new ArchiveTree(maxEntries);
   const failures: { source?: unknown } = {};
+  const decoded = decompress(watched(source, failures));
   try {
-    const { head, chunks } = await peek(decompress(watched(source, failures)), 4);
+    const { head, chunks } = await peek(decoded, 4);
     if (head.length === 0) throw badArchive('archive is empty');
     if (ZIP_MAGICS.some((m) => m.every((b, i) => head[i] === b))) {
-      await readZip(chunks, tree, services.blobs, budget, maxEntries);
+      await readZip(chunks, tree, services.blobs, budget, maxEntries, opts.root);
     } else {
       await readTar(chunks, tree, services.blobs, budget);
     }
+    // A tar ends at its end-of-archive block: check the compressed unit it ended in, ignore what follows.
+    await decoded.finish();
   } catch (e) {
+    await decoded.close().catch(() => {});
     throw classify(e, failures.source);
   }
   const node = await ingestEntries(tree.entries(), services);

@@ -21,6 +21,21 @@ export interface StorePath {
 }
 
 export const DEFAULT_STORE_DIR = '/nix/store';
+
+/**
+ * A store dir as Nix canonicalises it (`canonPath`): absolute, `.`/`..` and repeated or trailing slashes
+ * resolved (`/nix/store/` is `/nix/store`). A relative one is a TypeError (the CLI reports bad usage).
+ */
+export function canonicalStoreDir(dir: string): string {
+  if (!dir.startsWith('/')) throw new TypeError(`a store dir must be an absolute path, not '${dir}'`);
+  const parts: string[] = [];
+  for (const part of dir.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join('/')}`;
+}
 export const STORE_PATH_HASH_CHARS = 32;
 export const STORE_PATH_DIGEST_BYTES = 20;
 export const STORE_PATH_NAME_MAX = 211;

@@ -1,15 +1,9 @@
 /**
- * The part of `unbzip2-stream` (no bundled types) that fetch-cache uses: a
- * classic `through` stream that decodes bzip2. It emits `data` and `error`
- * synchronously from `write()` and `end()`.
+ * The part of `unbzip2-stream` (no bundled types) that fetch-cache uses: its
+ * block decoder, `lib/bzip2.js`; src/fetchers/decompress.ts declares the
+ * shape it relies on and drives it itself.
  */
-declare module 'unbzip2-stream' {
-  import type { EventEmitter } from 'node:events';
-
-  interface Bunzip2Stream extends EventEmitter {
-    write(chunk: Uint8Array): boolean;
-    end(): void;
-  }
-
-  export default function unbzip2Stream(): Bunzip2Stream;
+declare module 'unbzip2-stream/lib/bzip2.js' {
+  const bzip2: unknown;
+  export default bzip2;
 }

@@ -14,6 +14,9 @@
  *
  * Names: ustar/GNU header names are taken as raw bytes (decoded latin1, which
  * maps bytes one to one); pax `path`/`linkpath` are UTF-8 by definition.
+ *
+ * The archive ends at its first all-zero header block, as libarchive reads it
+ * (tar-end.ts): members and junk after it are never read.
  */
 
 import tarStream from 'tar-stream';
@@ -21,6 +24,7 @@ import type { BlobService } from '../../blob/service.js';
 import { FetchCacheError } from '../../errors.js';
 import type { ByteBudget } from './budget.js';
 import { badArchive, memberComponents } from './path.js';
+import { TarEnd } from './tar-end.js';
 import type { ArchiveTree } from './tree.js';
 import { BlobUploads } from './uploads.js';
 
@@ -131,15 +135,23 @@ async function drain(entry: AsyncIterable<unknown>): Promise<void> {
   }
 }
 
-/** Feed the extractor with backpressure; failures go into the extractor, never out of here. */
+/**
+ * Feed the extractor with backpressure, up to the end-of-archive block (tar-end.ts); nothing after it is
+ * read (the stream is left open for the caller). Failures go into the extractor, never out of here.
+ */
 async function feed(
   extract: tarStream.Extract,
   chunks: AsyncIterable<Uint8Array>,
   budget: ByteBudget,
 ): Promise<void> {
+  const end = new TarEnd();
+  const it = chunks[Symbol.asyncIterator]();
   try {
-    for await (const chunk of chunks) {
+    while (!end.ended) {
+      const next = await it.next();
+      if (next.done) break;
       if (extract.destroyed) return;
+      const chunk = end.take(next.value);
       budget.take(chunk.length);
       if (!extract.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
         await drainedOrClosed(extract);

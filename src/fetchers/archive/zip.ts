@@ -1,8 +1,8 @@
 /**
  * Zip archives → the archive tree. Zip keeps its index (the central
  * directory) at the end, so yauzl needs random access: the bytes are spooled
- * to a private temp file first, as Nix does for zip since 2.21.1, and the file
- * is deleted afterwards whatever happens. Member contents still stream into
+ * to a private temp file first, as Nix does for zip since 2.21.1, under the
+ * cache root (fs/temp.ts), and the file is deleted afterwards whatever happens. Member contents still stream into
  * blob writers; the CRC-32 of each member is checked (yauzl checks sizes only).
  *
  * Member types follow libarchive: a name ending in `/` is a directory; with a
@@ -15,8 +15,6 @@
  */
 
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +24,7 @@ import type { BlobService } from '../../blob/service.js';
 import { uploadBlob } from '../../castore/ingest.js';
 import { MAX_TARGET_LEN } from '../../castore/nodes.js';
 import { FetchCacheError } from '../../errors.js';
+import { withTempDir } from '../../fs/temp.js';
 import { ByteBudget } from './budget.js';
 import { badArchive, memberComponents } from './path.js';
 import type { ArchiveTree } from './tree.js';
@@ -36,16 +35,19 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const HOST_UNIX = 3;
 
-/** Spool `chunks` (capped at `budget.limit` bytes) to a temp file and read it as a zip into `tree`. */
+/**
+ * Spool `chunks` (capped at `budget.limit` bytes) to a temp file under `<root>/tmp` (fs/temp.ts; the OS temp
+ * dir without a root) and read it as a zip into `tree`.
+ */
 export async function readZip(
   chunks: AsyncIterable<Uint8Array>,
   tree: ArchiveTree,
   blobs: BlobService,
   budget: ByteBudget,
   maxEntries: number,
+  root: string | undefined,
 ): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'fetch-cache-zip-'));
-  try {
+  await withTempDir(root, 'fetch-cache-zip', async (dir) => {
     const file = join(dir, 'archive.zip');
     const spooled = new ByteBudget(budget.limit, 'zip archive');
     await pipeline(Readable.from(counted(chunks, spooled)), createWriteStream(file, { mode: 0o600 }));
@@ -68,9 +70,7 @@ export async function readZip(
     } finally {
       zip.close();
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function readMember(
