@@ -531,7 +531,12 @@ export class PackChunkStore implements ChunkStore {
    * (those the index still names at that place) are appended to this
    * process's pack, the index rows moved, and the old pack deleted. Packs of
    * running writers (their pid alive) and this process's current pack are
-   * left alone.
+   * left alone. Every pack is scanned against the index before it goes, even
+   * one the index seems not to name: a pack is deleted only once every live
+   * byte the index names in it has been moved (one whose records cannot all
+   * be read back, e.g. a damaged header, is kept), and a pack another process
+   * deleted meanwhile is skipped. The caller (gc) runs one compaction at a
+   * time per root (ops/leases.ts).
    */
   async compact(options: CompactOptions = {}): Promise<CompactReport> {
     const minLive = options.minLiveRatio ?? 0.5;
@@ -548,12 +553,14 @@ export class PackChunkStore implements ChunkStore {
       const liveBytes = live.get(p.pack) ?? 0;
       const worth = liveBytes === 0 || liveBytes < p.bytes * minLive || (p.bytes < small && !singleSmall);
       if (!worth) continue;
-      const moved = liveBytes === 0 ? { chunks: 0, bytes: 0 } : await this.rewrite(p.pack);
+      const moved = await this.rewrite(p.pack);
+      if (moved === undefined || moved.bytes < liveBytes) continue;
       this.forget(p.pack);
       try {
         unlinkSync(packFile(this.dir, p.pack));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        continue;
       }
       report.packs++;
       report.moved += moved.chunks;
@@ -689,29 +696,45 @@ export class PackChunkStore implements ChunkStore {
     closeSync(fd);
   }
 
-  /** Copy the live records of a pack into ours; moves their index rows. */
-  private async rewrite(pack: string): Promise<{ chunks: number; bytes: number }> {
-    const fd = openSync(packFile(this.dir, pack), 'r');
+  /**
+   * Copy the live records of a pack into ours and move their index rows:
+   * record headers are read first, their rows looked up, and only the bytes
+   * of records a row names at that place are read. `undefined` when the
+   * pack is gone (another process deleted it).
+   */
+  private async rewrite(pack: string): Promise<{ chunks: number; bytes: number } | undefined> {
+    let fd: number;
+    try {
+      fd = openSync(packFile(this.dir, pack), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
     const moved = { chunks: 0, bytes: 0 };
     try {
       const size = fstatSync(fd).size;
-      let batch: { digest: Uint8Array; bytes: Uint8Array; at: number }[] = [];
+      let batch: { digest: Uint8Array; length: number; at: number }[] = [];
       let batchBytes = 0;
       const flush = async () => {
         if (batch.length === 0) return;
         const rows = await this.index.getMany(batch.map((r) => r.digest));
         const keep = batch.filter((r, i) => {
           const loc = rows[i] === undefined ? undefined : decodeLocation(rows[i]!);
-          return loc !== undefined && loc.pack === pack && loc.offset === r.at;
+          return loc !== undefined && loc.pack === pack && loc.offset === r.at && loc.length === r.length;
         });
         batch = [];
         batchBytes = 0;
         if (keep.length === 0) return;
-        const locations = await this.append(keep);
+        const chunks = keep.map((r) => {
+          const bytes = Buffer.allocUnsafe(r.length);
+          const n = r.length === 0 ? 0 : readSync(fd, bytes, 0, r.length, r.at);
+          return { digest: r.digest, bytes: bytes.subarray(0, n) };
+        });
+        const locations = await this.append(chunks);
         await this.index.batch(keep.map((r, i) => ({ type: 'put', key: r.digest, value: locations[i]! })));
         for (const r of keep) this.locations.delete(r.digest);
         moved.chunks += keep.length;
-        for (const r of keep) moved.bytes += RECORD_HEADER + r.bytes.length;
+        for (const r of keep) moved.bytes += RECORD_HEADER + r.length;
       };
       const head = Buffer.allocUnsafe(RECORD_HEADER);
       let at = PACK_MAGIC.length;
@@ -719,16 +742,14 @@ export class PackChunkStore implements ChunkStore {
         if (readSync(fd, head, 0, RECORD_HEADER, at) !== RECORD_HEADER) break;
         const length = head.readUInt32LE(0);
         if (at + RECORD_HEADER + length > size) break; // torn tail of a killed writer
-        const bytes = Buffer.allocUnsafe(length);
-        if (readSync(fd, bytes, 0, length, at + RECORD_HEADER) !== length) break;
         batch.push({
           digest: new Uint8Array(head.subarray(4, RECORD_HEADER)),
-          bytes,
+          length,
           at: at + RECORD_HEADER,
         });
         batchBytes += length;
         at += RECORD_HEADER + length;
-        if (batchBytes >= 8 << 20) await flush();
+        if (batchBytes >= 8 << 20 || batch.length >= 4096) await flush();
       }
       await flush();
     } finally {
