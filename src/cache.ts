@@ -20,6 +20,7 @@ info write (pathinfo/generation.ts); `<root>/owner.json` names the process that 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ClassicLevel } from 'classic-level';
 import { retireAnswers } from './answers.js';
 import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
@@ -95,7 +96,10 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
   mkdirSync(root, { recursive: true });
   checkLayout(root);
   const ownerFile = join(root, 'owner.json');
-  const shared = await openSharedDb(join(root, 'db'), root, {
+  const location = join(root, 'db');
+  const shared = await openSharedDb(root, {
+    location,
+    open: () => openLevelDb(location),
     timeoutMs: options.lockTimeoutMs,
     owner: () => describeOwner(root),
     onWait: options.onWait,
@@ -115,6 +119,29 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
     readWorkers,
     locationCache: options.locationCache ?? 0,
   });
+}
+
+/**
+ * The cache root's LevelDB, opened by this process; `undefined` when another
+ * process holds its lock (that process hosts it: storage/shared-db.ts).
+ */
+export async function openLevelDb(location: string): Promise<KV | undefined> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+  });
+  try {
+    await db.open();
+  } catch (e) {
+    await db.close().catch(() => {});
+    if ((e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') return undefined;
+    const msg = e instanceof Error ? (e as { cause?: Error }).cause?.message || e.message : String(e);
+    throw new FetchCacheError('ERR_IO', `cannot open cache database '${location}': ${msg}`, {
+      path: location,
+      cause: e,
+    });
+  }
+  return db as unknown as KV;
 }
 
 /** FETCH_CACHE_READ_WORKERS as a worker count (0–64), else undefined. */
