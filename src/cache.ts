@@ -10,7 +10,9 @@
  * can be deleted and refilled); `<root>/pathinfo.gen` changes with every path
 info write (pathinfo/generation.ts); `<root>/owner.json` names the process that has the database open;
  * `<root>/db.sock` the socket over which that process serves the database to
- * the others. LevelDB admits one opener, so every further process on the
+ * the others; `<root>/reserve` space held back for opening LevelDB on a
+ * full disk (cache-db.ts, which opens the database: the one file that knows
+ * the backend). LevelDB admits one opener, so every further process on the
  * same root reaches the database through the opener (storage/shared-db.ts)
  * and takes over when it exits; only when the lock is held and nobody
  * answers does it wait up to `lockTimeoutMs`, then fail with
@@ -20,11 +22,11 @@ info write (pathinfo/generation.ts); `<root>/owner.json` names the process that 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { retireAnswers } from './answers.js';
 import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
+import { openLevelDb } from './cache-db.js';
 import { LevelDirectoryService } from './directory/leveldb.js';
 import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
@@ -99,7 +101,7 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
   const location = join(root, 'db');
   const shared = await openSharedDb(root, {
     location,
-    open: () => openLevelDb(location),
+    open: () => openLevelDb(location, { root }),
     timeoutMs: options.lockTimeoutMs,
     owner: () => describeOwner(root),
     onWait: options.onWait,
@@ -119,29 +121,6 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
     readWorkers,
     locationCache: options.locationCache ?? 0,
   });
-}
-
-/**
- * The cache root's LevelDB, opened by this process; `undefined` when another
- * process holds its lock (that process hosts it: storage/shared-db.ts).
- */
-export async function openLevelDb(location: string): Promise<KV | undefined> {
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
-    keyEncoding: 'view',
-    valueEncoding: 'view',
-  });
-  try {
-    await db.open();
-  } catch (e) {
-    await db.close().catch(() => {});
-    if ((e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') return undefined;
-    const msg = e instanceof Error ? (e as { cause?: Error }).cause?.message || e.message : String(e);
-    throw new FetchCacheError('ERR_IO', `cannot open cache database '${location}': ${msg}`, {
-      path: location,
-      cause: e,
-    });
-  }
-  return db as unknown as KV;
 }
 
 /** FETCH_CACHE_READ_WORKERS as a worker count (0–64), else undefined. */

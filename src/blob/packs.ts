@@ -31,10 +31,12 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fstatSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
   readSync,
+  rmSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -547,13 +549,23 @@ export class PackChunkStore implements ChunkStore {
       const loc = decodeLocation(value);
       if (loc !== undefined) live.set(loc.pack, (live.get(loc.pack) ?? 0) + loc.length + RECORD_HEADER);
     }
-    const candidates = this.packs().filter((p) => p.pack !== this.writer?.pack && !writerRunning(p.pack));
+    // Fewest live bytes first: dead packs go without copying anything, so on a full disk they give
+    // space back before a copy can fail for want of it (which ends the compaction, not the gc).
+    const candidates = this.packs()
+      .filter((p) => p.pack !== this.writer?.pack && !writerRunning(p.pack))
+      .sort((a, b) => (live.get(a.pack) ?? 0) - (live.get(b.pack) ?? 0));
     const singleSmall = candidates.filter((p) => p.bytes < small).length < 2;
     for (const p of candidates) {
       const liveBytes = live.get(p.pack) ?? 0;
       const worth = liveBytes === 0 || liveBytes < p.bytes * minLive || (p.bytes < small && !singleSmall);
       if (!worth) continue;
-      const moved = await this.rewrite(p.pack);
+      let moved: { chunks: number; bytes: number } | undefined;
+      try {
+        moved = await this.rewrite(p.pack);
+      } catch (e) {
+        if (e instanceof FetchCacheError && e.code === 'ERR_IO') break;
+        throw e;
+      }
       if (moved === undefined || moved.bytes < liveBytes) continue;
       this.forget(p.pack);
       try {
@@ -604,13 +616,13 @@ export class PackChunkStore implements ChunkStore {
       // libuv writes all buffers, in IOV_MAX slices, before calling back.
       written = (await writevAsync(w.fd, iov, w.size)).bytesWritten;
     } catch (e) {
-      this.retire();
+      this.abandon(w);
       throw new FetchCacheError('ERR_IO', `cannot write pack ${w.pack}: ${(e as Error).message}`, {
         path: packFile(this.dir, w.pack),
       });
     }
     if (written !== total) {
-      this.retire();
+      this.abandon(w);
       throw new FetchCacheError('ERR_IO', `short write to pack ${w.pack}`, {
         path: packFile(this.dir, w.pack),
       });
@@ -633,6 +645,7 @@ export class PackChunkStore implements ChunkStore {
       if (writeAllSync(fd, PACK_MAGIC) !== PACK_MAGIC.length) throw new Error('short write');
     } catch (e) {
       closeSync(fd);
+      rmSync(packFile(this.dir, pack), { force: true });
       throw new FetchCacheError('ERR_IO', `cannot start pack ${pack}: ${(e as Error).message}`, {
         path: packFile(this.dir, pack),
       });
@@ -640,6 +653,21 @@ export class PackChunkStore implements ChunkStore {
     next.size = PACK_MAGIC.length;
     this.writer = next;
     return next;
+  }
+
+  /**
+   * A write failed (a full disk, say): cut the pack back to what was written before it, so no torn
+   * tail is left, or delete it if nothing was; then stop appending to it. Chunks written before stay
+   * (their rows may be put already); gc deletes them if nothing comes to reach them.
+   */
+  private abandon(w: Writer): void {
+    try {
+      if (w.size <= PACK_MAGIC.length) rmSync(packFile(this.dir, w.pack), { force: true });
+      else ftruncateSync(w.fd, w.size);
+    } catch {
+      // nothing more to do: the torn tail is left for compaction to skip
+    }
+    this.retire();
   }
 
   /** Stop appending to the current pack (full, or a write failed: its tail is unknown). */

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AbstractDatabaseOptions } from 'abstract-level';
 import { afterAll, describe } from 'vitest';
-import { openLevelDb } from '../../src/cache.js';
+import { openLevelDb } from '../../src/cache-db.js';
 import { hostDatabase } from '../../src/storage/db-host.js';
 import { Link } from '../../src/storage/link.js';
 import { RemoteLevel } from '../../src/storage/remote-level.js';
@@ -71,6 +71,6 @@ class HostedRemoteLevel extends RemoteLevel {
 describe('abstract-level test suite on RemoteLevel over a live host', () => {
   suite({
     test: tapeTests(),
-    factory: (options) => new HostedRemoteLevel(join(dir, `db-${made++}`), options),
+    factory: (options) => new HostedRemoteLevel(join(dir, `db-${made++}`), options) as RemoteLevel,
   });
 });

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
 import { LevelBlobService } from '../../src/blob/leveldb.js';
-import { openLevelDb } from '../../src/cache.js';
+import { openLevelDb } from '../../src/cache-db.js';
 import { LevelDirectoryService } from '../../src/directory/leveldb.js';
 import { LevelPathInfoService } from '../../src/pathinfo/leveldb.js';
 import { binarySublevel } from '../../src/storage/kv.js';
