@@ -64,6 +64,10 @@ export interface CacheOptions {
   readWorkers?: number;
   /** Chunk locations the pack store remembers (blob/packs.ts), for a long-lived reader (`serve`); default 0. */
   locationCache?: number;
+  /** Rebuild a database that cannot be opened or read, keeping what it still holds (cache-db.ts; verify --repair). */
+  repairDatabase?: boolean;
+  /** Told when the database was rebuilt (then the chunks in the packs should be indexed again: ops/reindex.ts). */
+  onDatabaseRepaired?: (how: string) => void;
 }
 
 export interface Cache {
@@ -101,7 +105,12 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
   const location = join(root, 'db');
   const shared = await openSharedDb(root, {
     location,
-    open: () => openLevelDb(location, { root }),
+    open: () =>
+      openLevelDb(location, {
+        root,
+        repair: options.repairDatabase,
+        onRepaired: options.onDatabaseRepaired,
+      }),
     timeoutMs: options.lockTimeoutMs,
     owner: () => describeOwner(root),
     onWait: options.onWait,

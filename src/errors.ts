@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ERR_IO'
   | 'ERR_STORE_LOCKED'
   | 'ERR_STORE_VERSION'
+  | 'ERR_DB_DAMAGED'
   | 'ERR_BAD_ARCHIVE'
   | 'ERR_BAD_URL'
   | 'ERR_HTTP'

@@ -6,7 +6,7 @@
  */
 
 import type { ParseArgsConfig } from 'node:util';
-import type { Cache } from '../cache.js';
+import type { Cache, CacheOptions } from '../cache.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -83,7 +83,7 @@ export function expectArgs(ctx: CommandContext, count: number, names: string): s
 export async function withCache<T>(
   ctx: CommandContext,
   fn: (cache: Cache) => Promise<T>,
-  options: { readWorkers?: number; locationCache?: number } = {},
+  options: Pick<CacheOptions, 'readWorkers' | 'locationCache' | 'repairDatabase' | 'onDatabaseRepaired'> = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
   const cache = await openCache({
