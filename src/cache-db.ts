@@ -12,8 +12,9 @@
  *   too: a new one would name none of their chunks.
  * - `repair` (verify --repair): a refused database is rebuilt with LevelDB's
  *   own repair, which keeps every entry it can still read from the tables
- *   and logs (what it cannot goes to `db/lost/`). A missing one is started
- *   afresh. The caller is told, so it can
+ *   and logs (what it cannot goes to `db/lost/`); a database that opens is
+ *   first read through once, and repaired the same way if a read finds
+ *   damage. A missing one is started afresh. The caller is told, so it can
  *   index again the chunks the packs hold (ops/reindex.ts).
  * - A full disk: LevelDB writes while it opens (the last log replayed into a
  *   table, a new MANIFEST, log and info LOG: about the size of that log, at
@@ -86,7 +87,7 @@ export function damaged(location: string, why: string, cause?: unknown): FetchCa
  */
 export async function openLevelDb(location: string, options: OpenDbOptions = {}): Promise<KV | undefined> {
   const root = options.root;
-  const exists = holdsDatabase(location);
+  let exists = holdsDatabase(location);
   if (!exists && root !== undefined) {
     const packs = packFiles(root);
     if (packs > 0 && !options.repair) {
@@ -123,6 +124,16 @@ export async function openLevelDb(location: string, options: OpenDbOptions = {})
       repaired = true;
       continue;
     }
+    if (options.repair && !repaired) {
+      const problem = await readThrough(db);
+      if (problem !== undefined) {
+        await db.close();
+        await repairLevel(location, options);
+        repaired = true;
+        exists = true;
+        continue;
+      }
+    }
     if (root !== undefined) keepReserve(root);
     return db as unknown as KV;
   }
@@ -131,6 +142,21 @@ export async function openLevelDb(location: string, options: OpenDbOptions = {})
 async function repairLevel(location: string, options: OpenDbOptions): Promise<void> {
   await ClassicLevel.repair(location);
   options.onRepaired?.('rebuilt with LevelDB repair');
+}
+
+/** Read every entry once; the message of the first damage found, if any. */
+async function readThrough(db: Level): Promise<string | undefined> {
+  try {
+    for await (const _ of db.iterator({ keyEncoding: 'view', valueEncoding: 'view' })) {
+      // reading is the check
+    }
+    return undefined;
+  } catch (e) {
+    if (causeOf(e).code === 'LEVEL_CORRUPTION' || /Corruption/.test(String(causeOf(e).message))) {
+      return causeOf(e).message ?? String(e);
+    }
+    throw e;
+  }
 }
 
 /** Delete the reserve; whether there was one. */

@@ -5,6 +5,7 @@
  * they hold no logic of their own.
  */
 
+import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { Cache, CacheOptions } from '../cache.js';
 
@@ -86,6 +87,8 @@ export async function withCache<T>(
   options: Pick<CacheOptions, 'readWorkers' | 'locationCache' | 'repairDatabase' | 'onDatabaseRepaired'> = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
+  const { damaged } = await import('../cache-db.js');
+  const { isCorruption } = await import('../storage/kv.js');
   const cache = await openCache({
     ...options,
     root: ctx.globals.root,
@@ -97,6 +100,12 @@ export async function withCache<T>(
   });
   try {
     return await fn(cache);
+  } catch (e) {
+    // A read that found the database damaged: a coded error naming it (and what to do), not a crash.
+    if (cache.root !== undefined && isCorruption(e)) {
+      throw damaged(join(cache.root, 'db'), (e as Error).message, e);
+    }
+    throw e;
   } finally {
     await cache.close();
   }

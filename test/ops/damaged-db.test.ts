@@ -1,12 +1,12 @@
 /**
- * A damaged database (issue 17 item 7), with the real CLI on a real
+ * A damaged database (issue 17 items 7 and 8), with the real CLI on a real
  * LevelDB: it is refused with ERR_DB_DAMAGED naming it (never opened as a
  * new empty cache, never an internal error), nothing is deleted meanwhile
  * (gc included), `verify` reports it as damage, and `verify --repair`
  * rebuilds it keeping what can be kept.
  */
 
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliResult, cliBuilt, runCli } from '../helpers/cli.js';
@@ -83,5 +83,44 @@ describe.skipIf(!cliBuilt())('a damaged database', () => {
       expect(r.stderr).toContain('missing');
     }
     expect(files(join(root, 'packs'))).toEqual(packs);
+  }, 60_000);
+
+  it('with a damaged table: every command ends with ERR_DB_DAMAGED, verify reports it, --repair keeps what it can', async () => {
+    const { root, paths } = await rootWithThreePaths();
+    // The oldest table holds the first tree's records: four bytes flipped at its end (the table's magic).
+    const table = Object.keys(files(join(root, 'db')))
+      .filter((n) => n.endsWith('.ldb'))
+      .sort()[0]!;
+    const file = join(root, 'db', table);
+    const data = readFileSync(file);
+    for (let i = 1; i <= 4; i++) data[data.length - i]! ^= 0xff;
+    writeFileSync(file, data);
+    const packs = files(join(root, 'packs'));
+
+    for (const args of [['stats'], ['gc'], ['nar', paths[0]!]]) {
+      expectRefused(await runCli([...args, '--root', root]), root);
+    }
+    expect(files(join(root, 'packs'))).toEqual(packs);
+    const v = await runCli(['verify', '--all', '--root', root, '--json']);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/^ERR_INTEGRITY: the database and/m);
+    const damage = JSON.parse(v.stdout) as { damaged: { path: string; problems: string[] }[] };
+    expect(damage.damaged[0]).toMatchObject({ path: join(root, 'db') });
+    expect(damage.damaged[0]!.problems[0]).toMatch(/the database is damaged: Corruption/);
+
+    const repaired = await runCli(['verify', '--all', '--repair', '--root', root, '--json']);
+    expect(repaired.code, repaired.stderr).toBe(0);
+    expect(JSON.parse(repaired.stdout)).toMatchObject({
+      damaged: [{ path: join(root, 'db'), repaired: true }],
+    });
+    // The records of the damaged table are gone (the first tree's path info among them); the rest is whole.
+    const listed = (await runCli(['path-info', '--all', '--root', root])).stdout.trim().split('\n');
+    expect(listed.sort()).toEqual(paths.slice(1).sort());
+    for (const args of [['stats'], ['gc'], ['nar', paths[2]!]]) {
+      const r = await runCli([...args, '--root', root]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const again = await runCli(['verify', '--all', '--root', root, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ checked: 2, damaged: [] });
   }, 60_000);
 });
