@@ -12,7 +12,9 @@
 info write (pathinfo/generation.ts); `<root>/owner.json` names the process that has the database open;
  * `<root>/db.sock` the socket over which that process serves the database to
  * the others. `<root>/tmp` holds spool files (fs/temp.ts); opening removes
- * those of processes no longer running. LevelDB admits one opener, so every further process on the
+ * those of processes no longer running. `<root>/reserve` is space held back for opening LevelDB on a
+ * full disk (cache-db.ts, which opens the database: the one file that knows
+ * the backend). LevelDB admits one opener, so every further process on the
  * same root reaches the database through the opener (storage/shared-db.ts)
  * and takes over when it exits; only when the lock is held and nobody
  * answers does it wait up to `lockTimeoutMs`, then fail with
@@ -25,6 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
+import { openLevelDb } from './cache-db.js';
 import { LevelDirectoryService } from './directory/leveldb.js';
 import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
@@ -63,6 +66,10 @@ export interface CacheOptions {
   env?: NodeJS.ProcessEnv;
   /** Chunk locations the pack store remembers (blob/packs.ts), for a long-lived reader (`serve`); default 0. */
   locationCache?: number;
+  /** Rebuild a database that cannot be opened or read, keeping what it still holds (cache-db.ts; verify --repair). */
+  repairDatabase?: boolean;
+  /** Told when the database was rebuilt (then the chunks in the packs should be indexed again: ops/reindex.ts). */
+  onDatabaseRepaired?: (how: string) => void;
 }
 
 export interface Cache {
@@ -126,7 +133,15 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
   }
   const storeDir = recorded ?? asked ?? DEFAULT_STORE_DIR;
   const ownerFile = join(root, 'owner.json');
-  const shared = await openSharedDb(join(root, 'db'), root, {
+  const location = join(root, 'db');
+  const shared = await openSharedDb(root, {
+    location,
+    open: () =>
+      openLevelDb(location, {
+        root,
+        repair: options.repairDatabase,
+        onRepaired: options.onDatabaseRepaired,
+      }),
     timeoutMs: options.lockTimeoutMs,
     owner: () => describeOwner(root),
     onWait: options.onWait,

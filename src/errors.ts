@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'ERR_STORE_MIGRATE'
   | 'ERR_STORE_BACKEND'
   | 'ERR_STORE_DIR'
+  | 'ERR_DB_DAMAGED'
   | 'ERR_BAD_ARCHIVE'
   | 'ERR_BAD_URL'
   | 'ERR_HTTP'

@@ -31,10 +31,12 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fstatSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
   readSync,
+  rmSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -458,7 +460,12 @@ export class PackChunkStore implements ChunkStore {
    * (those the index still names at that place) are appended to this
    * process's pack, the index rows moved, and the old pack deleted. Packs of
    * running writers (their pid alive) and this process's current pack are
-   * left alone.
+   * left alone. Every pack is scanned against the index before it goes, even
+   * one the index seems not to name: a pack is deleted only once every live
+   * byte the index names in it has been moved (one whose records cannot all
+   * be read back, e.g. a damaged header, is kept), and a pack another process
+   * deleted meanwhile is skipped. The caller (gc) runs one compaction at a
+   * time per root (ops/leases.ts).
    */
   async compact(options: CompactOptions = {}): Promise<CompactReport> {
     const minLive = options.minLiveRatio ?? 0.5;
@@ -469,18 +476,30 @@ export class PackChunkStore implements ChunkStore {
       const loc = decodeLocation(value);
       if (loc !== undefined) live.set(loc.pack, (live.get(loc.pack) ?? 0) + loc.length + RECORD_HEADER);
     }
-    const candidates = this.packs().filter((p) => p.pack !== this.writer?.pack && !writerRunning(p.pack));
+    // Fewest live bytes first: dead packs go without copying anything, so on a full disk they give
+    // space back before a copy can fail for want of it (which ends the compaction, not the gc).
+    const candidates = this.packs()
+      .filter((p) => p.pack !== this.writer?.pack && !writerRunning(p.pack))
+      .sort((a, b) => (live.get(a.pack) ?? 0) - (live.get(b.pack) ?? 0));
     const singleSmall = candidates.filter((p) => p.bytes < small).length < 2;
     for (const p of candidates) {
       const liveBytes = live.get(p.pack) ?? 0;
       const worth = liveBytes === 0 || liveBytes < p.bytes * minLive || (p.bytes < small && !singleSmall);
       if (!worth) continue;
-      const moved = liveBytes === 0 ? { chunks: 0, bytes: 0 } : await this.rewrite(p.pack);
+      let moved: { chunks: number; bytes: number } | undefined;
+      try {
+        moved = await this.rewrite(p.pack);
+      } catch (e) {
+        if (e instanceof FetchCacheError && e.code === 'ERR_IO') break;
+        throw e;
+      }
+      if (moved === undefined || moved.bytes < liveBytes) continue;
       this.forget(p.pack);
       try {
         unlinkSync(packFile(this.dir, p.pack));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        continue;
       }
       report.packs++;
       report.moved += moved.chunks;
@@ -523,13 +542,13 @@ export class PackChunkStore implements ChunkStore {
       // libuv writes all buffers, in IOV_MAX slices, before calling back.
       written = (await writevAsync(w.fd, iov, w.size)).bytesWritten;
     } catch (e) {
-      this.retire();
+      this.abandon(w);
       throw new FetchCacheError('ERR_IO', `cannot write pack ${w.pack}: ${(e as Error).message}`, {
         path: packFile(this.dir, w.pack),
       });
     }
     if (written !== total) {
-      this.retire();
+      this.abandon(w);
       throw new FetchCacheError('ERR_IO', `short write to pack ${w.pack}`, {
         path: packFile(this.dir, w.pack),
       });
@@ -552,6 +571,7 @@ export class PackChunkStore implements ChunkStore {
       if (writeAllSync(fd, PACK_MAGIC) !== PACK_MAGIC.length) throw new Error('short write');
     } catch (e) {
       closeSync(fd);
+      rmSync(packFile(this.dir, pack), { force: true });
       throw new FetchCacheError('ERR_IO', `cannot start pack ${pack}: ${(e as Error).message}`, {
         path: packFile(this.dir, pack),
       });
@@ -559,6 +579,21 @@ export class PackChunkStore implements ChunkStore {
     next.size = PACK_MAGIC.length;
     this.writer = next;
     return next;
+  }
+
+  /**
+   * A write failed (a full disk, say): cut the pack back to what was written before it, so no torn
+   * tail is left, or delete it if nothing was; then stop appending to it. Chunks written before stay
+   * (their rows may be put already); gc deletes them if nothing comes to reach them.
+   */
+  private abandon(w: Writer): void {
+    try {
+      if (w.size <= PACK_MAGIC.length) rmSync(packFile(this.dir, w.pack), { force: true });
+      else ftruncateSync(w.fd, w.size);
+    } catch {
+      // nothing more to do: the torn tail is left for compaction to skip
+    }
+    this.retire();
   }
 
   /** Stop appending to the current pack (full, or a write failed: its tail is unknown). */
@@ -615,29 +650,45 @@ export class PackChunkStore implements ChunkStore {
     closeSync(fd);
   }
 
-  /** Copy the live records of a pack into ours; moves their index rows. */
-  private async rewrite(pack: string): Promise<{ chunks: number; bytes: number }> {
-    const fd = openSync(packFile(this.dir, pack), 'r');
+  /**
+   * Copy the live records of a pack into ours and move their index rows:
+   * record headers are read first, their rows looked up, and only the bytes
+   * of records a row names at that place are read. `undefined` when the
+   * pack is gone (another process deleted it).
+   */
+  private async rewrite(pack: string): Promise<{ chunks: number; bytes: number } | undefined> {
+    let fd: number;
+    try {
+      fd = openSync(packFile(this.dir, pack), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
     const moved = { chunks: 0, bytes: 0 };
     try {
       const size = fstatSync(fd).size;
-      let batch: { digest: Uint8Array; bytes: Uint8Array; at: number }[] = [];
+      let batch: { digest: Uint8Array; length: number; at: number }[] = [];
       let batchBytes = 0;
       const flush = async () => {
         if (batch.length === 0) return;
         const rows = await this.index.getMany(batch.map((r) => r.digest));
         const keep = batch.filter((r, i) => {
           const loc = rows[i] === undefined ? undefined : decodeLocation(rows[i]!);
-          return loc !== undefined && loc.pack === pack && loc.offset === r.at;
+          return loc !== undefined && loc.pack === pack && loc.offset === r.at && loc.length === r.length;
         });
         batch = [];
         batchBytes = 0;
         if (keep.length === 0) return;
-        const locations = await this.append(keep);
+        const chunks = keep.map((r) => {
+          const bytes = Buffer.allocUnsafe(r.length);
+          const n = r.length === 0 ? 0 : readSync(fd, bytes, 0, r.length, r.at);
+          return { digest: r.digest, bytes: bytes.subarray(0, n) };
+        });
+        const locations = await this.append(chunks);
         await this.index.batch(keep.map((r, i) => ({ type: 'put', key: r.digest, value: locations[i]! })));
         for (const r of keep) this.locations.delete(r.digest);
         moved.chunks += keep.length;
-        for (const r of keep) moved.bytes += RECORD_HEADER + r.bytes.length;
+        for (const r of keep) moved.bytes += RECORD_HEADER + r.length;
       };
       const head = Buffer.allocUnsafe(RECORD_HEADER);
       let at = PACK_MAGIC.length;
@@ -645,16 +696,14 @@ export class PackChunkStore implements ChunkStore {
         if (readSync(fd, head, 0, RECORD_HEADER, at) !== RECORD_HEADER) break;
         const length = head.readUInt32LE(0);
         if (at + RECORD_HEADER + length > size) break; // torn tail of a killed writer
-        const bytes = Buffer.allocUnsafe(length);
-        if (readSync(fd, bytes, 0, length, at + RECORD_HEADER) !== length) break;
         batch.push({
           digest: new Uint8Array(head.subarray(4, RECORD_HEADER)),
-          bytes,
+          length,
           at: at + RECORD_HEADER,
         });
         batchBytes += length;
         at += RECORD_HEADER + length;
-        if (batchBytes >= 8 << 20) await flush();
+        if (batchBytes >= 8 << 20 || batch.length >= 4096) await flush();
       }
       await flush();
     } finally {

@@ -5,8 +5,9 @@
  * they hold no logic of their own.
  */
 
+import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import type { Cache } from '../cache.js';
+import type { Cache, CacheOptions } from '../cache.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -93,9 +94,11 @@ export function expectArgs(ctx: CommandContext, count: number, names: string): s
 export async function withCache<T>(
   ctx: CommandContext,
   fn: (cache: Cache) => Promise<T>,
-  options: { locationCache?: number } = {},
+  options: Pick<CacheOptions, 'locationCache' | 'repairDatabase' | 'onDatabaseRepaired'> = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
+  const { damaged } = await import('../cache-db.js');
+  const { isCorruption } = await import('../storage/kv.js');
   const cache = await openCache({
     ...options,
     root: ctx.globals.root,
@@ -107,6 +110,12 @@ export async function withCache<T>(
   });
   try {
     return await fn(cache);
+  } catch (e) {
+    // A read that found the database damaged: a coded error naming it (and what to do), not a crash.
+    if (cache.root !== undefined && isCorruption(e)) {
+      throw damaged(join(cache.root, 'db'), (e as Error).message, e);
+    }
+    throw e;
   } finally {
     await cache.close();
   }

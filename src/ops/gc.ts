@@ -7,7 +7,8 @@
  * the reachable store fits, never a path a reader holds or one used within
  * `keepRecentMs`.
  *
- * Safe while fetches and `serve` run, in this or other processes:
+ * One gc runs at a time: a second one waits for the first (leases.ts
+ * `takeGcTurn`). Safe while fetches and `serve` run, in this or other processes:
  * 1. Without any lock: snapshot the path infos, mark, list candidates (every
  *    stored key not marked). This is the slow part; ingests go on.
  * 2. Exclusive against ingests (leases.ts): new ingests wait, running ones
@@ -29,7 +30,7 @@ import { parseStorePathBaseName, storePathBaseName } from '../nix/store-path.js'
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { decodePathInfo } from '../pathinfo/proto.js';
 import type { KV } from '../storage/kv.js';
-import { beginExclusive, listLeases } from './leases.js';
+import { beginExclusive, listLeases, takeGcTurn } from './leases.js';
 import { keyBytes, keyOf, type RawStore, rawStore, readAll } from './raw-store.js';
 import { closureOf, RefCounts } from './reach.js';
 import { readAtimes } from './usage.js';
@@ -41,7 +42,7 @@ export interface GcOptions {
   readonly keepRecentMs?: number | undefined;
   /** Keys deleted per batch (default 1000). */
   readonly batchSize?: number | undefined;
-  /** Longest wait for running fetches before the exclusive phase (default 10 minutes). */
+  /** Longest wait for another gc, and for running fetches before the exclusive phase (default 10 minutes each). */
   readonly waitTimeoutMs?: number | undefined;
   readonly onWait?: ((why: string) => void) | undefined;
   readonly now?: (() => number) | undefined;
@@ -81,6 +82,15 @@ export function decodeStored(key: string, value: Uint8Array): PathInfo | undefin
 }
 
 export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcReport> {
+  const endTurn = await takeGcTurn(cache, { timeoutMs: options.waitTimeoutMs, onWait: options.onWait });
+  try {
+    return await collect(cache, options);
+  } finally {
+    await endTurn();
+  }
+}
+
+async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
   const started = performance.now();
   const now = options.now ?? Date.now;
   const batchSize = options.batchSize ?? 1000;

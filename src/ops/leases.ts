@@ -4,7 +4,8 @@
  * database, which every process reaches (storage/shared-db.ts).
  *
  *   ops/lease/<id> → {"kind":"ingest"|"use","pid","startedAt","path"?}
- *   ops/gc/<id>    → {"pid","startedAt"}
+ *   ops/gc/<id>    → {"pid","startedAt"}       a gc in its exclusive phase
+ *   ops/gcrun/<id> → {"pid","startedAt"}       a gc running at all (one at a time)
  *
  * The protocol (a Dekker-style handshake over one linearisable store):
  * an ingest writes its lease, then looks for a gc record; if it finds one it
@@ -17,6 +18,16 @@
  * machine and in one pid namespace) is stale and removed: a SIGKILLed
  * process never blocks gc or ingest. "use" leases mark paths a reader
  * (a NAR being served) holds; gc never evicts those.
+ *
+ * One gc at a time (`takeGcTurn`): a gc writes its `gcrun` record, then
+ * looks for another live one; if it finds one it withdraws, waits and tries
+ * again, so of two gcs that both write and look, at least one sees the
+ * other (and when both do, both withdraw and retry after a random pause).
+ * Two compactions at once lost live chunks: each one's view of the index
+ * was taken before the other moved rows into its own pack (docs/errors.md
+ * ERR_STORE_LOCKED says what a gc that waits too long reports). A second gc
+ * waits rather than leaving at once, as Nix's gc waits for its lock: an
+ * overlapping cron job still gets the `--max-size` it asked for.
  */
 
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -89,6 +100,11 @@ async function list(kv: KV, prefix: string): Promise<LeaseRecord[]> {
 
 export function listLeases(cache: Pick<Cache, 'db'>): Promise<LeaseRecord[]> {
   return list(opsKV(cache), 'lease/');
+}
+
+/** Running gcs (`gcrun` records), stale ones deleted on the way. */
+export function listGcRuns(cache: Pick<Cache, 'db'>): Promise<LeaseRecord[]> {
+  return list(opsKV(cache), 'gcrun/');
 }
 
 export function listGcs(cache: Pick<Cache, 'db'>): Promise<LeaseRecord[]> {
@@ -197,5 +213,45 @@ export async function beginExclusive(
   } catch (e) {
     await end();
     throw e;
+  }
+}
+
+/**
+ * Wait until no other gc runs, then hold the turn until the returned
+ * function is called. Bounded by `timeoutMs` (ERR_STORE_LOCKED past it).
+ */
+export async function takeGcTurn(
+  cache: Pick<Cache, 'db'>,
+  options: WaitOptions = {},
+): Promise<() => Promise<void>> {
+  const kv = opsKV(cache);
+  const deadline = Date.now() + (options.timeoutMs ?? 600_000);
+  let told = false;
+  for (;;) {
+    const id = newId();
+    const key = `gcrun/${id}`;
+    await put(kv, key, { id, kind: 'gc', pid: process.pid, host: HOST, startedAt: Date.now() });
+    const others = (await list(kv, 'gcrun/')).filter((r) => r.id !== id);
+    if (others.length === 0) {
+      let ended = false;
+      return async () => {
+        if (ended) return;
+        ended = true;
+        await kv.del(utf8(key));
+      };
+    }
+    await kv.del(utf8(key));
+    const other = others[0]!;
+    if (Date.now() >= deadline) {
+      throw new FetchCacheError(
+        'ERR_STORE_LOCKED',
+        `another gc (pid ${other.pid}) has been running since ${new Date(other.startedAt).toISOString()}`,
+      );
+    }
+    if (!told) {
+      told = true;
+      options.onWait?.(`waiting for gc by pid ${other.pid} to finish`);
+    }
+    await sleep(100 + Math.random() * 200);
   }
 }

@@ -34,6 +34,7 @@ import { createHasher, type HashAlgo } from '../nix/hashing.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
 import { formatStorePath, type StorePath, storePathBaseName } from '../nix/store-path.js';
 import { contentAddressProblem, type PathInfo } from '../pathinfo/path-info.js';
+import { isCorruption } from '../storage/kv.js';
 import { locateDamage } from './damage.js';
 import { decodeStored } from './gc.js';
 import { keyBytes, keyOf, type RawStore, rawStore } from './raw-store.js';
@@ -75,7 +76,12 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
   const report: VerifyReport = { checked: 0, damaged: [], bytes: 0, durationMs: 0 };
   const targets: [string, Uint8Array | undefined][] = [];
   if (options.paths === undefined) {
-    for await (const [key, value] of raw.pathinfo.iterator()) targets.push([keyOf(key), value]);
+    try {
+      for await (const [key, value] of raw.pathinfo.iterator()) targets.push([keyOf(key), value]);
+    } catch (e) {
+      if (!isCorruption(e)) throw e;
+      databaseDamage(cache, report, e);
+    }
   } else {
     for (const sp of options.paths) {
       const value = await raw.pathinfo.get(sp.digest);
@@ -91,7 +97,25 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
   const broken: { key: string; info: PathInfo | undefined; entry: DamagedPath }[] = [];
   for (const [key, value] of targets) {
     report.checked++;
-    const r = await checkPath(cache, raw, sources, key, value);
+    let r: Checked;
+    try {
+      r = await checkPath(cache, raw, sources, key, value);
+    } catch (e) {
+      if (!isCorruption(e)) throw e;
+      // The database itself could not be read: that is damage too (verify --repair rebuilds it).
+      const info = value === undefined ? undefined : decodeStored(key, value);
+      const path =
+        info === undefined
+          ? `${cache.storeDir}/${encodeNix32(keyBytes(key))}`
+          : formatStorePath(info.storePath, cache.storeDir);
+      databaseDamage(cache, report, e);
+      r = {
+        path,
+        info,
+        problems: [`cannot read its data from the database: ${(e as Error).message}`],
+        bytes: 0,
+      };
+    }
     report.bytes += r.bytes;
     options.onPath?.(r.path, r.problems.length === 0);
     if (r.problems.length > 0) {
@@ -103,6 +127,18 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
   if (options.repair && broken.length > 0) await repair(cache, raw, sources, broken, options);
   report.durationMs = Math.round(performance.now() - started);
   return report;
+}
+
+/** The database is damaged (a read found it so): one entry for it in the report, named by its directory. */
+function databaseDamage(cache: Cache, report: VerifyReport, e: unknown): void {
+  const path = cache.root === undefined ? 'the database' : `${cache.root}/db`;
+  if (report.damaged.some((d) => d.path === path)) return;
+  report.damaged.push({
+    path,
+    problems: [
+      `the database is damaged: ${(e as Error).message} (stop every process using the root, then run verify --repair)`,
+    ],
+  });
 }
 
 interface Checked {
@@ -212,7 +248,10 @@ async function repair(
   // Delete every damaged value first: paths may share them, and a re-fetch only writes what is absent.
   for (const b of broken) {
     if (b.info === undefined) continue;
-    const { damaged } = await locateDamage(raw, b.info.node);
+    const { damaged } = await locateDamage(raw, b.info.node).catch((e: unknown) => {
+      if (!isCorruption(e)) throw e;
+      return { damaged: { dirs: [], lists: [], chunks: [] } };
+    });
     if (damaged.dirs.length) await raw.directories.batch(damaged.dirs.map((key) => ({ type: 'del', key })));
     if (damaged.lists.length) await raw.lists.batch(damaged.lists.map((key) => ({ type: 'del', key })));
     if (damaged.chunks.length) await raw.chunks.batch(damaged.chunks.map((key) => ({ type: 'del', key })));

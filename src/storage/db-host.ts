@@ -11,6 +11,7 @@
 
 import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { FetchCacheError } from '../errors.js';
 import type { KV } from './kv.js';
 import { decodeRange, encodeFrame, type Frame, FrameReader, OPS, type RangeHead } from './wire.js';
 
@@ -76,13 +77,20 @@ export async function hostDatabase(db: KV, socketPath: string): Promise<DbHost> 
       iterators.open.clear();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    throw new FetchCacheError('ERR_IO', `cannot listen on '${socketPath}': ${(e as Error).message}`, {
+      path: socketPath,
+      cause: e,
+    });
+  }
   server.on('error', () => {});
   let closing: Promise<void> | undefined;
   return {
@@ -151,6 +159,13 @@ export async function answerRequest(
       const parts: (Uint8Array | undefined)[] = [];
       for (const [key, value] of entries) parts.push(key as Uint8Array, value as Uint8Array | undefined);
       return { head: entries.length, parts };
+    }
+    case OPS.iterSeek: {
+      const { it } = f.head as { it: number };
+      const iter = iterators.open.get(it);
+      if (iter === undefined) throw new Error(`no iterator ${it}`);
+      iter.seek(k);
+      return { head: null, parts: [] };
     }
     case OPS.iterClose: {
       const { it } = f.head as { it: number };

@@ -26,3 +26,20 @@ export async function openMemoryKV(): Promise<KV> {
   await db.open();
   return db;
 }
+
+/**
+ * Whether an error from the database is damage it found (abstract-level's
+ * `LEVEL_CORRUPTION`, also as the cause of a wrapped error, or as a guest
+ * receives it from the host).
+ */
+export function isCorruption(e: unknown): boolean {
+  for (
+    let err = e as { code?: unknown; message?: unknown; cause?: unknown } | undefined, i = 0;
+    err && i < 4;
+    i++
+  ) {
+    if (err.code === 'LEVEL_CORRUPTION' || /^Corruption:/.test(String(err.message ?? ''))) return true;
+    err = err.cause as typeof err;
+  }
+  return false;
+}

@@ -11,15 +11,23 @@
  */
 
 import { connect, type Socket } from 'node:net';
-import { ClassicLevel } from 'classic-level';
 import { FetchCacheError } from '../errors.js';
 import { answerRequest, type DbHost, hostDatabase, type IteratorTable } from './db-host.js';
 import type { KV } from './kv.js';
 import { encodeFrame, type Frame, FrameReader, OPS } from './wire.js';
 
+/**
+ * Opens the database for this process (open, ready to use), or resolves
+ * `undefined` when another process holds it (LevelDB's lock). Given by the
+ * composition root (cache.ts), which chooses the backend; any other failure
+ * is thrown as it is (a coded error, for a damaged database say).
+ */
+export type OpenDatabase = () => Promise<KV | undefined>;
+
 export interface LinkOptions {
-  /** The LevelDB directory. */
+  /** The database's location, for messages. */
   readonly location: string;
+  readonly open: OpenDatabase;
   readonly socketPath: string;
   /** How long to look for a host or the lock before giving up. */
   readonly timeoutMs: number;
@@ -48,18 +56,9 @@ interface Pending {
 
 type Mode =
   | { kind: 'remote'; socket: Socket }
-  | { kind: 'local'; db: ClassicLevel<Uint8Array, Uint8Array>; host: DbHost; iterators: IteratorTable };
+  | { kind: 'local'; db: KV; host: DbHost; iterators: IteratorTable };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Is this open() failure LevelDB's lock held by another process? */
-export function isLockedError(e: unknown): boolean {
-  return (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
-}
-
-export function openLevel(location: string): ClassicLevel<Uint8Array, Uint8Array> {
-  return new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
-}
 
 export class Link {
   /** Bumped on every reconnection: iterators opened under an older epoch are gone. */
@@ -98,8 +97,7 @@ export class Link {
     await this.ready;
     const mode = this.mode;
     if (mode === undefined) throw new Error('the database link is down');
-    if (mode.kind === 'local')
-      return answerRequest(mode.db as unknown as KV, mode.iterators, { code, head, parts });
+    if (mode.kind === 'local') return answerRequest(mode.db, mode.iterators, { code, head, parts });
     const reply = new Promise<Reply>((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { code, head, parts, resolve, reject });
@@ -151,21 +149,18 @@ export class Link {
         this.attach(socket);
         return;
       }
-      const db = openLevel(location);
-      try {
-        await db.open();
-        const host = await hostDatabase(db as unknown as KV, socketPath);
+      const db = await this.options.open();
+      if (db !== undefined) {
+        let host: DbHost;
+        try {
+          host = await hostDatabase(db, socketPath);
+        } catch (e) {
+          await db.close();
+          throw e;
+        }
         this.mode = { kind: 'local', db, host, iterators: { open: new Map(), next: 1 } };
         this.options.onHost?.(true);
         return;
-      } catch (e) {
-        await db.close().catch(() => {});
-        if (!isLockedError(e)) {
-          throw new FetchCacheError('ERR_IO', `cannot open cache database '${location}': ${message(e)}`, {
-            path: location,
-            cause: e,
-          });
-        }
       }
       if (Date.now() >= deadline) {
         throw new FetchCacheError(
@@ -218,10 +213,12 @@ export class Link {
     const waiting = [...this.pending.entries()].sort((a, b) => a[0] - b[0]);
     this.pending.clear();
     for (const [, p] of waiting) {
-      if (p.code === OPS.iterNext || p.code === OPS.iterClose)
+      if (p.code === OPS.iterNext || p.code === OPS.iterClose || p.code === OPS.iterSeek)
         p.reject(new StaleIteratorError('host changed'));
     }
-    const resend = waiting.filter(([, p]) => p.code !== OPS.iterNext && p.code !== OPS.iterClose);
+    const resend = waiting.filter(
+      ([, p]) => p.code !== OPS.iterNext && p.code !== OPS.iterClose && p.code !== OPS.iterSeek,
+    );
     if (this.closed) {
       for (const [, p] of resend) p.reject(new Error('the database link is closed'));
       return;
@@ -256,9 +253,4 @@ async function tryConnect(path: string): Promise<Socket | undefined> {
       resolve(undefined);
     });
   });
-}
-
-function message(e: unknown): string {
-  if (e instanceof Error) return (e as { cause?: Error }).cause?.message || e.message;
-  return String(e);
 }

@@ -1,7 +1,8 @@
 /**
  * Opening the LevelDB of a cache root when several processes use the root at
- * once (ARCHITECTURE.md "Many processes, one root"). LevelDB admits one
- * opener. The first process to open it becomes the host: it uses the
+ * once (README "Many processes, one root"). LevelDB admits one opener; the
+ * composition root says how to open it (`OpenDatabase`), so nothing here
+ * knows the backend. The first process to open it becomes the host: it uses the
  * database directly and serves it to the others over a unix socket in the
  * root (db-host.ts). A process that finds the database locked becomes a
  * guest: it reaches the database through the socket (remote-level.ts), and
@@ -16,14 +17,19 @@
 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FetchCacheError } from '../errors.js';
 import { sha256 } from '../nix/hashing.js';
 import { type DbHost, hostDatabase } from './db-host.js';
 import type { KV } from './kv.js';
-import { isLockedError, Link, openLevel } from './link.js';
+import { Link, type OpenDatabase } from './link.js';
 import { RemoteLevel } from './remote-level.js';
 
+export type { OpenDatabase } from './link.js';
+
 export interface SharedDbOptions {
+  /** The database's location, for messages. */
+  readonly location: string;
+  /** Opens the database, or says another process holds it (the composition root chooses the backend). */
+  readonly open: OpenDatabase;
   /** Longest wait for a host or the lock (default 10 s). */
   readonly timeoutMs?: number | undefined;
   readonly owner: () => string;
@@ -40,6 +46,7 @@ export interface SharedDb {
 }
 
 const MAX_SOCKET_PATH = 100;
+const BINARY = { keyEncoding: 'view', valueEncoding: 'view' } as const;
 
 export function socketPathFor(root: string): string {
   const inRoot = join(root, 'db.sock');
@@ -50,40 +57,21 @@ export function socketPathFor(root: string): string {
   return join(tmpdir(), `fetch-cache-${digest}.sock`);
 }
 
-export async function openSharedDb(
-  location: string,
-  root: string,
-  options: SharedDbOptions,
-): Promise<SharedDb> {
+export async function openSharedDb(root: string, options: SharedDbOptions): Promise<SharedDb> {
   const socketPath = socketPathFor(root);
-  const level = openLevel(location);
-  try {
-    await level.open();
-  } catch (e) {
-    await level.close().catch(() => {});
-    if (!isLockedError(e)) {
-      const msg = e instanceof Error ? (e as { cause?: Error }).cause?.message || e.message : String(e);
-      throw new FetchCacheError('ERR_IO', `cannot open cache database '${location}': ${msg}`, {
-        path: location,
-        cause: e,
-      });
-    }
-    return openGuest(location, socketPath, options);
-  }
+  const level = await options.open();
+  if (level === undefined) return openGuest(socketPath, options);
   let host: DbHost;
   try {
-    host = await hostDatabase(level as unknown as KV, socketPath);
+    host = await hostDatabase(level, socketPath);
   } catch (e) {
     await level.close();
-    throw new FetchCacheError('ERR_IO', `cannot listen on '${socketPath}': ${(e as Error).message}`, {
-      path: socketPath,
-      cause: e,
-    });
+    throw e;
   }
   options.onHost?.(true);
   let closing: Promise<void> | undefined;
   return {
-    db: level as unknown as KV,
+    db: level,
     hosting: () => closing === undefined,
     close: () => {
       closing ??= (async () => {
@@ -96,20 +84,29 @@ export async function openSharedDb(
   };
 }
 
-async function openGuest(location: string, socketPath: string, options: SharedDbOptions): Promise<SharedDb> {
-  const link = await Link.open({
-    location,
-    socketPath,
-    timeoutMs: options.timeoutMs ?? 10_000,
-    owner: options.owner,
-    onWait: options.onWait,
-    onHost: options.onHost,
-  });
-  const db = new RemoteLevel(link);
-  await db.open();
+async function openGuest(socketPath: string, options: SharedDbOptions): Promise<SharedDb> {
+  let link: Link | undefined;
+  const db = new RemoteLevel(async () => {
+    link = await Link.open({
+      location: options.location,
+      open: options.open,
+      socketPath,
+      timeoutMs: options.timeoutMs ?? 10_000,
+      owner: options.owner,
+      onWait: options.onWait,
+      onHost: options.onHost,
+    });
+    return link;
+  }, BINARY);
+  try {
+    await db.open();
+  } catch (e) {
+    // abstract-level wraps what _open threw (ERR_STORE_LOCKED, a damaged database…): hand that on.
+    throw (e as { cause?: unknown }).cause ?? e;
+  }
   return {
     db: db as unknown as KV,
-    hosting: () => link.hosting,
+    hosting: () => link?.hosting === true,
     close: () => db.close(),
   };
 }

@@ -24,6 +24,7 @@ export const OPS = {
   iterOpen: 9,
   iterNext: 10,
   iterClose: 11,
+  iterSeek: 12,
 } as const;
 
 export type OpName = keyof typeof OPS;

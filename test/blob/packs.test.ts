@@ -400,6 +400,27 @@ describe('compaction', () => {
     await again.close();
   });
 
+  it('keeps a pack whose records cannot all be read back (a damaged record header), live chunks and all', async () => {
+    const o = await open();
+    // Dead chunks first, the live blob after them: a scan stopped by the damage never reaches it.
+    const dropped = await writeBlob(o.service, randomBytes(900_000, 50));
+    const keep = randomBytes(100_000, 51);
+    const k = await writeBlob(o.service, keep);
+    const dropChunks = (await o.service.stat(dropped.digest))!.chunks;
+    await o.service.chunks.batch(dropChunks.map((c) => ({ type: 'del' as const, key: c.digest })));
+    await o.close();
+    const [name] = packNames(o.dir);
+    const file = join(o.dir, 'packs', name!);
+    const data = readFileSync(file);
+    data.writeUInt32LE(0xfffffff0, PACK_MAGIC.length); // the first record's length, now past the end
+    writeFileSync(file, data);
+    const again = await open(o.dir);
+    expect((await again.store.compact()).packs).toBe(0);
+    expect(packNames(o.dir)).toContain(name);
+    expect(Buffer.from((await readAll(again.service, k.digest))!).equals(Buffer.from(keep))).toBe(true);
+    await again.close();
+  });
+
   it('does not count a pack of a process that is gone as running', async () => {
     const child = spawn(process.execPath, ['-e', '0']);
     const pid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));

@@ -1,6 +1,6 @@
 /**
  * LevelDB databases for tests: opened the way the store opens them
- * (src/storage/link.ts `openLevel`), each at a fresh location inside one temp
+ * (src/cache-db.ts `openLevelDb`), each at a fresh location inside one temp
  * directory per test file that is removed when the file's tests end.
  */
 
@@ -8,13 +8,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { openLevelDb } from '../../src/cache-db.js';
 import type { KV } from '../../src/storage/kv.js';
-import { openLevel } from '../../src/storage/link.js';
 
 export async function openClassic(location: string): Promise<KV> {
-  const db = openLevel(location);
-  await db.open();
-  return db as unknown as KV;
+  const db = await openLevelDb(location);
+  if (db === undefined) throw new Error(`${location} is locked`);
+  return db;
 }
 
 /** Registers a temp directory for this test file; returns a maker of fresh database locations in it. */

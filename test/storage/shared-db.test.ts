@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
 import { LevelBlobService } from '../../src/blob/leveldb.js';
+import { openLevelDb } from '../../src/cache-db.js';
 import { LevelDirectoryService } from '../../src/directory/leveldb.js';
 import { LevelPathInfoService } from '../../src/pathinfo/leveldb.js';
 import { binarySublevel } from '../../src/storage/kv.js';
@@ -33,8 +34,15 @@ afterEach(() => {
   for (const d of roots.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-const OPTS = { owner: () => 'test', timeoutMs: 5_000 };
-const open = (root: string) => openSharedDb(join(root, 'db'), root, OPTS);
+const open = (root: string) => {
+  const location = join(root, 'db');
+  return openSharedDb(root, {
+    location,
+    open: () => openLevelDb(location),
+    owner: () => 'test',
+    timeoutMs: 5_000,
+  });
+};
 const b = (s: string) => new Uint8Array(Buffer.from(s));
 const s = (u: Uint8Array | undefined) => (u === undefined ? undefined : Buffer.from(u).toString());
 

@@ -62,31 +62,62 @@ export const verifyCommand: Command = {
   async run(ctx) {
     const all = ctx.values.all === true;
     if (all === ctx.args.length > 0) throw new UsageError('give STORE-PATHs or --all (not both)');
-    await withCache(ctx, async (cache) => {
-      const { verify } = await import('../../ops/verify.js');
-      const paths = all ? undefined : ctx.args.map((a) => parseStorePath(a, cache.storeDir));
-      const report = await verify(cache, { paths, repair: ctx.values.repair === true });
-      if (ctx.globals.json) writeJson(ctx.stdout, report);
-      else {
-        for (const d of report.damaged) {
-          const fate = d.repaired ? ' (repaired)' : d.removed ? ' (removed)' : '';
-          writeLine(ctx.stdout, `damaged: ${d.path}${fate}`);
-          for (const p of d.problems) writeLine(ctx.stdout, `  ${p}`);
+    const repair = ctx.values.repair === true;
+    // With --repair, a database that cannot be opened or read is rebuilt first (cache-db.ts), and the
+    // chunks the packs hold are indexed again (what the rebuild lost); then paths are checked as usual.
+    let rebuilt: string | undefined;
+    const onDatabaseRepaired = (how: string) => {
+      rebuilt = how;
+    };
+    await withCache(
+      ctx,
+      async (cache) => {
+        const { verify } = await import('../../ops/verify.js');
+        if (rebuilt !== undefined) {
+          const { reindexPacks } = await import('../../ops/reindex.js');
+          const r = await reindexPacks(cache);
+          if (!ctx.globals.quiet && !ctx.globals.json) {
+            writeLine(
+              ctx.stderr,
+              `verify: the database was ${rebuilt}; ${r.chunks} chunks (${mib(r.bytes)}) found in the packs indexed again`,
+            );
+          }
         }
-        const seconds = report.durationMs / 1000;
-        writeLine(
-          ctx.stdout,
-          `checked ${report.checked} paths (${mib(report.bytes)} of NAR in ${seconds.toFixed(1)} s), ${report.damaged.length} damaged`,
-        );
-      }
-      const left = report.damaged.filter((d) => !d.repaired);
-      if (left.length > 0) {
-        throw new FetchCacheError(
-          'ERR_INTEGRITY',
-          `${left.length} of ${report.checked} paths are damaged${ctx.values.repair ? ' and could not be repaired' : ''}`,
-        );
-      }
-    });
+        const paths = all ? undefined : ctx.args.map((a) => parseStorePath(a, cache.storeDir));
+        const report = await verify(cache, { paths, repair });
+        if (rebuilt !== undefined) {
+          report.damaged.unshift({
+            path: `${cache.root}/db`,
+            problems: [`the database could not be opened or read as it was; it was ${rebuilt}`],
+            repaired: true,
+          });
+        }
+        if (ctx.globals.json) writeJson(ctx.stdout, report);
+        else {
+          for (const d of report.damaged) {
+            const fate = d.repaired ? ' (repaired)' : d.removed ? ' (removed)' : '';
+            writeLine(ctx.stdout, `damaged: ${d.path}${fate}`);
+            for (const p of d.problems) writeLine(ctx.stdout, `  ${p}`);
+          }
+          const seconds = report.durationMs / 1000;
+          writeLine(
+            ctx.stdout,
+            `checked ${report.checked} paths (${mib(report.bytes)} of NAR in ${seconds.toFixed(1)} s), ${report.damaged.length} damaged`,
+          );
+        }
+        const left = report.damaged.filter((d) => !d.repaired);
+        if (left.length > 0) {
+          const db = left.some((d) => d.path === `${cache.root}/db`);
+          const paths = left.length - (db ? 1 : 0);
+          const what = `${db ? 'the database and ' : ''}${paths} of ${report.checked} paths`;
+          throw new FetchCacheError(
+            'ERR_INTEGRITY',
+            `${what} are damaged${repair ? ' and could not be repaired' : ''}`,
+          );
+        }
+      },
+      repair ? { repairDatabase: true, onDatabaseRepaired } : {},
+    );
   },
 };
 
