@@ -93,7 +93,13 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
       targets.push([keyOf(sp.digest), value]);
     }
   }
-  const sources = await recordedSources(cache);
+  let sources: ReadonlyMap<string, readonly FetchSpec[]> = new Map();
+  try {
+    sources = await recordedSources(cache);
+  } catch (e) {
+    if (!isCorruption(e)) throw e;
+    databaseDamage(cache, report, e);
+  }
   const broken: { key: string; info: PathInfo | undefined; entry: DamagedPath }[] = [];
   for (const [key, value] of targets) {
     report.checked++;
