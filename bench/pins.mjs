@@ -11,6 +11,7 @@
  * `node bench/pins.mjs` or `BENCH_ONLY=pins node bench/run.mjs`.
  */
 
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +83,13 @@ export async function benchPins(work) {
     const nix = (parallel) => () => {
       const d = mkdtempSync(join(tmpdir(), 'fc-bench-pins-'));
       try {
+        // Nix 2.8 processes that start together on a new store race to create its database ("schema is
+        // corrupt"), so the store is made first, untimed, for both the sequential and the parallel runs.
+        const init = spawnSync('nix-store', ['--store', join(d, 'store'), '--init'], {
+          env: { ...NIX_ENV, HOME: d },
+          encoding: 'utf8',
+        });
+        if (init.status !== 0) throw new Error(`nix-store --init failed: ${init.stderr}`);
         const out = join(d, 'stdout');
         const m = measureOnce(
           [
