@@ -49,16 +49,35 @@ const CATEGORIES = [
   ['path info, fetch index (pathinfo/, fetchers/)', (f) => /\/dist\/(pathinfo|fetchers)\//.test(f.url)],
   ['file I/O (node:fs)', (f) => f.url === 'node:fs' || f.url.startsWith('node:internal/fs')],
   [
+    'Node streams, events, async plumbing',
+    (f) =>
+      /^node:(stream|events|internal\/(streams|async_hooks|process\/task_queues|buffer))/.test(f.url) ||
+      f.functionName === 'callbackTrampoline',
+  ],
+  [
     'CLI (cli/), cache open (cache.js)',
     (f) => f.url.includes('/dist/cli/') || f.url.endsWith('/dist/cache.js'),
   ],
   ['other code of ours (dist/)', (f) => f.url.includes('/dist/')],
 ];
 
+const LOADING = 'module loading (resolve, compile, link, evaluate)';
+
+/** For a module-loading sample: the package (or dist/ directory) whose code was loading or running. */
+function loadedBy(stack) {
+  for (const f of stack) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)|\/(dist\/[^/]+)/.exec(f.url);
+    if (m) return m[1] ?? m[2];
+    if (f.url.startsWith('node:') && !loading(f) && !f.url.startsWith('node:internal/bootstrap'))
+      return f.url;
+  }
+  return 'Node bootstrap / internals';
+}
+
 function categorise(stack) {
   if (stack[0].functionName === '(idle)') return 'idle';
   if (stack[0].functionName === '(garbage collector)') return 'GC';
-  if (stack.some(loading)) return 'module loading (resolve, compile, link, evaluate)';
+  if (stack.some(loading)) return LOADING;
   for (const frame of stack) {
     for (const [name, test] of CATEGORIES) if (test(frame)) return name;
   }
@@ -80,6 +99,7 @@ export function summariseProfile(profile) {
   };
   const cats = new Map();
   const self = new Map();
+  const loads = new Map();
   const gaps = [];
   let t = 0;
   let idleStart;
@@ -89,6 +109,7 @@ export function summariseProfile(profile) {
     const s = stack(profile.samples[i]);
     const c = categorise(s);
     cats.set(c, (cats.get(c) ?? 0) + dt);
+    if (c === LOADING) loads.set(loadedBy(s), (loads.get(loadedBy(s)) ?? 0) + dt);
     const f = s[0];
     const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}`;
     self.set(key, (self.get(key) ?? 0) + dt);
@@ -105,6 +126,7 @@ export function summariseProfile(profile) {
     totalMs: (profile.endTime - profile.startTime) / 1000,
     categories: [...cats].sort((a, b) => b[1] - a[1]),
     top: [...self].sort((a, b) => b[1] - a[1]).slice(0, 20),
+    loads: [...loads].sort((a, b) => b[1] - a[1]).slice(0, 10),
     gaps,
   };
 }
@@ -115,6 +137,9 @@ export function printProfile(title, s) {
   console.log('|---|---|---|');
   for (const [c, ms] of s.categories)
     console.log(`| ${c} | ${ms.toFixed(1)} | ${((100 * ms) / s.totalMs).toFixed(0)}% |`);
+  console.log(
+    `\nmodule loading by what was loading: ${s.loads.map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`).join(', ')}`,
+  );
   console.log('\n| top self time | ms |');
   console.log('|---|---|');
   for (const [k, ms] of s.top) console.log(`| ${k.replaceAll('|', '\\|')} | ${ms.toFixed(1)} |`);
