@@ -2,7 +2,7 @@
  * All benchmarks in one command: `npm run bench`. Inputs are generated once
  * into .bench-work/ (or $BENCH_WORK) and reused by later runs. Each section
  * prints its ratios against the reference tool measured in the same run.
- * `BENCH_ONLY=hash-path,store,tarball,git,lock,serve,ops` runs a subset.
+ * `BENCH_ONLY=hash-path,store,tarball,git,lock,serve,ops,corpus,pins` runs a subset.
  * Needs nix (and for `serve`, nginx and wrk from Debian).
  */
 
@@ -28,4 +28,12 @@ if (want('serve')) await benchServe(work);
 if (want('ops')) {
   const { benchOps } = await import('./ops.mjs');
   await benchOps(work);
+}
+if (want('corpus')) {
+  const { benchCorpus } = await import('./corpus.mjs');
+  await benchCorpus(work);
+}
+if (want('pins')) {
+  const { benchPins } = await import('./pins.mjs');
+  await benchPins(work);
 }
