@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { Cache, CacheOptions } from '../cache.js';
+import { parseByteCount } from '../fetchers/download-limits.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -74,11 +75,11 @@ export function stringOption(ctx: CommandContext, name: string): string | undefi
 
 /** A byte count option: `500000000`, `500M`, `2G`, `1TiB` (powers of 1024). */
 export function byteCount(text: string, option: string): number {
-  const m = /^(\d+)([KMGT]i?B?|B)?$/i.exec(text.trim());
-  if (m === null) throw new UsageError(`--${option} takes a byte count like 500000000, 500M or 2G`);
-  const unit = (m[2] ?? '').toUpperCase().replace(/I?B$/, '');
-  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[unit] ?? 1;
-  return Number(m[1]) * scale;
+  try {
+    return parseByteCount(text);
+  } catch {
+    throw new UsageError(`--${option} takes a byte count like 500000000, 500M or 2G`);
+  }
 }
 
 export function expectArgs(ctx: CommandContext, count: number, names: string): string[] {
