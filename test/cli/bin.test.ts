@@ -50,7 +50,7 @@ describe('bin/fetch-cache', () => {
     expect(viaLink.stdout).toBe(hashed.stdout);
   });
 
-  it('a repeated pinned fetch is checked by the CLI: a deleted database, --offline and a 404 are errors', async () => {
+  it('a repeated pinned fetch is checked by the CLI: a deleted database is refused, --offline and a 404 are errors', async () => {
     const root = join(tmp, 'root');
     const url = server.url('/file.txt');
     const args = ['--root', root, 'fetch', 'url', url, '--hash', SRI];
@@ -62,8 +62,16 @@ describe('bin/fetch-cache', () => {
     expect(await runBin(args)).toEqual(first);
     expect(server.requests('/file.txt')).toBe(requests);
 
-    // The database is gone: nothing is cached any more, so offline there is no answer...
+    // The database is gone while its packs are left: the root is refused, never answered from.
     rmSync(join(root, 'db'), { recursive: true, force: true });
+    for (const run of [['--offline', ...args], args]) {
+      const refused = await runBin(run);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toMatch(/^ERR_DB_DAMAGED: /);
+    }
+    // The whole store is gone: nothing is cached any more, so offline there is no answer...
+    rmSync(join(root, 'packs'), { recursive: true, force: true });
     const offline = await runBin(['--offline', ...args]);
     expect(offline.code).toBe(1);
     expect(offline.stdout).toBe('');
