@@ -12,7 +12,7 @@
 // relative to their directory's descriptor (openat), so the kernel does not
 // resolve every path from the root again.
 //
-// JavaScript API (src/fs/native.ts):
+// JavaScript API (src/native/index.ts, used by nar-dump.ts):
 //   open(path: string | Buffer, nodeOnly?: boolean) -> handle
 //   fill(handle, buffer) -> Promise<number>   bytes written; 0 once the NAR is complete
 //   close(handle)                               closes descriptors (never while a fill runs)

@@ -14,14 +14,12 @@
 
 import type { Socket } from 'node:net';
 import type { SegmentRun } from '../blob/service.js';
-import { type NativeAddon, nativeAddon, type Poller } from '../fs/native.js';
+import { type FileSending, fileSending, type Poller } from '../native/index.js';
 
 const EAGAIN = 11;
 const EINTR = 4;
 const EPIPE = 32;
 const ECONNRESET = 104;
-
-type SendFns = Required<Pick<NativeAddon, 'pollWritable' | 'waitWritable' | 'closePoller' | 'sendFile'>>;
 
 /** A sender over one socket, or `undefined` when sendfile cannot be used on it. */
 export function fileSender(
@@ -29,18 +27,12 @@ export function fileSender(
   env: NodeJS.ProcessEnv = process.env,
 ): FileSender | undefined {
   if (env.FETCH_CACHE_NO_SENDFILE === '1') return undefined;
-  const native = nativeAddon(env);
-  if (
-    native?.pollWritable === undefined ||
-    native.waitWritable === undefined ||
-    native.closePoller === undefined ||
-    native.sendFile === undefined
-  )
-    return undefined;
+  const native = fileSending(env);
+  if (native === undefined) return undefined;
   if (socket == null || (socket as { encrypted?: boolean }).encrypted === true) return undefined;
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return undefined;
-  return new FileSender(socket, fd, native as SendFns);
+  return new FileSender(socket, fd, native);
 }
 
 export class FileSender {
@@ -49,7 +41,7 @@ export class FileSender {
   constructor(
     private readonly socket: Socket,
     private readonly fd: number,
-    private readonly native: SendFns,
+    private readonly native: FileSending,
   ) {}
 
   /** True when nothing written through Node is still waiting to go out on the socket. */

@@ -19,7 +19,7 @@ import { isFetchCacheError } from '../../src/errors.js';
 import { type CommitSink, indexPack } from '../../src/fetchers/git/index-pack.js';
 import { GitObjects } from '../../src/fetchers/git/objects.js';
 import type { PackedObject } from '../../src/fetchers/git/pack.js';
-import { nativeAddon } from '../../src/fs/native.js';
+import { gitPack } from '../../src/native/index.js';
 import { buildLargeRepo, git, gitEnv } from '../helpers/git-repos.js';
 
 let work: string;
@@ -55,7 +55,8 @@ async function gitIndex(pack: Buffer, name: string): Promise<Buffer> {
 
 const noExternal = () => undefined;
 
-const nativeBuilt = nativeAddon()?.indexGitPack !== undefined;
+const native = gitPack();
+const nativeBuilt = native !== undefined;
 
 it('the native indexer is built where CI runs', () => {
   if (process.env.CI === 'true') expect(nativeBuilt).toBe(true);
@@ -225,7 +226,6 @@ describe.runIf(nativeBuilt)('native and JavaScript indexers agree', () => {
 });
 
 describe.runIf(nativeBuilt)('the native inflate that reads pack objects (pack.ts)', () => {
-  const inflateExact = nativeAddon()!.inflateExact!;
   it.each([0, 1, 100, 70_000, 1 << 20])(
     '%i bytes: exactly that size inflates; one more or less does not',
     (n) => {
@@ -233,14 +233,14 @@ describe.runIf(nativeBuilt)('the native inflate that reads pack objects (pack.ts
       const z = deflateSync(data);
       // A pack entry's zlib data is followed by the next entry: trailing bytes are not part of it.
       const inPack = Buffer.concat([z, Buffer.from('next entry')]);
-      expect(inflateExact(inPack, n)?.equals(data)).toBe(true);
-      expect(inflateExact(inPack, n + 1)).toBeUndefined();
-      if (n > 0) expect(inflateExact(inPack, n - 1)).toBeUndefined();
-      expect(inflateExact(z.subarray(0, z.length - 5), n)).toBeUndefined(); // truncated
+      expect(native!.inflateExact(inPack, n)?.equals(data)).toBe(true);
+      expect(native!.inflateExact(inPack, n + 1)).toBeUndefined();
+      if (n > 0) expect(native!.inflateExact(inPack, n - 1)).toBeUndefined();
+      expect(native!.inflateExact(z.subarray(0, z.length - 5), n)).toBeUndefined(); // truncated
     },
   );
   it('refuses garbage and sizes zlib cannot reach', () => {
-    expect(inflateExact(Buffer.from('not zlib at all'), 5)).toBeUndefined();
-    expect(inflateExact(deflateSync(Buffer.alloc(10)), 2 ** 40)).toBeUndefined();
+    expect(native!.inflateExact(Buffer.from('not zlib at all'), 5)).toBeUndefined();
+    expect(native!.inflateExact(deflateSync(Buffer.alloc(10)), 2 ** 40)).toBeUndefined();
   });
 });
