@@ -13,13 +13,11 @@
  */
 
 import type { Socket } from 'node:net';
+import { constants } from 'node:os';
 import type { SegmentRun } from '../blob/service.js';
 import { type FileSending, fileSending, type Poller } from '../native/index.js';
 
-const EAGAIN = 11;
-const EINTR = 4;
-const EPIPE = 32;
-const ECONNRESET = 104;
+const { EAGAIN, EINTR, EPIPE, ECONNRESET } = constants.errno;
 
 /** A sender over one socket, or `undefined` when sendfile cannot be used on it. */
 export function fileSender(
