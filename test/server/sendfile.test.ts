@@ -1,5 +1,5 @@
 /**
- * Whole NARs with large files are sent from the pack files with sendfile(2) (src/server/send-file.ts):
+ * Whole NARs with large files are sent from the pack files with sendfile(2) (src/native/send-file.ts):
  * over a cache root on disk, the bytes must equal the rendered NAR (and `nix-store --dump` of the
  * source, when Nix is installed) through every path the sender can take: a reader fast or slow
  * (the socket fills and the sender waits for it), keep-alive reuse of the connection afterwards, a

@@ -1,23 +1,32 @@
 /**
- * Sending stored file bytes to a client socket with sendfile(2) (src/native/send-file.cc): the
- * kernel copies from the page cache to the socket, so the bytes of a large file never enter the
- * JavaScript heap. Used by nar.ts for whole-NAR responses on plain (TCP or unix) sockets; everything else (a
- * Range, a store or build without the addon) takes the byte path, which sends the same bytes.
+ * Sending stored file bytes to a client socket with sendfile(2), through the addon's file-sending
+ * capability (send-file.cc, loaded by index.ts): the kernel copies from the page cache to the
+ * socket, so the bytes of a large file never enter the JavaScript heap. `serve` (src/server/nar.ts)
+ * asks for a sender for whole NARs on plain (TCP or unix) sockets and streams the bytes itself when
+ * it gets none (a build without the addon, TLS); both send the same bytes.
  *
- * Order on the socket: before each run of segments every byte written through the response must
- * have left Node (the last write's callback ran and nothing is queued in the stream or in libuv);
- * then the run goes out with sendfile on a dup of the socket's descriptor, and only after it the
- * next bytes are written through the response again. The socket's idle timer (server.timeout) is
- * re-armed on progress, as a write through Node would; a client that stops reading is cut off by
- * it like on the byte path, which aborts the wait here.
+ * Order on the socket: the caller hands a run of segments over only once its own writes before it
+ * completed (their callbacks ran); the sender then waits until nothing is queued in the socket's
+ * stream or in libuv either, sends the run with sendfile on a dup of the socket's descriptor, and
+ * only after it the caller writes through the response again. The socket's idle timer
+ * (server.timeout) is re-armed on progress, as a write through Node would; a client that stops
+ * reading is cut off by it like on the byte path, which aborts the wait here.
+ *
+ * This is the one module that looks at Node's socket internals (`_handle.fd`, `writeQueueSize`).
  */
 
 import type { Socket } from 'node:net';
 import { constants } from 'node:os';
-import type { SegmentRun } from '../blob/service.js';
-import { type FileSending, fileSending, type Poller } from '../native/index.js';
+import { type FileSending, fileSending, type Poller } from './index.js';
 
 const { EAGAIN, EINTR, EPIPE, ECONNRESET } = constants.errno;
+
+/** `length` bytes at `offset` of the open file `fd`. */
+export interface FileRange {
+  readonly fd: number;
+  readonly offset: number;
+  readonly length: number;
+}
 
 /** A sender over one socket, or `undefined` when sendfile cannot be used on it. */
 export function fileSender(
@@ -42,27 +51,26 @@ export class FileSender {
     private readonly native: FileSending,
   ) {}
 
-  /** True when nothing written through Node is still waiting to go out on the socket. */
-  flushed(): boolean {
-    const s = this.socket as Socket & { _handle?: { writeQueueSize?: number } };
-    return s.writableLength === 0 && (s._handle?.writeQueueSize ?? 0) === 0;
-  }
-
   /**
-   * Send every segment of `run` (the caller releases it). Resolves `false` when the client left (the
-   * connection reset or closed, or `signal` fired), throws when a send fails otherwise (a truncated
-   * file): the caller destroys the response either way.
+   * Send every range, in order, after everything written through Node has left it. Resolves `false`
+   * when the client left (the connection reset or closed, or `signal` fired), throws when a send
+   * fails otherwise (a truncated file): the caller destroys the response either way.
    */
-  async send(run: SegmentRun, signal: AbortSignal): Promise<boolean> {
+  async send(ranges: readonly FileRange[], signal: AbortSignal): Promise<boolean> {
+    // A completed write can leave libuv's queue a moment later: never interleave with it.
+    while (!this.flushed()) {
+      if (signal.aborted || this.socket.destroyed) return false;
+      await new Promise(setImmediate);
+    }
     const n = this.native;
     this.poller ??= n.pollWritable(this.fd);
     const poller = this.poller;
-    for (const seg of run.segments) {
-      let offset = seg.offset;
-      let left = seg.length;
+    for (const range of ranges) {
+      let offset = range.offset;
+      let left = range.length;
       while (left > 0) {
         if (signal.aborted || this.socket.destroyed) return false;
-        const sent = n.sendFile(poller, seg.fd, offset, left);
+        const sent = n.sendFile(poller, range.fd, offset, left);
         if (sent > 0) {
           offset += sent;
           left -= sent;
@@ -88,6 +96,12 @@ export class FileSender {
   close(): void {
     if (this.poller !== undefined) this.native.closePoller(this.poller);
     this.poller = undefined;
+  }
+
+  /** True when nothing written through Node is still waiting to go out on the socket. */
+  private flushed(): boolean {
+    const s = this.socket as Socket & { _handle?: { writeQueueSize?: number } };
+    return s.writableLength === 0 && (s._handle?.writeQueueSize ?? 0) === 0;
   }
 
   private touch(): void {
