@@ -7,7 +7,9 @@
  * command loads a few files and still loads nothing it does not use (each dynamic `import()` of ours
  * stays a separate chunk). Packages stay external, so native addons and lazy `require`s work as in
  * dist/; the bundle sits two levels below the package root like dist/fs/, so paths such as
- * `../../build/Release/…` resolve the same. The library (`exports`) stays the unbundled dist/.
+ * `../../build/Release/…` resolve the same. Worker threads' modules are entries of their own, beside
+ * the chunk that starts them, as in dist/ (`new URL('./hash-worker.js', import.meta.url)`). The
+ * library (`exports`) stays the unbundled dist/.
  *
  * `build-id` (a hash of the bundle's files) names the bundle for the answers `bin/fetch-cache` gives
  * without starting Node (src/answers.ts): answers one build wrote are never given by another.
@@ -22,7 +24,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const outdir = `${root}dist/cli-bundle`;
 rmSync(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: [`${root}dist/cli/main.js`],
+  entryPoints: { main: `${root}dist/cli/main.js`, 'hash-worker': `${root}dist/fs/hash-worker.js` },
   outdir,
   bundle: true,
   splitting: true,
