@@ -71,6 +71,11 @@ const ID_SIZE = 8;
 const RUN_GAP = 4096;
 /** ...of at most this many bytes. */
 const RUN_BYTES = 1 << 20;
+/**
+ * Appends go to the file in writes of at most about this many bytes: on the dev machine one 8 MiB
+ * writev of a group spent 0.7-1.8 s of system time per GiB, 1 MiB writes 0.23-0.29 s.
+ */
+const WRITE_BYTES = 1 << 20;
 /** Runs at least this long go to the read pool in `getManyVerified` (shorter ones cost more to hand over). */
 const POOL_RUN = 128 << 10;
 
@@ -654,8 +659,16 @@ export class PackChunkStore implements ChunkStore {
     }
     let written = 0;
     try {
-      // libuv writes all buffers, in IOV_MAX slices, before calling back.
-      written = (await writevAsync(w.fd, iov, w.size)).bytesWritten;
+      // libuv writes all buffers of a call, in IOV_MAX slices, before calling back.
+      for (let i = 0; i < iov.length; ) {
+        const from = i;
+        let bytes = 0;
+        while (i < iov.length && (i === from || bytes + iov[i]!.length <= WRITE_BYTES))
+          bytes += iov[i++]!.length;
+        const n = (await writevAsync(w.fd, iov.slice(from, i), w.size + written)).bytesWritten;
+        written += n;
+        if (n !== bytes) break;
+      }
     } catch (e) {
       this.retire();
       throw new FetchCacheError('ERR_IO', `cannot write pack ${w.pack}: ${(e as Error).message}`, {
