@@ -14,11 +14,11 @@
  *   8-byte pack id | u64le offset of the bytes | u32le length
  *
  * Chunks waiting in a group commit to be appended are held in a few buffers
- * the store reuses (`hold`, `release`): a fresh buffer per chunk cost page
- * faults and garbage collection on every byte of a large file.
+ * the store reuses (`hold`, `release`): a fresh buffer per chunk made garbage
+ * collection a large part of adding a large file.
  *
- * Order and crashes: bytes are written (one `writev` per group of chunks)
- * before the index rows naming them are put, so an index row never points
+ * Order and crashes: bytes are written (a group of chunks in writes of about
+ * 1 MiB) before the index rows naming them are put, so an index row never points
  * past what was written; a crash mid-write leaves a torn tail no row points
  * at. Like the database (no sync writes), a pack is safe against a killed
  * process, not against a lost page cache.
@@ -72,8 +72,8 @@ const RUN_GAP = 4096;
 /** ...of at most this many bytes. */
 const RUN_BYTES = 1 << 20;
 /**
- * Appends go to the file in writes of at most about this many bytes: on the dev machine one 8 MiB
- * writev of a group spent 0.7-1.8 s of system time per GiB, 1 MiB writes 0.23-0.29 s.
+ * Appends go to the file in writes of at most about this many bytes: one write of a whole group
+ * (several MiB) cost several times the kernel time of the same bytes in 1 MiB writes.
  */
 const WRITE_BYTES = 1 << 20;
 /** Runs at least this long go to the read pool in `getManyVerified` (shorter ones cost more to hand over). */
