@@ -4,7 +4,7 @@
  * headers of the Node.js that runs this (npm's `nodedir`, else
  * `<prefix>/include/node`), so nothing is downloaded. When it cannot be built
  * (no compiler, no headers, FETCH_CACHE_NO_NATIVE_BUILD=1) the install goes
- * on and fetch-cache uses its JavaScript implementations (src/fs/native.ts).
+ * on and fetch-cache uses its JavaScript implementations (src/native/index.ts).
  */
 
 import { spawnSync } from 'node:child_process';

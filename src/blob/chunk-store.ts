@@ -50,18 +50,20 @@ export interface ChunkStore {
    */
   segments?(digests: readonly Uint8Array[]): Promise<ChunkSegments>;
   /**
+   * A copy of the bytes of a new chunk, for a put into `index` that waits in a group commit: the
+   * writer's bytes are a view it reuses at once. The store may hold it in memory it reuses once
+   * the copy is given back with `release` (pack files), or keep it (inline: it is the index value).
+   */
+  hold(bytes: Uint8Array): Uint8Array;
+  /** The group holding these copies (from `hold`) is done with them: `store` wrote what it needed. */
+  release(held: readonly Uint8Array[]): void;
+  /**
    * Store the bytes of new chunks (puts into `index` whose values are chunk
    * bytes) and return the index puts that make them visible. The caller
    * writes those in its batch: a chunk is never indexed before its bytes are
    * written. Called by one group commit at a time.
    */
   store(puts: readonly Put[]): Promise<Put[]>;
-  /**
-   * `store` for any caller (not only a group commit), where the bytes are written out before it
-   * resolves, so the caller may reuse its buffers then and nothing holds a copy (pack files). Not
-   * the inline store: its index values are the bytes themselves.
-   */
-  storeNow?(puts: readonly Put[]): Promise<Put[]>;
   /** The chunk bytes an index value stands for (gc counts what it frees with this). */
   storedSize(value: Uint8Array): number;
   /** Give back the space of deleted chunks, where deleting index rows does not (pack files). */
@@ -130,6 +132,12 @@ export class InlineChunkStore implements ChunkStore {
   getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     return this.index.getMany(digests as Uint8Array[]);
   }
+
+  hold(bytes: Uint8Array): Uint8Array {
+    return bytes.slice();
+  }
+
+  release(): void {}
 
   async store(puts: readonly Put[]): Promise<Put[]> {
     return [...puts];

@@ -18,8 +18,8 @@
  * scripts/make-fastcdc-wasm.mjs, so building needs only Node; it takes two
  * bytes per step with the fingerprint chain cut to one shift-add), with the
  * JS loop kept as the fallback and for `findBoundary`. Each Chunker copies its
- * input into a pooled wasm memory of about 1 MiB, hashes it there, and copies
- * each chunk out once, into a fresh buffer.
+ * input into a pooled wasm memory of about 1 MiB, hashes it there, and hands
+ * each chunk out as a view of that memory (the caller copies what it keeps).
  *
  * Parameters: 16/64/256 KiB (min/avg/max), chosen with bench/blob-chunking.mjs.
  * Chunk size barely moves write speed (chunking and BLAKE3 dominate), but
@@ -167,8 +167,6 @@ const MAX_BUFFER = 2 ** 31 - WASM_PAGE;
 /** Idle engines kept per kind for the next Chunker, and the largest buffer worth keeping. */
 const POOL_SIZE = 4;
 const POOL_MAX_BUFFER = 16 << 20;
-/** Room pushViews makes for data held behind views (a few 1 MiB pushes between releases). */
-const VIEW_BUFFER = 4 << 20;
 
 interface ScanEngine {
   /** The buffer; data lives from DATA on. Replaced by `grow`. */
@@ -263,17 +261,6 @@ class WasmEngine implements ScanEngine {
   }
 }
 
-/**
- * A fresh copy of `bytes[from..to)`: a plain Uint8Array with a buffer of its
- * own. The memory is not zeroed first, as `slice` does, since every byte is
- * overwritten (saves about a quarter of the copy's time).
- */
-function copyOut(bytes: Uint8Array, from: number, to: number): Uint8Array {
-  const out = new Uint8Array(Buffer.allocUnsafeSlow(to - from).buffer);
-  out.set(bytes.subarray(from, to));
-  return out;
-}
-
 /** Which loop a Chunker runs: 'wasm' wherever WebAssembly is available, else 'js'. */
 export type ScanEngineName = 'wasm' | 'js';
 
@@ -311,11 +298,12 @@ export function createChunker(
 }
 
 /**
- * A streaming chunker: push bytes in any pieces, get whole chunks out, each a
- * fresh copy (never a view of the input, which the caller may reuse). Each
- * byte is copied into a scan buffer, hashed once there, and copied out once
- * into its chunk. The buffer (about 1 MiB, holding the current chunk) comes
- * from a small pool on the first push and goes back on `finish()`.
+ * A streaming chunker: push bytes in any pieces, and each chunk they complete
+ * is handed to `emit` as a view of the scan buffer, valid only during that
+ * call (the caller copies what it keeps; the input may be reused at once).
+ * Each byte is copied into the scan buffer and hashed once there; nothing is
+ * allocated per chunk. The buffer (about 1 MiB, holding the current chunk)
+ * comes from a small pool on the first push and goes back on `finish()`.
  */
 export class Chunker {
   readonly params: ChunkerParams;
@@ -327,8 +315,6 @@ export class Chunker {
   private start = DATA;
   private fill = DATA;
   private fp = 0;
-  /** pushViews returned views not yet released (their bytes must not move). */
-  private viewsHeld = false;
 
   constructor(params: ChunkerParams = DEFAULT_CHUNKER_PARAMS) {
     checkParams(params);
@@ -336,11 +322,9 @@ export class Chunker {
     ({ maskS: this.maskS, maskL: this.maskL } = masks(params));
   }
 
-  /** Feed bytes; returns the chunks completed by them. */
-  push(data: Uint8Array): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    if (data.length === 0) return out;
-    if (this.viewsHeld) throw new RangeError('FastCDC views still held: release them before push');
+  /** Feed bytes; each chunk they complete goes to `emit` (a view, valid during the call). */
+  push(data: Uint8Array, emit: (chunk: Uint8Array) => void): void {
+    if (data.length === 0) return;
     this.engine ??= acquireEngine(this.engineName);
     const e = this.engine;
     if (this.start === this.fill) this.start = this.fill = DATA;
@@ -349,70 +333,27 @@ export class Chunker {
       if (this.fill === e.bytes.length) this.makeRoom(e);
       const n = Math.min(data.length - pos, e.bytes.length - this.fill);
       e.bytes.set(n === data.length ? data : data.subarray(pos, pos + n), this.fill);
-      this.scanTo(e, this.fill + n, out);
+      this.scanTo(e, this.fill + n, emit);
       pos += n;
     }
-    return out;
   }
 
-  /**
-   * `push`, but the chunks are views of the scan buffer, not copies. Their
-   * bytes stay where they are until `releaseViews()`: later pushes are
-   * appended behind them while `viewRoom()` allows, and a push that does not
-   * fit is refused (RangeError) until the views are released; then the
-   * current chunk moves to the front (the buffer holds at least VIEW_BUFFER,
-   * more when a push needs it). Saves one copy of every byte, and the garbage
-   * of the copies, when the chunks are written out straight away (large
-   * files).
-   */
-  pushViews(data: Uint8Array): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    if (data.length === 0) return out;
-    this.engine ??= acquireEngine(this.engineName);
+  /** End of input: the remaining bytes, if any, go to `emit` as the final chunk. */
+  finish(emit: (chunk: Uint8Array) => void): void {
     const e = this.engine;
-    if (!this.viewsHeld && e.bytes.length < DATA + VIEW_BUFFER) e.grow(DATA + VIEW_BUFFER);
-    if (this.fill + data.length > e.bytes.length) {
-      if (this.viewsHeld) throw new RangeError('FastCDC views still held: release them first');
-      const pending = this.fill - this.start;
-      const need = DATA + pending + data.length;
-      if (need > MAX_BUFFER) throw new RangeError('FastCDC push too long for a scan buffer');
-      if (need > e.bytes.length) e.grow(need); // not held: it already holds VIEW_BUFFER
-      e.bytes.copyWithin(DATA, this.start, this.fill);
-      this.start = DATA;
-      this.fill = DATA + pending;
-    }
-    e.bytes.set(data, this.fill);
-    this.scanTo(e, this.fill + data.length, out, true);
-    if (out.length > 0) this.viewsHeld = true;
-    return out;
-  }
-
-  /** How many bytes `pushViews` takes now without the views being released first. */
-  viewRoom(): number {
-    if (!this.viewsHeld || this.engine === undefined) return MAX_BUFFER - DATA - (this.fill - this.start);
-    return this.engine.bytes.length - this.fill;
-  }
-
-  /** The views `pushViews` returned may be overwritten from now on. */
-  releaseViews(): void {
-    this.viewsHeld = false;
-  }
-
-  /** End of input: the remaining bytes as the final chunk (none if empty). */
-  finish(): Uint8Array[] {
-    const e = this.engine;
-    if (e === undefined) return [];
-    if (this.viewsHeld) throw new RangeError('FastCDC views still held: release them before finish');
-    const out = this.fill > this.start ? [copyOut(e.bytes, this.start, this.fill)] : [];
+    if (e === undefined) return;
     this.engine = undefined;
-    this.start = this.fill = DATA;
-    this.fp = 0;
-    releaseEngine(this.engineName, e);
-    return out;
+    try {
+      if (this.fill > this.start) emit(e.bytes.subarray(this.start, this.fill));
+    } finally {
+      this.start = this.fill = DATA;
+      this.fp = 0;
+      releaseEngine(this.engineName, e);
+    }
   }
 
   /** Hash the new bytes [fill, to), cutting off each chunk that ends among them. */
-  private scanTo(e: ScanEngine, to: number, out: Uint8Array[], views = false): void {
+  private scanTo(e: ScanEngine, to: number, emit: (chunk: Uint8Array) => void): void {
     const { minSize, avgSize, maxSize } = this.params;
     let from = this.fill;
     let fp = this.fp;
@@ -429,9 +370,9 @@ export class Chunker {
         }
         cut = stopEnd;
       }
-      out.push(views ? e.bytes.subarray(start, cut) : copyOut(e.bytes, start, cut));
       this.start = from = cut;
       fp = 0;
+      emit(e.bytes.subarray(start, cut));
     }
     this.fill = to;
     this.fp = fp;

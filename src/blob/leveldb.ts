@@ -29,8 +29,7 @@
  * concurrent small blobs share a LevelDB batch, and one `hasMany` per batch
  * drops chunks already stored: with a batch, an existence read and a list
  * read per file, database round trips were most of the ingest of a tree of
- * small files. A large file's writer stores its chunks itself
- * and puts only index rows through the group (LevelBlobWriter says why).
+ * small files.
  */
 
 import { type B3Digest, b3Equals, b3ToHex, EMPTY_B3, isB3Digest } from '../castore/digest.js';
@@ -90,11 +89,6 @@ export class LevelBlobService implements BlobService {
   readonly chunks: KV;
   /** Where chunk bytes live: the index values themselves, or pack files. */
   readonly chunkStore: ChunkStore;
-  /**
-   * How large writers store chunks: where the chunk store writes bytes out at once (`storeNow`) and
-   * the index reads synchronously; else there are no large writers.
-   */
-  private readonly storeNow: ((puts: readonly Put[]) => Promise<Put[]>) | undefined;
   readonly blobs: KV;
   /** Chunk-list sums (see above); without them every first full read of a blob hashes it whole. */
   readonly listSums: KV | undefined;
@@ -136,11 +130,6 @@ export class LevelBlobService implements BlobService {
       options.packDir === undefined
         ? new InlineChunkStore(this.chunks)
         : new PackChunkStore(this.chunks, options.packDir, options.packs);
-    const store = this.chunkStore;
-    this.storeNow =
-      (this.chunks.supports as { getSync?: boolean }).getSync && store.storeNow !== undefined
-        ? (puts) => store.storeNow!(puts)
-        : undefined;
     this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     new Chunker(this.chunker); // validates the parameters now rather than on the first write
     this.commit = new GroupCommit({
@@ -282,13 +271,7 @@ export class LevelBlobService implements BlobService {
   }
 
   writer(options: BlobWriterOptions = {}): BlobWriter {
-    return new LevelBlobWriter(
-      this,
-      new Chunker(this.chunker),
-      options.digest,
-      this.storeNow,
-      options.large === true ? 0 : LARGE_AFTER,
-    );
+    return new LevelBlobWriter(this, new Chunker(this.chunker), options.digest);
   }
 
   /** Writes pending in the group commit, then the pack files' descriptors. */
@@ -312,21 +295,26 @@ export class LevelBlobService implements BlobService {
    * Drop from a group the chunks already stored (one `hasMany` for the whole
    * group, and duplicates within it): rewriting them would be harmless but
    * costs a write of their bytes. The rest go to the chunk store (a pack
-   * file), which gives back the index rows to put. Chunk lists are small and
-   * always put.
+   * file), which gives back the index rows to put; then it may reuse the
+   * memory of all the group's chunk copies. Chunk lists are small and always
+   * put.
    */
   private async unstored(puts: readonly Put[]): Promise<readonly Put[]> {
     const chunks = new Map<string, Put>();
     const rest: Put[] = [];
     for (const p of puts) {
-      if (p.kv === this.chunks && !indexRows.has(p)) chunks.set(Buffer.from(p.key).toString('latin1'), p);
+      if (p.kv === this.chunks) chunks.set(Buffer.from(p.key).toString('latin1'), p);
       else rest.push(p);
     }
     if (chunks.size === 0) return rest;
-    const unique = [...chunks.values()];
-    const present = await this.chunks.hasMany(unique.map((p) => p.key));
-    const rows = await this.chunkStore.store(unique.filter((_, i) => !present[i]));
-    return [...rows, ...rest];
+    try {
+      const unique = [...chunks.values()];
+      const present = await this.chunks.hasMany(unique.map((p) => p.key));
+      const rows = await this.chunkStore.store(unique.filter((_, i) => !present[i]));
+      return [...rows, ...rest];
+    } finally {
+      this.chunkStore.release(puts.filter((p) => p.kv === this.chunks).map((p) => p.value));
+    }
   }
 
   /**
@@ -405,40 +393,15 @@ export class LevelBlobService implements BlobService {
   }
 }
 
-/** Index rows of chunks already stored (by a large writer): the group commit puts them as they are. */
-const indexRows = new WeakSet<Put>();
-
 /**
- * A writer turns large (see LevelBlobWriter) once this many bytes were written to it: files in
- * tarballs and NARs, and git blobs, are rarely this large, and a large writer's chunker holds 4 MiB
- * behind its views where small blobs share the group commit's batches.
- */
-const LARGE_AFTER = 8 << 20;
-
-/** Chunk digests a large writer keeps to skip storing a repeated chunk twice (cleared when full). */
-const STORED_SEEN_MAX = 1 << 16;
-/**
- * A large writer hands its index rows to the group commit this many at a time: a LevelDB batch per
- * 1 MiB write cost ~0.2 s of the main thread per GiB.
- */
-const ROWS_PER_PUT = 4096;
-
-/**
- * Streams bytes through the chunker and hands each finished chunk to the
- * service's group commit at once (awaiting `room()`, so memory stays near two
- * groups however many writers run). `close()` waits until every earlier chunk
- * is written, then puts the last chunks and the chunk list in one group: a
- * list is never durable before its chunks. The blob digest of a one-chunk
- * blob is its chunk digest, so a whole-blob hasher is only started (fed the
- * first chunk) when a second chunk appears: small files are hashed once.
- *
- * A large writer (BlobWriterOptions.large, or any writer past LARGE_AFTER
- * bytes, where the chunk store can) skips the copies: its chunks are
- * views of the chunker's buffer, checked against the index with synchronous
- * reads and written to the pack as each write arrives (not awaited: the
- * chunker keeps their bytes until `settle`), and only their 20-byte index
- * rows go through the group commit. Measured on `add` of a 1 GiB file: the
- * chunk copies, their allocation and GC were ~0.9 s of the main thread.
+ * Streams bytes through the chunker and hands each finished chunk (a copy
+ * the chunk store holds: `ChunkStore.hold`) to the service's group commit at
+ * once (awaiting `room()`, so memory stays near two groups however many
+ * writers run). `close()` waits until every earlier chunk is written, then
+ * puts the last chunks and the chunk list in one group: a list is never
+ * durable before its chunks. The blob digest of a one-chunk blob is its chunk
+ * digest, so a whole-blob hasher is only started (fed a copy of the first
+ * chunk) when a second chunk appears: small files are hashed once.
  */
 class LevelBlobWriter implements BlobWriter {
   private hasher: Hasher | undefined;
@@ -450,14 +413,6 @@ class LevelBlobWriter implements BlobWriter {
   private failure: { error: unknown } | undefined;
   private busy = false;
   private aborted = false;
-  /** Chunks go through storeDirect (BlobWriterOptions.large, or past LARGE_AFTER bytes). */
-  private large = false;
-  /** A large writer's chunks stored so far (latin1 of the digest), at most STORED_SEEN_MAX. */
-  private readonly stored = new Set<string>();
-  /** A large writer's index rows not yet handed to the group commit. */
-  private rows: Put[] = [];
-  /** A large writer's chunk writes not yet awaited (their bytes are views of the chunker's buffer). */
-  private inflight: Promise<void>[] = [];
   private result: Promise<{ digest: B3Digest; size: number }> | undefined;
 
   constructor(
@@ -465,13 +420,6 @@ class LevelBlobWriter implements BlobWriter {
     private readonly chunker: Chunker,
     /** The blob digest, computed by the caller (BlobService.writer); then only chunks are hashed here. */
     private readonly given: Promise<B3Digest> | undefined,
-    /**
-     * Where the chunk store has `storeNow` and the database reads synchronously: how a large writer
-     * stores its chunks, views of the chunker's buffer.
-     */
-    private readonly storeNow: ((puts: readonly Put[]) => Promise<Put[]>) | undefined,
-    /** The writer turns large once this many bytes were written (0: from the start). */
-    private readonly largeAfter: number,
   ) {
     given?.catch(() => {}); // awaited by finish(), or dropped with an aborted write
   }
@@ -483,22 +431,10 @@ class LevelBlobWriter implements BlobWriter {
     if (this.failure) throw this.failure.error;
     this.busy = true;
     try {
-      if (!this.large && this.storeNow !== undefined && this.size >= this.largeAfter) this.large = true;
       this.size += data.length;
-      if (this.large) {
-        // A sublevel opens after its database, and a synchronous read does not wait for that.
-        if (this.service.chunks.status !== 'open') await this.service.chunks.open();
-        if (this.chunker.viewRoom() < data.length) {
-          await this.settle(false);
-          const failure = this.failure as { error: unknown } | undefined; // set meanwhile by a write
-          if (failure) throw failure.error;
-        }
-        this.storeDirect(this.chunker.pushViews(data));
-        return;
-      }
-      const chunks = this.chunker.push(data);
-      if (chunks.length === 0) return;
-      const puts = chunks.map((c) => this.add(c));
+      const puts: Put[] = [];
+      this.chunker.push(data, (c) => puts.push(this.add(c, false)));
+      if (puts.length === 0) return;
       const written = this.service.commit.put(puts);
       written.catch((error: unknown) => {
         this.failure ??= { error };
@@ -522,72 +458,19 @@ class LevelBlobWriter implements BlobWriter {
   async abort(): Promise<void> {
     if (this.result !== undefined || this.aborted) return;
     this.aborted = true;
-    await Promise.allSettled(this.inflight);
     await Promise.allSettled(this.written);
     this.written = [];
   }
 
   /**
-   * A large writer's chunks: those not stored yet (by this writer, or in the
-   * index) go to the chunk store at once, and this returns without waiting
-   * for their bytes to be written (the chunker keeps the views' bytes until
-   * `settle`). Index rows (20-byte values) go to the group commit
-   * ROWS_PER_PUT at a time as writes finish, and the rest in `settle(true)`:
-   * a row is never put before its bytes are written.
+   * Note a chunk of the blob (its digest, in the list and the whole-blob hash); its put. `bytes` is
+   * the chunker's view, valid during this call; `last`: no chunk follows.
    */
-  private storeDirect(chunks: Uint8Array[]): void {
-    const fresh = new Map<string, Put>();
-    for (const c of chunks) {
-      const put = this.add(c, true);
-      const key = Buffer.from(put.key.buffer, put.key.byteOffset, put.key.length).toString('latin1');
-      if (!this.stored.has(key)) fresh.set(key, put);
-    }
-    if (fresh.size === 0) return;
-    const index = this.service.chunks;
-    // Only where the database reads synchronously (LevelDB: no thread-pool round trip per write).
-    const toStore = [...fresh.values()].filter((p) => index.getSync(p.key) === undefined);
-    if (this.stored.size + fresh.size > STORED_SEEN_MAX) this.stored.clear();
-    for (const key of fresh.keys()) this.stored.add(key);
-    if (toStore.length === 0) return;
-    const stored = this.storeNow!(toStore).then((rows) => {
-      for (const r of rows) {
-        indexRows.add(r);
-        this.rows.push(r);
-      }
-    });
-    stored.catch((error: unknown) => {
-      this.failure ??= { error };
-    });
-    this.inflight.push(stored);
-  }
-
-  /**
-   * Wait for a large writer's chunk writes, let the chunker reuse their
-   * bytes, and hand the index rows gathered so far to the group commit (all
-   * of them when `final`, else once there are ROWS_PER_PUT).
-   */
-  private async settle(final: boolean): Promise<void> {
-    const inflight = this.inflight;
-    this.inflight = [];
-    await Promise.all(inflight);
-    this.chunker.releaseViews();
-    if (this.rows.length >= ROWS_PER_PUT || (final && this.rows.length > 0)) {
-      const written = this.service.commit.put(this.rows);
-      this.rows = [];
-      written.catch((error: unknown) => {
-        this.failure ??= { error };
-      });
-      this.written.push(written);
-      await this.service.commit.room();
-    }
-  }
-
-  /** Note a chunk of the blob (its digest, in the list and the whole-blob hash); its put. */
-  private add(bytes: Uint8Array, view = false): Put {
+  private add(bytes: Uint8Array, last: boolean): Put {
     const digest = blake3(bytes);
     // With a given digest the caller hashes the whole blob; else this does, from the second chunk on.
     if (this.given === undefined) {
-      if (this.list.length === 0) this.first = view ? bytes.slice() : bytes;
+      if (this.list.length === 0) this.first = last ? undefined : bytes.slice();
       else {
         if (this.hasher === undefined) {
           this.hasher = createBlake3Hasher();
@@ -598,32 +481,31 @@ class LevelBlobWriter implements BlobWriter {
       }
     }
     this.list.push({ digest, size: bytes.length });
-    return { kv: this.service.chunks, key: digest, value: bytes };
+    return { kv: this.service.chunks, key: digest, value: this.service.chunkStore.hold(bytes) };
   }
 
   private async finish(): Promise<{ digest: B3Digest; size: number }> {
-    let last: Put[];
-    if (!this.large) last = this.chunker.finish().map((c) => this.add(c));
-    else {
-      // Stored like the others, before the list; nothing is left to put with it.
-      await this.settle(false);
-      this.storeDirect(this.chunker.finish());
-      await this.settle(true);
-      last = [];
-    }
+    const last: Put[] = [];
+    this.chunker.finish((c) => last.push(this.add(c, true)));
+    this.first = undefined;
     if (this.list.length === 0) return { digest: EMPTY_B3.slice(), size: 0 };
-    await Promise.all(this.written);
-    this.written = [];
+    let digest: B3Digest;
+    try {
+      await Promise.all(this.written);
+      this.written = [];
+      if (this.list.length === 1) {
+        digest = this.list[0]!.digest;
+        if (this.given !== undefined && !b3Equals(await this.given, digest))
+          throw new Error('the digest given for a blob is not the digest of the bytes written');
+      } else digest = this.given === undefined ? this.hasher!.digest() : (await this.given).slice();
+    } catch (e) {
+      this.service.chunkStore.release(last.map((p) => p.value)); // never handed to the group commit
+      throw e;
+    }
     if (this.list.length === 1) {
-      this.first = undefined;
-      const digest = this.list[0]!.digest;
-      if (this.given !== undefined && !b3Equals(await this.given, digest)) {
-        throw new Error('the digest given for a blob is not the digest of the bytes written');
-      }
       await this.service.commit.put(last);
       return { digest, size: this.size };
     }
-    const digest = this.given === undefined ? this.hasher!.digest() : (await this.given).slice();
     const list = encodeChunkList(this.list);
     const sums = this.service.listSums;
     await this.service.commit.put([

@@ -13,8 +13,12 @@
  *
  *   8-byte pack id | u64le offset of the bytes | u32le length
  *
- * Order and crashes: bytes are written (one `writev` per group of chunks)
- * before the index rows naming them are put, so an index row never points
+ * Chunks waiting in a group commit to be appended are held in a few buffers
+ * the store reuses (`hold`, `release`): a fresh buffer per chunk made garbage
+ * collection a large part of adding a large file.
+ *
+ * Order and crashes: bytes are written (a group of chunks in writes of about
+ * 1 MiB) before the index rows naming them are put, so an index row never points
  * past what was written; a crash mid-write leaves a torn tail no row points
  * at. Like the database (no sync writes), a pack is safe against a killed
  * process, not against a lost page cache.
@@ -62,6 +66,11 @@ const ID_SIZE = 8;
 const RUN_GAP = 4096;
 /** ...of at most this many bytes. */
 const RUN_BYTES = 1 << 20;
+/**
+ * Appends go to the file in writes of at most about this many bytes: one write of a whole group
+ * (several MiB) cost several times the kernel time of the same bytes in 1 MiB writes.
+ */
+const WRITE_BYTES = 1 << 20;
 
 export interface PackLocation {
   /** Pack id as 16 hex digits (the file name without `.pack`). */
@@ -140,6 +149,58 @@ interface OpenPack {
 /** Packs kept open for `segments` beyond those being sent. */
 const OPEN_PACKS = 32;
 
+/** Memory `hold` copies chunks into: slabs of this size (larger chunks get a buffer of their own)... */
+const SLAB_BYTES = 4 << 20;
+/** ...of which this many are kept for reuse when free (a group commit holds about 2 groups of 8 MiB). */
+const FREE_SLABS = 4;
+
+interface Slab {
+  readonly bytes: Uint8Array;
+  used: number;
+  /** Copies in it not yet released. */
+  held: number;
+}
+
+/** Slabs that hold copies of chunks until they are released, then are reused. */
+class HeldChunks {
+  private current: Slab | undefined;
+  private readonly free: Slab[] = [];
+  private readonly slabs = new Map<ArrayBufferLike, Slab>();
+
+  hold(bytes: Uint8Array): Uint8Array {
+    const n = bytes.length;
+    if (n > SLAB_BYTES / 4) return bytes.slice();
+    let s = this.current;
+    if (s === undefined || s.used + n > s.bytes.length) {
+      s = this.free.pop() ?? this.newSlab();
+      this.current = s;
+    }
+    const copy = s.bytes.subarray(s.used, s.used + n);
+    copy.set(bytes);
+    s.used += n;
+    s.held++;
+    return copy;
+  }
+
+  release(held: readonly Uint8Array[]): void {
+    for (const copy of held) {
+      const s = this.slabs.get(copy.buffer);
+      if (s === undefined || --s.held > 0) continue;
+      s.used = 0;
+      if (s === this.current) continue;
+      if (this.free.length < FREE_SLABS) this.free.push(s);
+      else this.slabs.delete(s.bytes.buffer);
+    }
+  }
+
+  private newSlab(): Slab {
+    const bytes = new Uint8Array(Buffer.allocUnsafeSlow(SLAB_BYTES).buffer);
+    const s: Slab = { bytes, used: 0, held: 0 };
+    this.slabs.set(bytes.buffer, s);
+    return s;
+  }
+}
+
 interface Writer {
   readonly id: Buffer;
   readonly pack: string;
@@ -189,6 +250,7 @@ export class PackChunkStore implements ChunkStore {
   private readonly openPacks = new Map<string, OpenPack>();
   /** Where `segments` reads a chunk to verify it: reused, so it stays in the CPU's cache. */
   private scratch = Buffer.allocUnsafeSlow(256 << 10);
+  private readonly held = new HeldChunks();
 
   constructor(
     readonly index: KV,
@@ -399,6 +461,14 @@ export class PackChunkStore implements ChunkStore {
     return out;
   }
 
+  hold(bytes: Uint8Array): Uint8Array {
+    return this.held.hold(bytes);
+  }
+
+  release(held: readonly Uint8Array[]): void {
+    this.held.release(held);
+  }
+
   async store(puts: readonly Put[]): Promise<Put[]> {
     if (puts.length === 0) return [];
     const locations = await this.append(puts.map((p) => ({ digest: p.key, bytes: p.value })));
@@ -407,11 +477,6 @@ export class PackChunkStore implements ChunkStore {
 
   storedSize(value: Uint8Array): number {
     return decodeLocation(value)?.length ?? value.length;
-  }
-
-  /** `store` for any caller (not only the group commit): the bytes are written when it resolves. */
-  async storeNow(puts: readonly Put[]): Promise<Put[]> {
-    return this.store(puts);
   }
 
   /** Append chunks to this process's pack; resolves with their index values once written. */
@@ -539,8 +604,16 @@ export class PackChunkStore implements ChunkStore {
     }
     let written = 0;
     try {
-      // libuv writes all buffers, in IOV_MAX slices, before calling back.
-      written = (await writevAsync(w.fd, iov, w.size)).bytesWritten;
+      // libuv writes all buffers of a call, in IOV_MAX slices, before calling back.
+      for (let i = 0; i < iov.length; ) {
+        const from = i;
+        let bytes = 0;
+        while (i < iov.length && (i === from || bytes + iov[i]!.length <= WRITE_BYTES))
+          bytes += iov[i++]!.length;
+        const n = (await writevAsync(w.fd, iov.slice(from, i), w.size + written)).bytesWritten;
+        written += n;
+        if (n !== bytes) break;
+      }
     } catch (e) {
       this.abandon(w);
       throw new FetchCacheError('ERR_IO', `cannot write pack ${w.pack}: ${(e as Error).message}`, {

@@ -32,12 +32,6 @@ export interface BlobWriterOptions {
    * chunks, and refuses to close with a digest that is not the bytes'.
    */
   readonly digest?: Promise<B3Digest>;
-  /**
-   * The caller writes one large stream: where the store can, chunks are written straight from the
-   * chunker's buffer (no copies held for a shared batch) from the first byte on. Stores that can do
-   * so for every blob once it is past a few MiB; this only skips the start.
-   */
-  readonly large?: boolean;
 }
 
 export interface BlobWriter {

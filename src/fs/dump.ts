@@ -7,7 +7,7 @@
  * directory entries are sorted bytewise by their raw names (read as Buffers so
  * non-UTF-8 names survive); anything else is ERR_UNSUPPORTED_FILE_TYPE.
  *
- * When the native addon is built (src/fs/native.ts) the same walk runs in C++
+ * When the native addon is built (src/native/nar-dump.ts) the same walk runs in C++
  * on a worker thread; this file is its reference and its fallback.
  *
  * Trees of many small files cost mostly system calls, so the walk makes as
@@ -35,8 +35,9 @@ import {
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { FetchCacheError } from '../errors.js';
+import { narDump } from '../native/index.js';
+import { nativeDumpPath } from '../native/nar-dump.js';
 import { NarEncoder } from '../nix/nar/encoder.js';
-import { nativeAddon, nativeDumpPath } from './native.js';
 
 /** Files up to this size are read in one synchronous call into a reused buffer. */
 const SMALL_FILE = 1 << 20;
@@ -50,7 +51,7 @@ const SLASH = Buffer.from('/');
  * `sink` must consume each chunk synchronously: buffers are reused after it returns.
  */
 export async function dumpPath(path: string, sink: (chunk: Uint8Array) => void): Promise<number> {
-  const native = nativeAddon();
+  const native = narDump();
   if (native !== undefined) return nativeDumpPath(native, path, sink, { io: ioError, unsupported, changed });
   return dumpPathJs(path, sink);
 }

@@ -1,21 +1,22 @@
 /**
  * Blocking output of NAR pieces to a file descriptor that is a regular file, a pipe or a character
  * device other than a terminal (`fetch-cache nar > file`, `| consumer`, `> /dev/null`): bytes with
- * write(2), runs of file segments with sendfile(2) from the pack files (src/native/send-file.cc), so
+ * write(2), runs of file segments with sendfile(2) from the pack files (the addon's file-sending
+ * capability, src/native/index.ts), so
  * the contents of large files never pass through JavaScript. A command-line run has nothing else to
  * do meanwhile, so it blocks; a non-blocking pipe is waited for with poll(2). An output opened for
  * appending refuses sendfile (EINVAL): its segments are then copied with pread/write.
  */
 
 import { fstatSync, readSync, writeSync } from 'node:fs';
+import { constants } from 'node:os';
 import { isatty } from 'node:tty';
 import { getSystemErrorName } from 'node:util';
 import type { SegmentRun } from '../blob/service.js';
 import { FetchCacheError } from '../errors.js';
-import { type NativeAddon, nativeAddon } from './native.js';
+import { type FileSending, fileSending } from '../native/index.js';
 
-const EAGAIN = 11;
-const EINVAL = 22;
+const { EAGAIN, EINVAL } = constants.errno;
 
 export interface FdSink {
   write(bytes: Uint8Array): void;
@@ -25,8 +26,8 @@ export interface FdSink {
 /** A sink over `fd`, or `undefined` when it is a terminal, a socket, or sendfile is not built. */
 export function fdSink(fd: number, env: NodeJS.ProcessEnv = process.env): FdSink | undefined {
   if (env.FETCH_CACHE_NO_SENDFILE === '1') return undefined;
-  const native = nativeAddon(env);
-  if (native?.sendFile === undefined || native.pollOut === undefined) return undefined;
+  const native = fileSending(env);
+  if (native === undefined) return undefined;
   let st: ReturnType<typeof fstatSync>;
   try {
     st = fstatSync(fd);
@@ -34,7 +35,7 @@ export function fdSink(fd: number, env: NodeJS.ProcessEnv = process.env): FdSink
     return undefined;
   }
   if (!(st.isFile() || st.isFIFO() || (st.isCharacterDevice() && !isatty(fd)))) return undefined;
-  return new BlockingSink(fd, native as Required<Pick<NativeAddon, 'sendFile' | 'pollOut'>>);
+  return new BlockingSink(fd, native);
 }
 
 class BlockingSink implements FdSink {
@@ -43,7 +44,7 @@ class BlockingSink implements FdSink {
 
   constructor(
     private readonly fd: number,
-    private readonly native: Required<Pick<NativeAddon, 'sendFile' | 'pollOut'>>,
+    private readonly native: FileSending,
   ) {}
 
   write(bytes: Uint8Array): void {

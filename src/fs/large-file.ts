@@ -62,7 +62,7 @@ export async function addLargeFile(
   const blobDigest = new Promise<B3Digest>((resolve, reject) => {
     digestsReady = { resolve, reject };
   });
-  const writer = blobs.writer({ digest: blobDigest, large: true });
+  const writer = blobs.writer({ digest: blobDigest });
   try {
     handle = await open(path, 'r').catch((e: unknown) => {
       throw ioError(e, path);

@@ -13,32 +13,45 @@
  * bytes). The worker handles updates in order.
  */
 
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { HashAlgo } from '../nix/hashing.js';
 
-/** What the worker runs (evaluated, so it needs no file of its own next to a bundle). */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { Blake3Hasher } = require(workerData.blake3);
-const hashers = workerData.algos.map((a) => (a === 'blake3' ? new Blake3Hasher() : createHash(a)));
-parentPort.on('message', (m) => {
-  try {
-    if (m.end) {
-      const digests = hashers.map((h, i) => (workerData.algos[i] === 'blake3' ? h.digestBuffer() : h.digest()));
-      parentPort.postMessage({ id: m.id, digests });
-      return;
-    }
-    for (const i of m.to) hashers[i].update(m.bytes);
-    if (m.lend) parentPort.postMessage({ id: m.id, buffer: m.bytes.buffer }, [m.bytes.buffer]);
-  } catch (e) {
-    parentPort.postMessage({ id: m.id, error: String(e && e.message) });
-  }
-});
-`;
-
 export type WorkerHashAlgo = HashAlgo | 'blake3';
+
+/** What hash-worker.ts is started with. */
+export interface HashWorkerData {
+  readonly algos: readonly WorkerHashAlgo[];
+}
+
+/** To hash-worker.ts, handled in order: bytes for the hashers at `to` (lent: sent back once hashed), or the end. */
+export type HashRequest =
+  | {
+      readonly kind: 'update' | 'lend';
+      readonly id: number;
+      readonly to: readonly number[];
+      readonly bytes: Uint8Array;
+    }
+  | { readonly kind: 'end'; readonly id: number };
+
+/** From hash-worker.ts: a lent buffer back, the digests, or why it failed. */
+export type HashReply =
+  | { readonly id: number; readonly buffer: ArrayBuffer }
+  | { readonly id: number; readonly digests: Uint8Array[] }
+  | { readonly id: number; readonly error: string };
+
+/**
+ * The worker thread running hash-worker.js, the module beside this one (in dist/, and in the CLI
+ * bundle, where it is an entry of its own). Run from the TypeScript sources (tests, tsx), Node 20
+ * cannot start hash-worker.ts (module hooks do not reach worker threads): a bootstrap registers
+ * tsx's CommonJS hook in the thread first.
+ */
+function startWorker(workerData: HashWorkerData): Worker {
+  if (!import.meta.url.endsWith('.ts'))
+    return new Worker(new URL('./hash-worker.js', import.meta.url), { workerData });
+  const source = fileURLToPath(new URL('./hash-worker.ts', import.meta.url));
+  return new Worker(`require('tsx/cjs'); require(${JSON.stringify(source)});`, { eval: true, workerData });
+}
 
 export class WorkerHasher {
   private ids = 0;
@@ -46,19 +59,16 @@ export class WorkerHasher {
   private failure: Error | undefined;
 
   private constructor(private readonly worker: Worker) {
-    worker.on(
-      'message',
-      (m: { id: number; error?: string; digests?: Uint8Array[]; buffer?: ArrayBuffer }) => {
-        const w = this.waiting.get(m.id);
-        if (m.error !== undefined) {
-          this.fail(new Error(`hash worker: ${m.error}`));
-          return;
-        }
-        if (w === undefined) return;
-        this.waiting.delete(m.id);
-        w.resolve(m.digests ?? m.buffer);
-      },
-    );
+    worker.on('message', (m: HashReply) => {
+      if ('error' in m) {
+        this.fail(new Error(`hash worker: ${m.error}`));
+        return;
+      }
+      const w = this.waiting.get(m.id);
+      if (w === undefined) return;
+      this.waiting.delete(m.id);
+      w.resolve('digests' in m ? m.digests : m.buffer);
+    });
     worker.on('error', (e) => this.fail(e));
     worker.on('exit', (code) => this.fail(new Error(`hash worker exited with code ${code}`)));
   }
@@ -66,10 +76,7 @@ export class WorkerHasher {
   /** A worker hashing with `algos` (in that order), or undefined when no worker can be started here. */
   static start(algos: readonly WorkerHashAlgo[]): WorkerHasher | undefined {
     try {
-      const blake3 = createRequire(import.meta.url).resolve('@napi-rs/blake-hash');
-      // execArgv: [] so that flags such as --input-type=module do not turn the CommonJS source into ESM.
-      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { blake3, algos } });
-      return new WorkerHasher(worker);
+      return new WorkerHasher(startWorker({ algos }));
     } catch {
       return undefined;
     }
@@ -78,7 +85,7 @@ export class WorkerHasher {
   /** Feed a copy of `bytes` to the hashers at indices `to` (the caller may reuse them at once). */
   update(to: readonly number[], bytes: Uint8Array): void {
     if (this.failure !== undefined) throw this.failure;
-    this.worker.postMessage({ id: this.ids++, to, bytes: bytes.slice() });
+    this.post({ kind: 'update', id: this.ids++, to, bytes: bytes.slice() });
   }
 
   /**
@@ -89,7 +96,7 @@ export class WorkerHasher {
     if (this.failure !== undefined) throw this.failure;
     const id = this.ids++;
     const done = this.wait(id) as Promise<ArrayBuffer>;
-    this.worker.postMessage({ id, to, bytes: new Uint8Array(buffer, 0, length), lend: true }, [buffer]);
+    this.post({ kind: 'lend', id, to, bytes: new Uint8Array(buffer, 0, length) }, [buffer]);
     return done;
   }
 
@@ -98,7 +105,7 @@ export class WorkerHasher {
     if (this.failure !== undefined) throw this.failure;
     const id = this.ids++;
     const done = this.wait(id);
-    this.worker.postMessage({ id, end: true });
+    this.post({ kind: 'end', id });
     const digests = (await done) as Uint8Array[];
     void this.close();
     return digests.map((d) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
@@ -107,6 +114,10 @@ export class WorkerHasher {
   async close(): Promise<void> {
     this.failure ??= new Error('hash worker closed');
     await this.worker.terminate();
+  }
+
+  private post(m: HashRequest, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(m, transfer);
   }
 
   private wait(id: number): Promise<unknown> {

@@ -15,7 +15,7 @@
 // resolved bases in a 64 MiB LRU, and inflated payloads kept from the first
 // pass up to 128 MiB (the rest is inflated again when needed).
 //
-// JavaScript API (src/fetchers/git/index-pack.ts):
+// JavaScript API (src/native/index.ts, used by src/fetchers/git/index-pack.ts and pack.ts):
 //   indexGitPack(pack: Buffer, external: (hexId) => { type: string, data: Uint8Array } | undefined)
 //     -> { idx: Buffer, commits: (string | Buffer)[] }   commits: id, data, id, data, ...
 // A corrupt pack throws an Error with code ERR_GIT_PACK (or ERR_GIT_DELTA for

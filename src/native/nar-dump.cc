@@ -12,7 +12,7 @@
 // relative to their directory's descriptor (openat), so the kernel does not
 // resolve every path from the root again.
 //
-// JavaScript API (src/fs/native.ts):
+// JavaScript API (src/native/index.ts, used by nar-dump.ts):
 //   open(path: string | Buffer, nodeOnly?: boolean) -> handle
 //   fill(handle, buffer) -> Promise<number>   bytes written; 0 once the NAR is complete
 //   close(handle)                               closes descriptors (never while a fill runs)
@@ -34,11 +34,6 @@
 #include <algorithm>
 #include <string>
 #include <vector>
-
-// git-pack.cc: `git index-pack` of a received pack, and inflate (when zlib and OpenSSL headers exist).
-void RegisterGitPack(napi_env env, napi_value exports);
-// send-file.cc: sendfile(2) to sockets and read-only mappings of pack files, for `serve`.
-void RegisterSendFile(napi_env env, napi_value exports);
 
 namespace {
 
@@ -492,18 +487,13 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value Init(napi_env env, napi_value exports) {
+}  // namespace
+
+void RegisterNarDump(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"fill", nullptr, Fill, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, 3, props);
-  ::RegisterGitPack(env, exports);
-  ::RegisterSendFile(env, exports);
-  return exports;
 }
-
-}  // namespace
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

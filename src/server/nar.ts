@@ -17,7 +17,7 @@
  * in the NAR-hash index stays in front, so a path gc deleted is never served.
  * A larger whole NAR on a plain socket sends the contents of its files of
  * 1 MiB or more with sendfile(2) from the pack files, each chunk verified
- * first (send-file.ts, `renderNarPieces`); a Range, or a build without the
+ * first (src/native/send-file.ts, `renderNarPieces`); a Range, or a build without the
  * native addon, takes the byte path, which sends the same bytes.
  */
 
@@ -25,13 +25,13 @@ import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { SegmentRun } from '../blob/service.js';
 import { renderNar, renderNarPieces } from '../nar-render/render.js';
+import { type FileSender, fileSender } from '../native/send-file.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { HttpError, NO_STORE, type RequestContext, sendBody } from './http.js';
 import { describeError } from './log.js';
 import { holdServed, touchServed } from './path-use.js';
 import { parseRange } from './range.js';
-import { type FileSender, fileSender } from './send-file.js';
 import type { ServerServices } from './services.js';
 import { NAR_EXTENSIONS, parseNarName, receiveNar, uploadTooLarge } from './upload.js';
 import { acceptsZstd, compresses, SAMPLE_BYTES, ZSTD_MIN_BYTES } from './zstd.js';
@@ -389,7 +389,7 @@ async function streamNar(
   length: number,
   signal: AbortSignal,
 ): Promise<void> {
-  // A whole NAR on a plain socket sends large files with sendfile(2) (send-file.ts); a Range, TLS, or
+  // A whole NAR on a plain socket sends large files with sendfile(2) (src/native/send-file.ts); a Range, TLS, or
   // a build without the native addon takes the byte path below.
   const sender =
     start === 0 && length === info.narSize && s.store.blobs.readSegments !== undefined
@@ -480,13 +480,11 @@ async function streamNarPieces(
     });
     return ok;
   };
-  /** Everything written so far has left Node; false when the client left meanwhile. */
+  /** Every write so far completed; false when the client left meanwhile. */
   const settle = async (): Promise<boolean> => {
     const last = take();
     if (last !== undefined) write(last);
     await untilAborted(lastWrite, signal);
-    // A completed write can leave libuv's queue a moment later: never interleave with it.
-    while (!signal.aborted && !socket.destroyed && !sender.flushed()) await new Promise(setImmediate);
     return !signal.aborted && !socket.destroyed && res.socket === socket;
   };
   const sendRun = async (run: SegmentRun): Promise<boolean> => {
@@ -495,7 +493,7 @@ async function streamNarPieces(
       for (const seg of run.segments) bytes += seg.length;
       if (bytes > remaining) throw new Error('NAR render ran past its NarSize');
       if (!(await settle())) return false;
-      if (!(await sender.send(run, signal))) return false;
+      if (!(await sender.send(run.segments, signal))) return false;
       remaining -= bytes;
       ctx.bytesSent += bytes;
       return true;

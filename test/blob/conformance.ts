@@ -297,5 +297,8 @@ export function blobServiceConformance(
 /** Chunk sizes FastCDC gives for the whole of `data`. */
 function cutSizes(data: Uint8Array, p: ChunkerParams): number[] {
   const chunker = new Chunker(p);
-  return [...chunker.push(data), ...chunker.finish()].map((c) => c.length);
+  const sizes: number[] = [];
+  chunker.push(data, (c) => sizes.push(c.length));
+  chunker.finish((c) => sizes.push(c.length));
+  return sizes;
 }

@@ -95,65 +95,28 @@ function streamCuts(
   let at = 0;
   let pos = 0;
   let k = 0;
-  const collect = (chunks: Uint8Array[]) => {
-    for (const c of chunks) {
-      if (!Buffer.from(c).equals(data.subarray(at, at + c.length)))
-        throw new Error(`chunk bytes differ at ${at}`);
-      at += c.length;
-      cuts.push(at);
-    }
+  const collect = (c: Uint8Array) => {
+    if (!Buffer.from(c).equals(data.subarray(at, at + c.length)))
+      throw new Error(`chunk bytes differ at ${at}`);
+    at += c.length;
+    cuts.push(at);
   };
   while (pos < data.length) {
     const n = Math.min(pieces.length > 0 ? pieces[k++ % pieces.length]! : data.length, data.length - pos);
-    collect(chunker.push(data.subarray(pos, pos + n)));
-    if (emptyPushes) collect(chunker.push(new Uint8Array(0)));
+    chunker.push(data.subarray(pos, pos + n), collect);
+    if (emptyPushes) chunker.push(new Uint8Array(0), collect);
     pos += n;
   }
-  collect(chunker.finish());
+  chunker.finish(collect);
   return cuts;
 }
 
-/**
- * Cuts made through `pushViews`, releasing the views whenever `viewRoom` says the next piece does
- * not fit, or every `releaseEvery` pushes; before each release, every view held is checked against
- * the input (its bytes must not have moved while later pieces were pushed behind it).
- */
-function viewCuts(
-  data: Uint8Array,
-  p: ChunkerParams,
-  pieces: number[],
-  engine: ScanEngineName,
-  releaseEvery = Number.POSITIVE_INFINITY,
-): number[] {
-  const chunker = createChunker(engine, p);
-  const cuts: number[] = [];
-  let held: { view: Uint8Array; at: number }[] = [];
-  let at = 0;
-  let pos = 0;
-  let k = 0;
-  const release = () => {
-    for (const h of held)
-      if (!Buffer.from(h.view).equals(data.subarray(h.at, h.at + h.view.length)))
-        throw new Error(`held view at ${h.at} changed before its release`);
-    held = [];
-    chunker.releaseViews();
-  };
-  while (pos < data.length) {
-    const n = Math.min(pieces.length > 0 ? pieces[k++ % pieces.length]! : data.length, data.length - pos);
-    if (chunker.viewRoom() < n || k % releaseEvery === 0) release();
-    for (const view of chunker.pushViews(new Uint8Array(data.subarray(pos, pos + n)))) {
-      held.push({ view, at });
-      at += view.length;
-      cuts.push(at);
-    }
-    pos += n;
-  }
-  release();
-  for (const c of chunker.finish()) {
-    at += c.length;
-    cuts.push(at);
-  }
-  return cuts;
+/** Copies of the chunks `push` (and `finish`, when `end`) hands out for `data`. */
+function chunksOf(chunker: Chunker, data: Uint8Array, end = false): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  chunker.push(data, (c) => out.push(c.slice()));
+  if (end) chunker.finish((c) => out.push(c.slice()));
+  return out;
 }
 
 const SMALL: ChunkerParams = { minSize: 64, avgSize: 256, maxSize: 1024 };
@@ -207,13 +170,19 @@ describe('FastCDC', () => {
     expect(findBoundary(data, 10, 10 + SMALL.minSize, SMALL)).toBe(10 + SMALL.minSize);
   });
 
-  it('returns fresh copies, not views of the pushed bytes', () => {
+  it('hands out views of its own buffer, never of the pushed bytes, which may be reused at once', () => {
     const data = xorshiftBytes(5000, 5);
+    const original = Buffer.from(data);
     const chunker = new Chunker(SMALL);
-    const first = chunker.push(data)[0]!;
-    const copy = Buffer.from(first);
-    data.fill(0);
-    expect(copy.equals(first)).toBe(true);
+    const seen: Buffer[] = [];
+    chunker.push(data, (c) => {
+      expect(c.buffer).not.toBe(data.buffer);
+      seen.push(Buffer.from(c));
+    });
+    expect(seen.length).toBeGreaterThan(1);
+    data.fill(0); // the tail not yet cut is the chunker's copy
+    chunker.finish((c) => seen.push(Buffer.from(c)));
+    expect(Buffer.concat(seen).equals(original)).toBe(true);
   });
 
   it('pins the boundaries of a fixed input (changing the gear table loses dedup)', () => {
@@ -359,60 +328,6 @@ describe('FastCDC scan engines (WebAssembly and the JS fallback)', () => {
     }
   });
 
-  it('pushViews cuts where the reference does, its views unmoved until released', () => {
-    fc.assert(
-      fc.property(
-        fc.constantFrom(...KINDS),
-        fc.integer({ min: 0, max: 30_000 }),
-        fc.integer({ min: 1, max: 0xffffff }),
-        fc.array(fc.integer({ min: 1, max: 5000 }), { maxLength: 8 }),
-        fc.integer({ min: 1, max: 5 }),
-        fc.constantFrom(
-          SMALL,
-          { minSize: 1, avgSize: 64, maxSize: 100 },
-          { minSize: 1, avgSize: 1, maxSize: 1 },
-        ),
-        (kind, n, seed, pieces, every, p) => {
-          const data = adversarial(kind, n, seed, p);
-          const ref = referenceCuts(data, p);
-          for (const engine of SCAN_ENGINES) expect(viewCuts(data, p, pieces, engine, every)).toEqual(ref);
-        },
-      ),
-      { numRuns: 200 },
-    );
-  });
-
-  it('pushViews with the default params in 1 MiB pieces, odd pieces and pieces larger than its buffer', () => {
-    const p = DEFAULT_CHUNKER_PARAMS;
-    for (const kind of ['random', 'zeros'] as const) {
-      const data = adversarial(kind, (13 << 20) + 4321, 5, p);
-      const ref = referenceCuts(data, p);
-      for (const engine of SCAN_ENGINES) {
-        expect(viewCuts(data, p, [1 << 20], engine), `${kind} ${engine} 1 MiB`).toEqual(ref);
-        expect(viewCuts(data, p, [65_537, 1, 777_777], engine), `${kind} ${engine} odd`).toEqual(ref);
-        expect(viewCuts(data, p, [6 << 20, 1 << 20], engine), `${kind} ${engine} 6 MiB`).toEqual(ref);
-      }
-    }
-  });
-
-  it('refuses to move held views: a push that does not fit, push and finish wait for releaseViews', () => {
-    const data = xorshiftBytes(3 << 20, 9);
-    const chunker = new Chunker(DEFAULT_CHUNKER_PARAMS);
-    const views = chunker.pushViews(data.subarray(0, 1 << 20));
-    expect(views.length).toBeGreaterThan(0);
-    const room = chunker.viewRoom();
-    expect(room).toBeGreaterThan(0);
-    expect(() => chunker.pushViews(new Uint8Array(room + 1))).toThrow(RangeError);
-    expect(() => chunker.push(data.subarray(0, 10))).toThrow(RangeError);
-    expect(() => chunker.finish()).toThrow(RangeError);
-    const first = Buffer.from(views[0]!);
-    chunker.pushViews(data.subarray(1 << 20, (1 << 20) + room)); // fits behind the views
-    expect(Buffer.from(views[0]!).equals(first)).toBe(true);
-    chunker.releaseViews();
-    expect(chunker.viewRoom()).toBeGreaterThan(room);
-    expect(chunker.finish().length).toBe(1);
-  });
-
   it('chunkers interleaved or reused after finish do not disturb each other', () => {
     const a = xorshiftBytes(300_000, 21);
     const b = adversarial('planted', 200_000, 22, SMALL);
@@ -422,19 +337,21 @@ describe('FastCDC scan engines (WebAssembly and the JS fallback)', () => {
       const outA: Uint8Array[] = [];
       const outB: Uint8Array[] = [];
       for (let pos = 0; pos < a.length; pos += 7000) {
-        outA.push(...ca.push(a.subarray(pos, pos + 7000)));
-        outB.push(...cb.push(b.subarray(pos, pos + 7000)));
+        outA.push(...chunksOf(ca, a.subarray(pos, pos + 7000)));
+        outB.push(...chunksOf(cb, b.subarray(pos, pos + 7000)));
       }
-      outA.push(...ca.finish());
-      outB.push(...cb.finish());
+      ca.finish((c) => outA.push(c.slice()));
+      cb.finish((c) => outB.push(c.slice()));
       expect(Buffer.concat(outA).equals(a)).toBe(true);
       expect(Buffer.concat(outB).equals(b)).toBe(true);
       const sizes = (cs: Uint8Array[]) => cs.map((c) => c.length);
       expect(sizes(outA)).toEqual(deltas(referenceCuts(a, SMALL)));
       expect(sizes(outB)).toEqual(deltas(referenceCuts(b, SMALL)));
       // reused: same chunks again, from a pooled buffer still holding old bytes
-      expect(sizes([...ca.push(b), ...ca.finish()])).toEqual(sizes(outB));
-      expect(ca.finish()).toEqual([]);
+      expect(sizes(chunksOf(ca, b, true))).toEqual(sizes(outB));
+      let more = 0;
+      ca.finish(() => more++);
+      expect(more).toBe(0);
     }
   });
 

@@ -2,8 +2,9 @@
  * Pack files (src/blob/packs.ts): the blob conformance suite with chunk bytes
  * in packs beside classic-level, the on-disk record and location formats,
  * reopening, rollover to a new pack, compaction after deletes (and what it
- * must leave alone), damage that must surface as ERR_INTEGRITY, and large
- * writers (chunks written straight from the chunker's buffer).
+ * must leave alone), damage that must surface as ERR_INTEGRITY, and the
+ * memory that holds chunks until their group is written (reused, never
+ * overwritten while a chunk waits in it).
  */
 
 import { spawn } from 'node:child_process';
@@ -33,7 +34,6 @@ import {
   packWriterPid,
   RECORD_HEADER,
 } from '../../src/blob/packs.js';
-import type { BlobService, BlobWriterOptions } from '../../src/blob/service.js';
 import type { B3Digest } from '../../src/castore/digest.js';
 import { isFetchCacheError } from '../../src/errors.js';
 import { blake3 } from '../../src/nix/hashing.js';
@@ -55,7 +55,7 @@ interface Opened {
   close(): Promise<void>;
 }
 
-async function open(dir?: string, packBytes?: number): Promise<Opened> {
+async function open(dir?: string, packBytes?: number, batchBytes?: number): Promise<Opened> {
   const root = dir ?? mkdtempSync(join(tmpdir(), 'fc-packs-'));
   if (dir === undefined) dirs.push(root);
   const db = new ClassicLevel<Uint8Array, Uint8Array>(join(root, 'db'), {
@@ -67,6 +67,7 @@ async function open(dir?: string, packBytes?: number): Promise<Opened> {
     packDir: join(root, 'packs'),
     // A location cache (what `serve` turns on): the conformance suite reads its large blobs through it.
     packs: { locationCache: 1 << 16, ...(packBytes === undefined ? {} : { packBytes }) },
+    ...(batchBytes === undefined ? {} : { batchBytes }),
   });
   const store = service.chunkStore as PackChunkStore;
   return {
@@ -98,64 +99,47 @@ blobServiceConformance(
   { chunker: DEFAULT_CHUNKER_PARAMS },
 );
 
-/** The service with every writer a large one (BlobWriterOptions.large), for the conformance suite. */
-function largeWriters(service: LevelBlobService): BlobService {
-  return new Proxy(service, {
-    get(target, prop) {
-      if (prop === 'writer') return (o: BlobWriterOptions = {}) => target.writer({ ...o, large: true });
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-}
-
-blobServiceConformance(
-  'LevelBlobService with pack files, large writers (chunks written from the chunker buffer)',
-  async () => {
-    const o = await open();
-    return {
-      service: largeWriters(o.service),
-      corrupt: (d: B3Digest) => flipChunkByte(o.store, d, 7),
-      close: o.close,
-    };
-  },
-  { chunker: DEFAULT_CHUNKER_PARAMS },
-);
-
 /** Bytes in all packs of `dir`. */
 function packBytes(dir: string): number {
   return packNames(dir).reduce((n, name) => n + readFileSync(join(dir, 'packs', name)).length, 0);
 }
 
-/** Write `data` through a large writer in pieces of `piece` bytes (a reused buffer, as large-file.ts does). */
-async function writeLarge(service: BlobService, data: Uint8Array, piece = 1 << 20) {
-  const w = service.writer({ large: true });
-  const buf = new Uint8Array(piece);
-  for (let pos = 0; pos < data.length; pos += piece) {
-    const n = Math.min(piece, data.length - pos);
-    buf.set(data.subarray(pos, pos + n));
-    await w.write(buf.subarray(0, n));
-    buf.fill(0xaa, 0, n);
-  }
-  return w.close();
+/** The pack store's slabs for held chunks: all there are, and how many hold a chunk now. */
+function slabs(store: PackChunkStore): { all: number; holding: number } {
+  const held = (store as unknown as { held: { slabs: Map<unknown, { held: number }> } }).held;
+  const all = [...held.slabs.values()];
+  return { all: all.length, holding: all.filter((s) => s.held > 0).length };
 }
 
-describe('large writers', () => {
-  it('store what a plain writer stores: the same chunks, list and digest, each chunk once', async () => {
-    const data = randomBytes(6 << 20, 41); // under the 8 MiB past which a plain writer turns large
-    const plain = await open();
-    const large = await open();
+describe('chunks held until their group is written', () => {
+  it('a large blob reuses a few slabs of held chunks, whatever its size', async () => {
+    const o = await open();
     try {
-      const a = await writeBlob(plain.service, data, [1 << 20]);
-      const b = await writeLarge(large.service, data);
-      expect(Buffer.from(b.digest).toString('hex')).toBe(Buffer.from(a.digest).toString('hex'));
-      expect(await large.service.stat(b.digest)).toEqual(await plain.service.stat(a.digest));
-      expect(Buffer.from((await readAll(large.service, b.digest))!).equals(data)).toBe(true);
-      expect(packBytes(large.dir)).toBe(packBytes(plain.dir));
-      expect(await large.service.chunks.keys().all()).toEqual(await plain.service.chunks.keys().all());
+      const data = randomBytes(64 << 20, 41);
+      const { digest } = await writeBlob(o.service, data, [1 << 20]);
+      // 64 MiB through 4 MiB slabs: without reuse 16 of them; the group commit holds ~2 groups of 8 MiB.
+      expect(slabs(o.store).all).toBeLessThanOrEqual(8);
+      expect(slabs(o.store).holding).toBe(0);
+      expect(Buffer.from((await readAll(o.service, digest))!).equals(data)).toBe(true);
     } finally {
-      await plain.close();
-      await large.close();
+      await o.close();
+    }
+  });
+
+  it('concurrent writers, small groups: no chunk is overwritten while it waits for its group', async () => {
+    const o = await open(undefined, undefined, 256 << 10);
+    try {
+      const blobs = Array.from({ length: 12 }, (_, i) => randomBytes((1 << 20) + i * 77_777, 50 + i));
+      const written = await Promise.all(
+        blobs.map((b, i) => writeBlob(o.service, b, [4096 + i * 1000, 200_000])),
+      );
+      for (let i = 0; i < blobs.length; i++) {
+        expect(Buffer.from(written[i]!.digest).equals(Buffer.from(blake3(blobs[i]!)))).toBe(true);
+        expect(Buffer.from((await readAll(o.service, written[i]!.digest))!).equals(blobs[i]!)).toBe(true);
+      }
+      expect(slabs(o.store).holding).toBe(0);
+    } finally {
+      await o.close();
     }
   });
 
@@ -166,7 +150,7 @@ describe('large writers', () => {
       const block = randomBytes(1 << 20, 42);
       const data = new Uint8Array(7 << 20);
       for (let i = 0; i < 7; i++) data.set(block, i << 20);
-      const w = o.service.writer({ large: true, digest: Promise.resolve(blake3(data)) });
+      const w = o.service.writer({ digest: Promise.resolve(blake3(data)) });
       for (let pos = 0; pos < data.length; pos += 3 << 19) await w.write(data.slice(pos, pos + (3 << 19)));
       const { digest } = await w.close();
       const chunks = (await o.service.stat(digest))!.chunks;
@@ -175,7 +159,7 @@ describe('large writers', () => {
       const expected =
         PACK_MAGIC.length + [...unique.values()].reduce((n, size) => n + RECORD_HEADER + size, 0);
       expect(packBytes(o.dir)).toBe(expected);
-      await writeLarge(o.service, data, 1 << 20);
+      await writeBlob(o.service, data, [1 << 20]);
       expect(packBytes(o.dir)).toBe(expected);
       expect(Buffer.from((await readAll(o.service, digest))!).equals(data)).toBe(true);
     } finally {
@@ -183,40 +167,19 @@ describe('large writers', () => {
     }
   });
 
-  it('a plain writer turns large past 8 MiB (its later chunks go through storeNow), a smaller one never', async () => {
+  it('a failed pack write fails the blob: nothing of it is indexed, no list is put, nothing stays held', async () => {
     const o = await open();
     try {
-      const store = o.store as unknown as { storeNow(puts: readonly Put[]): Promise<Put[]> };
-      const storeNow = store.storeNow.bind(store);
-      let direct = 0;
-      store.storeNow = (puts) => {
-        direct += puts.reduce((n, p) => n + p.value.length, 0);
-        return storeNow(puts);
-      };
-      const small = randomBytes(3 << 20, 44);
-      await writeBlob(o.service, small, [1 << 20]);
-      expect(direct).toBe(0);
-      const big = randomBytes(12 << 20, 45);
-      const { digest } = await writeBlob(o.service, big, [1 << 20]);
-      expect(direct).toBeGreaterThan(3 << 20);
-      expect(direct).toBeLessThanOrEqual(5 << 20);
-      expect(Buffer.from((await readAll(o.service, digest))!).equals(big)).toBe(true);
-    } finally {
-      await o.close();
-    }
-  });
-
-  it('a failed pack write fails the blob: nothing of it is indexed, no list is put', async () => {
-    const o = await open();
-    try {
-      const store = o.store as unknown as { storeNow(puts: readonly Put[]): Promise<Put[]> };
-      store.storeNow = async () => {
+      const store = o.store as unknown as { store(puts: readonly Put[]): Promise<Put[]> };
+      store.store = async () => {
         throw new Error('no space left on device');
       };
       const data = randomBytes(6 << 20, 43);
-      await expect(writeLarge(o.service, data)).rejects.toThrow(/no space left/);
+      await expect(writeBlob(o.service, data, [1 << 20])).rejects.toThrow(/no space left/);
       expect(await o.service.has(blake3(data))).toBe(false);
       expect(await o.service.chunks.keys().all()).toEqual([]);
+      await o.service.commit.drain(); // groups the failed writer had filled before it failed
+      expect(slabs(o.store).holding).toBe(0);
     } finally {
       await o.close();
     }

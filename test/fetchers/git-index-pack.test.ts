@@ -3,9 +3,9 @@
  * `git pack-objects` (OFS_DELTA and, with --no-delta-base-offset, REF_DELTA; with and without deltas)
  * the `.idx` is byte-identical with `git index-pack`'s; a thin pack resolves its bases through the
  * repository and indexes exactly the objects git put in it; corrupt packs are ERR_GIT. Every case runs
- * against both indexers: the JavaScript one and the native addon's (src/native/git-pack.cc, built by
- * `npm ci`; required in CI). The fetch-level tests (git.test.ts) cover the indexer inside real fetches
- * over git http-backend.
+ * against both indexers: the JavaScript one and, where the addon is built (skipped otherwise, saying so
+ * in the titles), the native addon's (src/native/git-pack.cc). The fetch-level tests (git.test.ts)
+ * cover the indexer inside real fetches over git http-backend.
  */
 
 import { execFileSync } from 'node:child_process';
@@ -14,13 +14,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isFetchCacheError } from '../../src/errors.js';
 import { type CommitSink, indexPack } from '../../src/fetchers/git/index-pack.js';
 import { GitObjects } from '../../src/fetchers/git/objects.js';
 import type { PackedObject } from '../../src/fetchers/git/pack.js';
-import { nativeAddon } from '../../src/fs/native.js';
+import { gitPack } from '../../src/native/index.js';
 import { buildLargeRepo, git, gitEnv } from '../helpers/git-repos.js';
+import { withAddon } from '../helpers/native.js';
 
 let work: string;
 let repo: string;
@@ -55,22 +56,22 @@ async function gitIndex(pack: Buffer, name: string): Promise<Buffer> {
 
 const noExternal = () => undefined;
 
-const nativeBuilt = nativeAddon()?.indexGitPack !== undefined;
-
-it('the native indexer is built where CI runs', () => {
-  if (process.env.CI === 'true') expect(nativeBuilt).toBe(true);
-  if (!nativeBuilt) console.warn('native addon not built: only the JavaScript pack indexer is tested here');
-});
+const native = gitPack();
+const nativeBuilt = native !== undefined;
 
 type Index = (
   pack: Buffer,
   external: (oid: string) => PackedObject | undefined,
   onCommit?: CommitSink,
 ) => Buffer;
-const impls: [string, Index][] = [['javascript', (p, e, c) => indexPack(p, e, c, { native: false })]];
-if (nativeBuilt) impls.push(['native', (p, e, c) => indexPack(p, e, c)]);
+const impls: [string, Index, boolean][] = [
+  ['javascript', (p, e, c) => indexPack(p, e, c, { native: false }), true],
+  [withAddon('native', native), (p, e, c) => indexPack(p, e, c), nativeBuilt],
+];
 
-describe.each(impls)('%s indexer', (_impl, indexPack) => {
+describe.each(impls)('%s indexer', (_impl, indexPack, runs) => {
+  beforeEach((ctx) => ctx.skip(!runs));
+
   describe('the .idx equals git index-pack', () => {
     const cases: [string, string[]][] = [
       ['ofs-delta', []],
@@ -194,7 +195,7 @@ describe.each(impls)('%s indexer', (_impl, indexPack) => {
   });
 });
 
-describe.runIf(nativeBuilt)('native and JavaScript indexers agree', () => {
+describe.runIf(nativeBuilt)(withAddon('native and JavaScript indexers agree', native), () => {
   /** What an indexer makes of a pack: its .idx (hex) or its error code. */
   const verdict = (index: () => Buffer): string => {
     try {
@@ -224,8 +225,8 @@ describe.runIf(nativeBuilt)('native and JavaScript indexers agree', () => {
   });
 });
 
-describe.runIf(nativeBuilt)('the native inflate that reads pack objects (pack.ts)', () => {
-  const inflateExact = nativeAddon()!.inflateExact!;
+describe.runIf(nativeBuilt)(withAddon('the native inflate that reads pack objects (pack.ts)', native), () => {
+  const inflateExact = (data: Uint8Array, size: number) => native!.inflateExact(data, size);
   it.each([0, 1, 100, 70_000, 1 << 20])(
     '%i bytes: exactly that size inflates; one more or less does not',
     (n) => {

@@ -43,7 +43,7 @@ let serve: Running & { url: string };
 let port: number;
 
 beforeAll(async () => {
-  if (!cliBuilt()) throw new Error('dist/cli-bundle/main.js is missing: run `npm run build` first');
+  if (!cliBuilt()) throw new Error('dist/cli/main.js is missing: run `npm run build` first');
   work = await mkdtemp(join(tmpdir(), 'fc-poison-'));
   root = join(work, 'root');
   await writeFile(join(work, 'token'), `${TOKEN}\n`, { mode: 0o600 });

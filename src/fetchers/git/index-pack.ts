@@ -23,7 +23,7 @@
 
 import { inflateSync } from 'node:zlib';
 import { FetchCacheError } from '../../errors.js';
-import { nativeAddon } from '../../fs/native.js';
+import { gitPack } from '../../native/index.js';
 import { digestOf } from '../../nix/hashing.js';
 import { objectId } from './objects.js';
 import {
@@ -97,8 +97,8 @@ export function indexPack(
   onCommit?: CommitSink,
   options: { readonly native?: boolean } = {},
 ): Buffer {
-  const addon = options.native === false ? undefined : nativeAddon();
-  if (addon?.indexGitPack === undefined) return indexPackJs(pack, external, onCommit);
+  const addon = options.native === false ? undefined : gitPack();
+  if (addon === undefined) return indexPackJs(pack, external, onCommit);
   let result: { idx: Buffer; commits: (string | Buffer)[] };
   try {
     result = addon.indexGitPack(pack, external);

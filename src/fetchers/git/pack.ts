@@ -18,7 +18,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { ByteLru } from '../../byte-lru.js';
 import { FetchCacheError } from '../../errors.js';
-import { type NativeAddon, nativeAddon } from '../../fs/native.js';
+import { type GitPack, gitPack } from '../../native/index.js';
 
 export const OBJECT_TYPES = ['', 'commit', 'tree', 'blob', 'tag'] as const;
 
@@ -28,9 +28,9 @@ export interface PackedObject {
 }
 
 /** The addon's inflate, looked up on first use (a fetch-index hit never loads the addon). */
-let nativeInflate: NativeAddon['inflateExact'] | null | undefined;
+let nativeInflate: GitPack['inflateExact'] | null | undefined;
 function inflateExact(data: Uint8Array, size: number): Buffer | undefined {
-  nativeInflate ??= nativeAddon()?.inflateExact ?? null;
+  nativeInflate ??= gitPack()?.inflateExact ?? null;
   return nativeInflate === null ? undefined : nativeInflate(data, size);
 }
 

@@ -1,9 +1,8 @@
 /**
- * The optional native addon (src/native/, built by `npm ci` through
- * scripts/build-native.mjs): a NAR dump of a local path on a libuv worker
- * thread. `dumpPath` uses it when it loaded and falls back to the JavaScript
- * walk otherwise; both produce the same bytes and the same errors (tested on
- * every tree case). `FETCH_CACHE_NO_NATIVE=1` turns the addon off.
+ * The NAR of a local path through the addon's dump capability (nar-dump.cc,
+ * loaded by index.ts), for `dumpPath` (src/fs/dump.ts), which falls back to
+ * its JavaScript walk without it; both produce the same bytes and the same
+ * errors (tested on every tree case).
  *
  * Measured on the 2-core dev machine (bench/hash-path.mjs): the JavaScript walk
  * spends about three quarters of a 20,000-small-file hash in binding calls
@@ -12,60 +11,12 @@
  */
 
 import { lstatSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { getSystemErrorMap } from 'node:util';
 import type { FetchCacheError } from '../errors.js';
 import { encodeStr, TOK_DIR, TOK_ENT, TOK_NAR, TOK_PAR } from '../nix/nar/wire.js';
+import type { NarDump, NarDumpFailure, NarDumpHandle } from './index.js';
 
 const SLASH = Buffer.from('/');
-
-export type Handle = { readonly __nativeDump: unique symbol };
-
-export interface NativeAddon {
-  /** `nodeOnly`: without the leading `nix-archive-1` (a part of a larger NAR). */
-  open(path: string | Buffer, nodeOnly?: boolean): Handle;
-  fill(handle: Handle, buffer: Buffer): Promise<number>;
-  close(handle: Handle): void;
-  /** src/native/git-pack.cc; absent from an addon built before it. */
-  indexGitPack?(
-    pack: Buffer,
-    external: (oid: string) => { type: string; data: Uint8Array } | undefined,
-  ): { idx: Buffer; commits: (string | Buffer)[] };
-  /** The zlib stream at the start of `data` when it inflates to exactly `size` bytes, else undefined. */
-  inflateExact?(data: Uint8Array, size: number): Buffer | undefined;
-  /** src/native/send-file.cc (absent from an addon built before it): see src/server/send-file.ts. */
-  pollWritable?(socketFd: number): Poller;
-  waitWritable?(poller: Poller, callback: (status: number, events: number) => void): void;
-  closePoller?(poller: Poller): void;
-  /** Bytes sent (> 0), or -errno (-11: the output is full); 0 at the end of the input file. */
-  sendFile?(out: Poller | number, inFd: number, offset: number, length: number): number;
-  /** Block until `fd` is writable: poll(2)'s revents, or -errno. */
-  pollOut?(fd: number): number;
-}
-
-export type Poller = { readonly __nativePoller: unique symbol };
-
-interface NativeFailure {
-  kind: 'io' | 'unsupported' | 'changed';
-  errno: number;
-  syscall: string;
-  path: Buffer;
-}
-
-let addon: NativeAddon | null | undefined;
-
-/** The addon, or undefined when it is not built or turned off. */
-export function nativeAddon(env: NodeJS.ProcessEnv = process.env): NativeAddon | undefined {
-  if (env.FETCH_CACHE_NO_NATIVE === '1') return undefined;
-  if (addon === undefined) {
-    try {
-      addon = createRequire(import.meta.url)('../../build/Release/fetch_cache_native.node') as NativeAddon;
-    } catch {
-      addon = null;
-    }
-  }
-  return addon ?? undefined;
-}
 
 /** Bytes a worker thread fills per round trip. */
 const FILL = 1 << 20;
@@ -90,7 +41,7 @@ interface ErrorMakers {
  * so a part of the NAR can be produced before its turn comes.
  */
 class Part {
-  private readonly handle: Handle;
+  private readonly handle: NarDumpHandle;
   private readonly free: Buffer[] = [];
   private readonly filled: { buf: Buffer; n: number }[] = [];
   private inFlight: Promise<void> | undefined;
@@ -99,7 +50,7 @@ class Part {
   private wake: (() => void) | undefined;
 
   constructor(
-    private readonly native: NativeAddon,
+    private readonly native: NarDump,
     path: string | Buffer,
     nodeOnly: boolean,
   ) {
@@ -165,7 +116,7 @@ class Part {
  * reported is the first one in NAR order, as there.
  */
 export async function nativeDumpPath(
-  native: NativeAddon,
+  native: NarDump,
   path: string,
   sink: (chunk: Uint8Array) => void,
   errors: ErrorMakers,
@@ -230,12 +181,12 @@ function rootEntries(root: Buffer): Buffer[] | undefined {
   }
 }
 
-function isFailure(e: unknown): e is NativeFailure {
+function isFailure(e: unknown): e is NarDumpFailure {
   return typeof e === 'object' && e !== null && 'kind' in e && 'errno' in e && 'path' in e;
 }
 
 /** An Error shaped like Node's own fs errors (`ENOENT: no such file or directory, open '…'`). */
-function systemError(f: NativeFailure): NodeJS.ErrnoException {
+function systemError(f: NarDumpFailure): NodeJS.ErrnoException {
   const [code, description] = getSystemErrorMap().get(-f.errno) ?? [`E${f.errno}`, 'unknown error'];
   const p = f.path.toString();
   const e: NodeJS.ErrnoException = new Error(`${code}: ${description}, ${f.syscall} '${p}'`);
