@@ -448,6 +448,7 @@ export class Fetcher {
   private result(info: PathInfo, metadata: FetchMetadata, cached: boolean): FetchResult {
     const flat = info.ca?.method === 'flat' ? info.ca.hash : undefined;
     return {
+      path: formatStorePath(info.storePath, this.cache.storeDir),
       storePath: info.storePath,
       pathInfo: info,
       node: info.node,

@@ -87,6 +87,12 @@ export interface FetchMetadata {
 }
 
 export interface FetchResult {
+  /**
+   * The store path as Nix prints it (`/nix/store/<hash>-<name>`, in the cache's store dir): the field
+   * `nix path-info --json` calls `path`, and what `fetch-cache fetch` prints.
+   */
+  readonly path: string;
+  /** The same store path, parsed (digest and name). */
   readonly storePath: StorePath;
   readonly pathInfo: PathInfo;
   readonly node: Node;

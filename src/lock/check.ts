@@ -89,7 +89,7 @@ async function checkPin(name: string, pin: LockedPin, fetcher: Fetcher, cache: C
         cached: r.cached,
       };
     }
-    const got = formatStorePath(r.storePath, cache.storeDir);
+    const got = r.path;
     if (dirname(pin.storePath) === cache.storeDir && got !== pin.storePath) {
       return {
         name,

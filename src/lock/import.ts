@@ -22,7 +22,6 @@ import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import { Fetcher, type FetcherOptions } from '../fetchers/base.js';
 import type { FetchSpec } from '../fetchers/types.js';
 import { toSRI } from '../nix/hash.js';
-import { formatStorePath } from '../nix/store-path.js';
 import { parseUserHash } from './hashes.js';
 import { DEFAULT_GITHUB_BASE } from './manifest.js';
 import { DEFAULT_CONCURRENCY, mapLimited } from './pool.js';
@@ -223,7 +222,7 @@ function npinsPlans(doc: Obj, opts: ImportOptions): Plan[] {
   return plans;
 }
 
-async function verify(plan: Plan, fetcher: Fetcher, cache: Cache): Promise<ImportedInput> {
+async function verify(plan: Plan, fetcher: Fetcher): Promise<ImportedInput> {
   const base = { name: plan.name, type: plan.type };
   if (plan.skip !== undefined || plan.spec === undefined)
     return { ...base, status: 'skipped', reason: plan.skip };
@@ -241,7 +240,7 @@ async function verify(plan: Plan, fetcher: Fetcher, cache: Cache): Promise<Impor
       url,
       expected: plan.expected,
       actual,
-      storePath: formatStorePath(r.storePath, cache.storeDir),
+      storePath: r.path,
     };
   } catch (e) {
     if (isFetchCacheError(e, 'ERR_HASH_MISMATCH'))
@@ -282,9 +281,7 @@ export async function importLock(text: string, opts: ImportOptions): Promise<Imp
     plans = npinsPlans(doc, opts);
   } else throw bad(opts.file, "neither a flake.lock ('nodes') nor an npins sources.json ('pins')");
   const fetcher = new Fetcher(opts.cache, { ...opts.fetcher, offline: opts.offline === true });
-  const inputs = await mapLimited(plans, opts.concurrency ?? DEFAULT_CONCURRENCY, (p) =>
-    verify(p, fetcher, opts.cache),
-  );
+  const inputs = await mapLimited(plans, opts.concurrency ?? DEFAULT_CONCURRENCY, (p) => verify(p, fetcher));
   const ok = inputs.every((i) => i.status === 'ok' || i.status === 'skipped');
   return { format, version: version as number, ok, inputs };
 }

@@ -29,8 +29,14 @@ import { parseUserHash } from './hashes.js';
 export const DEFAULT_GITHUB_BASE = 'https://github.com';
 
 export interface PinCommon {
-  /** The pin's key in `[pins.<name>]`. */
-  readonly pin: string;
+  /** The pin's own name: its key in `[pins.<name>]` (and in `pins.lock`). */
+  readonly pinName: string;
+  /**
+   * The pin's own name, as `pinName`: `parseManifest` still sets it for callers written before
+   * `pinName` existed.
+   * @deprecated Use `pinName`; `name` is the store path name.
+   */
+  readonly pin?: string | undefined;
   /** Store path name (default: `source` for trees, the URL's base name for files). */
   readonly name?: string | undefined;
 }
@@ -198,7 +204,7 @@ function parsePin(pin: string, t: unknown, file: string | undefined, github: Tab
   const name = f.str('name');
   if (name !== undefined && !isValidStorePathName(name))
     throw f.err('name', `is not a valid store path name`);
-  const common = { pin, ...(name === undefined ? {} : { name }) };
+  const common = { pinName: pin, pin, ...(name === undefined ? {} : { name }) };
   switch (type as PinType) {
     case 'url':
     case 'tarball': {
@@ -310,10 +316,10 @@ function canonicalJson(v: unknown): string {
 
 /**
  * The lockfile's `manifestDigest`: SRI SHA-256 of the canonical JSON of the
- * effective entry (sorted keys, the pin's own name left out). A change to any
+ * effective entry (sorted keys, the pin's own name — `pinName`, and the deprecated `pin` — left out). A change to any
  * field of the entry, or to the github hosts it uses, re-resolves the pin.
  */
 export function pinDigest(pin: Pin): string {
-  const { pin: _name, ...entry } = pin;
+  const { pinName: _name, pin: _deprecated, ...entry } = pin;
   return toSRI(makeHash('sha256', sha256(canonicalJson(entry))));
 }

@@ -19,7 +19,7 @@ import { Fetcher, type FetcherOptions } from '../fetchers/base.js';
 import { resolveRef } from '../fetchers/git/refs.js';
 import type { FetchResult, FetchSpec, GitSpec } from '../fetchers/types.js';
 import { toSRI } from '../nix/hash.js';
-import { formatStorePath, parseStorePath } from '../nix/store-path.js';
+import { parseStorePath } from '../nix/store-path.js';
 import { hashKind, type LockedPin } from './lockfile.js';
 import {
   effectivePin,
@@ -127,13 +127,7 @@ async function selectCommit(
   return { rev: await refs.commitOf(found.fullref), ref: found.fullref };
 }
 
-function entryOf(
-  pin: Pin,
-  result: FetchResult,
-  cache: Cache,
-  digest: string,
-  extra: Partial<LockedPin>,
-): LockedPin {
+function entryOf(pin: Pin, result: FetchResult, digest: string, extra: Partial<LockedPin>): LockedPin {
   const flat = pin.type === 'url' && pin.unpack !== true && pin.executable !== true;
   if (flat && result.hash === undefined) throw new TypeError('a flat url fetch gave no flat hash');
   return {
@@ -141,7 +135,7 @@ function entryOf(
     url: extra.url ?? (pin.type === 'github' ? '' : pin.url),
     ...extra,
     ...(flat ? { hash: toSRI(result.hash!) } : { narHash: toSRI(result.narHash) }),
-    storePath: formatStorePath(result.storePath, cache.storeDir),
+    storePath: result.path,
     manifestDigest: digest,
   };
 }
@@ -164,7 +158,7 @@ async function resolveFresh(
         ? { type: 'tarball', ...common }
         : { type: 'url', ...common, ...(pin.executable ? { executable: true } : {}) };
       const r = await fetcher.fetch(spec);
-      return entryOf(pin, r, cache, digest, {
+      return entryOf(pin, r, digest, {
         ...(pin.type === 'url' && pin.executable ? { executable: true } : {}),
         ...(pin.type === 'url' && pin.unpack ? { unpack: true } : {}),
         ...(tree && r.metadata.lastModified !== undefined ? { lastModified: r.metadata.lastModified } : {}),
@@ -190,7 +184,7 @@ async function resolveFresh(
       const r = await fetcher.fetch(spec);
       const m = r.metadata;
       if (m.rev === undefined) throw new TypeError('a git fetch gave no rev');
-      return entryOf(pin, r, cache, digest, {
+      return entryOf(pin, r, digest, {
         ...((m.ref ?? ref) === undefined ? {} : { ref: m.ref ?? ref }),
         rev: m.rev,
         ...(m.revCount === undefined ? {} : { revCount: m.revCount }),
@@ -211,7 +205,7 @@ async function resolveGithub(pin: GithubPin, opts: ResolveOptions, fetcher: Fetc
   );
   const url = githubArchiveUrl(pin.base!, pin.owner, pin.repo, rev);
   const r = await fetcher.fetch({ type: 'tarball', url, name: pin.name });
-  return entryOf(pin, r, opts.cache, digest, {
+  return entryOf(pin, r, digest, {
     url,
     owner: pin.owner,
     repo: pin.repo,
@@ -232,7 +226,7 @@ export async function resolvePin(pin: Pin, opts: ResolveOptions): Promise<Locked
   const locked = opts.locked;
   if (locked !== undefined && locked.manifestDigest === digest && locked.type === eff.type) {
     const r = await fetcherOf(opts).fetch(lockedSpec(locked));
-    const got = formatStorePath(r.storePath, opts.cache.storeDir);
+    const got = r.path;
     if (got !== locked.storePath) {
       throw new FetchCacheError(
         'ERR_HASH_MISMATCH',

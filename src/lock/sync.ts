@@ -55,7 +55,7 @@ function sameEntry(a: LockedPin, b: LockedPin): boolean {
 }
 
 export interface SyncPlan {
-  /** Pins to resolve (new, changed or forced by `update`). */
+  /** Pins to resolve (new, changed or forced by `update`), each with its `pinName`. */
   readonly todo: Pin[];
   /** The entries kept as they are. */
   readonly kept: Record<string, LockedPin>;
@@ -87,7 +87,7 @@ export function planSync(
     if (current && !forced(name)) {
       kept[name] = prev;
       report.unchanged.push(name);
-    } else todo.push(pin);
+    } else todo.push(pin.pinName === name ? pin : { ...pin, pinName: name }); // the map key names it
   }
   for (const name of Object.keys(old)) if (!manifest.pins.has(name)) report.removed.push(name);
   return { todo, kept, report };
@@ -125,7 +125,7 @@ export async function synchronize(
   });
   const total = todo.length;
   const resolved = await mapLimited(todo, options.concurrency ?? DEFAULT_CONCURRENCY, async (pin, index) => {
-    options.onPin?.({ name: pin.pin, done: false, index, total });
+    options.onPin?.({ name: pin.pinName, done: false, index, total });
     try {
       return await resolvePin(pin, {
         cache: options.cache,
@@ -135,25 +135,25 @@ export async function synchronize(
       });
     } catch (e) {
       if (e instanceof FetchCacheError) {
-        throw new FetchCacheError(e.code, `pin '${pin.pin}': ${e.message}`, {
+        throw new FetchCacheError(e.code, `pin '${pin.pinName}': ${e.message}`, {
           ...(e.expected === undefined ? {} : { expected: e.expected }),
           ...(e.actual === undefined ? {} : { actual: e.actual }),
-          path: e.path ?? pin.pin,
+          path: e.path ?? pin.pinName,
           cause: e,
         });
       }
       throw e;
     } finally {
-      options.onPin?.({ name: pin.pin, done: true, index, total });
+      options.onPin?.({ name: pin.pinName, done: true, index, total });
     }
   });
   todo.forEach((pin, i) => {
     const entry = resolved[i]!;
-    const prev = old[pin.pin];
-    pins[pin.pin] = entry;
-    if (prev === undefined) report.added.push(pin.pin);
-    else if (sameEntry(prev, entry)) report.unchanged.push(pin.pin);
-    else report.updated.push(pin.pin);
+    const prev = old[pin.pinName];
+    pins[pin.pinName] = entry;
+    if (prev === undefined) report.added.push(pin.pinName);
+    else if (sameEntry(prev, entry)) report.unchanged.push(pin.pinName);
+    else report.updated.push(pin.pinName);
   });
   for (const list of Object.values(report)) list.sort();
   const changed =

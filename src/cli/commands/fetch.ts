@@ -10,7 +10,6 @@
 import type { Cache } from '../../cache.js';
 import type { FetchResult, FetchSpec } from '../../fetchers/types.js';
 import { toSRI } from '../../nix/hash.js';
-import { formatStorePath } from '../../nix/store-path.js';
 import {
   type Command,
   type CommandContext,
@@ -36,7 +35,7 @@ function mirrors(ctx: CommandContext): string[] {
 
 /** What the command prints for `result` (CLI.md). */
 function formatResult(ctx: CommandContext, cache: Cache, spec: FetchSpec, result: FetchResult): string {
-  if (!ctx.globals.json) return `${formatStorePath(result.storePath, cache.storeDir)}\n`;
+  if (!ctx.globals.json) return `${result.path}\n`;
   const out = pathInfoJson(result.pathInfo, cache.storeDir);
   out.url = spec.type === 'path' ? spec.path : spec.url;
   out.cached = result.cached;
