@@ -8,7 +8,9 @@
  * Rev/ref rules (following Nix): `ref` defaults to the remote's HEAD (Nix
  * 2.8 used `master` for remote URLs; modern Nix and we use HEAD); `rev` must
  * be 40 hex digits and name a commit; with both, the ref is fetched and the
- * rev must then be present, else an error suggesting `allRefs`. A rev already
+ * rev must then be present, else an error suggesting `allRefs`; with
+ * `allRefs` every branch and tag is fetched, so any rev the remote has is
+ * found (without a rev it changes only what is downloaded). A rev already
  * in the cache needs no network at all. Offline, or when the remote cannot be
  * reached (Nix: "continuing with the most recent version"), an unpinned ref
  * resolves to the value the mirror recorded at its last successful listing;
@@ -166,11 +168,17 @@ async function locate(
     const local = await localRefs(repo.gitdir);
     const haveRef = local.refs.has(remote.fullref) ? remote.fullref : 'HEAD';
     const deepen = !shallow && (await isCommit(repo, want));
-    await fetchInto(repo, http, {
-      remoteRef: remote.fullref,
-      haveRef,
-      ...(shallow ? { depth: 1 } : deepen ? { depth: 2_147_483_647 } : {}),
-    });
+    if (spec.allRefs === true) {
+      // Nix's allRefs: every branch and tag, so a rev that no history of `ref` holds is found too.
+      await fetchInto(repo, http, { haveRef, ...(deepen ? { depth: 2_147_483_647 } : {}) });
+      await recordRefs(repo, listing.refs, listing.head);
+    } else {
+      await fetchInto(repo, http, {
+        remoteRef: remote.fullref,
+        haveRef,
+        ...(shallow ? { depth: 1 } : deepen ? { depth: 2_147_483_647 } : {}),
+      });
+    }
   }
   // The peeled commit, so an annotated tag resolves offline even when its tag object was never fetched.
   await recordRefs(repo, new Map([[remote.fullref, tip]]), listing.head);
@@ -254,7 +262,7 @@ async function requireCommit(
     const where = ref === undefined ? '' : ` in ref '${ref}'`;
     throw new FetchCacheError(
       'ERR_GIT',
-      `cannot find ${what} '${rev}'${where} of '${repo.url}'; make sure the rev exists on the ref you specified, or use allRefs`,
+      `cannot find ${what} '${rev}'${where} of '${repo.url}'; make sure the rev exists on the ref you specified, or use allRefs (\`fetch git --all-refs\`)`,
       { path: repo.url, actual: rev },
     );
   }

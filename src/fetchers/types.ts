@@ -48,6 +48,11 @@ export interface GitSpec extends SpecBase {
   readonly submodules?: boolean | undefined;
   readonly shallow?: boolean | undefined;
   /**
+   * Fetch every branch and tag of the remote, not only `ref` (Nix's `allRefs`): for a `rev` that is not
+   * in the history of `ref` (or of the remote HEAD). Changes what is downloaded, never the result.
+   */
+  readonly allRefs?: boolean | undefined;
+  /**
    * Leave out `export-ignore` paths (.gitattributes). Default: true unless
    * `submodules`, as `builtins.fetchGit` does (both at once is an error).
    */

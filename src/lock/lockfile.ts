@@ -19,7 +19,7 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FetchCacheError } from '../errors.js';
-import { parseStorePath } from '../nix/store-path.js';
+import { formatStorePath, makeFixedOutputPath, parseStorePath } from '../nix/store-path.js';
 import { parseLockHash } from './hashes.js';
 import type { PinType } from './manifest.js';
 
@@ -140,6 +140,16 @@ function validatePin(name: string, v: unknown, file: string | undefined): Locked
     throw bad(`${where}.storePath: ${(e as Error).message}`, file);
   }
   return pin;
+}
+
+/** The store path a lockfile entry's hash implies, in the entry's own store dir. */
+export function impliedStorePath(pin: LockedPin): string {
+  const dir = dirname(pin.storePath);
+  const name = parseStorePath(pin.storePath, dir).name;
+  const kind = hashKind(pin);
+  const hash = parseLockHash(pin[kind]!, kind === 'narHash');
+  const method = kind === 'hash' ? 'flat' : 'nar';
+  return formatStorePath(makeFixedOutputPath({ name, method, hash }, dir), dir);
 }
 
 /** Parses and validates lockfile text. */

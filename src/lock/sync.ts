@@ -13,8 +13,7 @@
 import type { Cache } from '../cache.js';
 import { FetchCacheError } from '../errors.js';
 import type { FetcherOptions } from '../fetchers/base.js';
-import type { LockedPin, Lockfile } from './lockfile.js';
-import { LOCKFILE_VERSION } from './lockfile.js';
+import { hashKind, impliedStorePath, LOCKFILE_VERSION, type LockedPin, type Lockfile } from './lockfile.js';
 import { effectivePin, type GithubHosts, type Manifest, type Pin, pinDigest } from './manifest.js';
 import { DEFAULT_CONCURRENCY, mapLimited } from './pool.js';
 
@@ -54,6 +53,21 @@ function sameEntry(a: LockedPin, b: LockedPin): boolean {
   return true;
 }
 
+/**
+ * A kept entry must be what its own hash says: a hand-edited `narHash` / `hash` that no longer makes its
+ * `storePath` is refused here, not carried along until `lock --check` (re-resolve it with `update NAME`).
+ */
+function contradiction(name: string, entry: LockedPin): void {
+  const implied = impliedStorePath(entry);
+  if (implied === entry.storePath) return;
+  const kind = hashKind(entry);
+  throw new FetchCacheError(
+    'ERR_BAD_LOCKFILE',
+    `pins.${name}: ${kind} ${entry[kind]} makes ${implied}, not the recorded storePath ${entry.storePath}; fix the entry or re-resolve it with \`fetch-cache update ${name}\``,
+    { path: name, expected: implied, actual: entry.storePath },
+  );
+}
+
 export interface SyncPlan {
   /** Pins to resolve (new, changed or forced by `update`), each with its `pinName`. */
   readonly todo: Pin[];
@@ -85,6 +99,7 @@ export function planSync(
     const current =
       prev !== undefined && prev.manifestDigest === pinDigest(effectivePin(pin, options.github));
     if (current && !forced(name)) {
+      contradiction(name, prev);
       kept[name] = prev;
       report.unchanged.push(name);
     } else todo.push(pin.pinName === name ? pin : { ...pin, pinName: name }); // the map key names it

@@ -109,7 +109,7 @@ export const fetchTarballCommand: Command = {
 
 export const fetchGitCommand: Command = {
   words: ['fetch', 'git'],
-  usage: 'fetch git URL [--ref R] [--rev SHA] [--submodules] [--shallow] [--hash H] [--name N]',
+  usage: 'fetch git URL [--ref R] [--rev SHA] [--all-refs] [--submodules] [--shallow] [--hash H] [--name N]',
   summary: 'fetch the tree of a git commit like `builtins.fetchGit`',
   options: {
     ...COMMON,
@@ -117,9 +117,11 @@ export const fetchGitCommand: Command = {
     rev: { type: 'string' },
     submodules: { type: 'boolean' },
     shallow: { type: 'boolean' },
+    'all-refs': { type: 'boolean' },
   },
   async run(ctx) {
     const [url] = expectArgs(ctx, 1, 'one URL');
+    const allRefs = ctx.values['all-refs'] === true;
     await runFetch(ctx, {
       type: 'git',
       url: url!,
@@ -127,6 +129,7 @@ export const fetchGitCommand: Command = {
       rev: stringOption(ctx, 'rev'),
       submodules: ctx.values.submodules === true,
       shallow: ctx.values.shallow === true,
+      ...(allRefs ? { allRefs } : {}),
       hash: stringOption(ctx, 'hash'),
       name: stringOption(ctx, 'name'),
     });
