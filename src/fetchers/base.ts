@@ -75,7 +75,10 @@ export interface FetcherOptions {
   readonly onProgress?: ((e: ProgressEvent) => void) | undefined;
   /** Told when a transfer is retried or resumed. */
   readonly onRetry?: ((info: RetryInfo) => void) | undefined;
-  /** Told when an expired result is used because the server could not be reached. */
+  /**
+   * Told what does not stop a fetch but the user should know: an expired result used because the server
+   * could not be reached, a damaged path info fetched again, a dirty git working tree.
+   */
   readonly onWarning?: ((message: string) => void) | undefined;
 }
 
@@ -372,6 +375,7 @@ export class Fetcher {
         emit({ label, bytes, total, rate: seconds > 0 ? bytes / seconds : 0, done });
       },
       retry: (info) => this.options.onRetry?.(info),
+      warn: (message) => this.options.onWarning?.(message),
     };
   }
 

@@ -29,7 +29,10 @@ export function fetchIndexKey(spec: FetchSpec, name: string): string | undefined
     case 'tarball':
     case 'nar':
       return JSON.stringify([spec.type, spec.url, name]);
-    case 'git':
+    case 'git': {
+      // exportIgnore changes the tree; it is in the key only when it is not the default (keys from
+      // before it was there stay valid for the default).
+      const exportIgnore = spec.exportIgnore ?? spec.submodules !== true;
       return JSON.stringify([
         'git',
         spec.url,
@@ -38,7 +41,9 @@ export function fetchIndexKey(spec: FetchSpec, name: string): string | undefined
         spec.rev ?? null,
         spec.submodules === true,
         spec.shallow === true,
+        ...(exportIgnore === (spec.submodules !== true) ? [] : [exportIgnore]),
       ]);
+    }
     case 'path':
       return undefined;
   }

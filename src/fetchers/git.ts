@@ -24,7 +24,9 @@
  * their commit; Nix 2.8 reported the tag object's id as `rev` there.
  *
  * A local working tree is fetched at its committed HEAD: uncommitted changes
- * (Nix's "dirty" trees) are not included.
+ * (Nix's "dirty" trees) are not included. Nix fetches a dirty tree as it is
+ * on disk, with the warning `Git tree '<path>' is dirty`; we give the same
+ * warning (git/dirty.ts), saying that the changes are left out.
  */
 
 import type { HttpClient } from 'isomorphic-git';
@@ -59,6 +61,8 @@ export interface GitFetchContext {
   readonly offline: boolean;
   /** An isomorphic-git HTTP client (default: isomorphic-git/http/node). */
   readonly http?: HttpClient | undefined;
+  /** Told about a dirty local working tree (see the header). */
+  readonly onWarning?: ((message: string) => void) | undefined;
 }
 
 export interface GitIngestResult {
@@ -91,6 +95,15 @@ export async function ingestGit(spec: GitFetchSpec, ctx: GitFetchContext): Promi
   }
   const root = gitRoot(ctx.cacheRoot);
   const location = parseGitUrl(spec.url);
+  // As Nix: only a local repository fetched with neither ref nor rev means its working tree.
+  if (location.kind === 'local' && spec.ref === undefined && spec.rev === undefined && ctx.onWarning) {
+    const { isDirtyWorkingTree } = await import('./git/dirty.js');
+    if (await isDirtyWorkingTree(location.path, submodules)) {
+      ctx.onWarning(
+        `Git tree '${location.path}' is dirty; its uncommitted changes are not included (fetch-cache fetches the last commit, Nix would fetch the working tree)`,
+      );
+    }
+  }
   const found = await locate(root, location, spec, shallow, ctx);
   const commit = await found.repo.objects.commit(found.rev);
   const source: TreeSource = { objects: found.repo.objects, tree: commit.tree, url: location.url };

@@ -34,6 +34,8 @@ export interface SourceContext {
   progress(bytes: number, total: number | undefined, done?: boolean): void;
   /** Report a retried / resumed transfer. */
   retry(info: RetryInfo): void;
+  /** Tell the user something about the source that does not stop the fetch (a dirty git tree). */
+  warn(message: string): void;
 }
 
 export interface Ingested {

@@ -9,7 +9,9 @@
  * - flake `tarball` / `github`: NAR hash of the unpacked tree (github via
  *   `<base>/<owner>/<repo>/archive/<rev>.tar.gz`, base overridable);
  * - flake `file`: NAR hash of the single file;
- * - flake `git`: fetchTree semantics, so `exportIgnore` is off;
+ * - flake `git`: fetchTree semantics, so `exportIgnore` is off; one that
+ *   differs gets a reason when its `.gitattributes` explain it (a lock
+ *   written by Nix < 2.20 through `git archive`: git-archive.ts);
  * - npins forge pins (`Git`/`GitRelease` on GitHub/GitLab/Forgejo), `Channel`,
  *   `Tarball`: `nix-prefetch-url --unpack` of the recorded URL;
  * - npins plain `Git`: `nix-prefetch-git`, a checkout without `.git` (no
@@ -234,6 +236,10 @@ async function verify(plan: Plan, fetcher: Fetcher): Promise<ImportedInput> {
   try {
     const r = await fetcher.fetch(plan.flat && !sha256 ? { ...spec, hash: plan.expected } : spec);
     const actual = toSRI(plan.flat ? r.hash! : r.narHash);
+    const reason =
+      actual !== plan.expected && plan.type === 'git' && spec.type === 'git' && plan.expected !== undefined
+        ? await (await import('./git-archive.js')).explainGitMismatch(spec, r.node, plan.expected, fetcher)
+        : undefined;
     return {
       ...base,
       status: actual === plan.expected ? 'ok' : 'differs',
@@ -241,6 +247,7 @@ async function verify(plan: Plan, fetcher: Fetcher): Promise<ImportedInput> {
       expected: plan.expected,
       actual,
       storePath: r.path,
+      ...(reason === undefined ? {} : { reason }),
     };
   } catch (e) {
     if (isFetchCacheError(e, 'ERR_HASH_MISMATCH'))

@@ -28,9 +28,9 @@ afterAll(async () => {
 
 describe.runIf(cliBuilt())('the command line for Nix users', () => {
   it('--version prints the package version (plain and --json)', async () => {
-    const { version } = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    ) as { version: string };
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     expect(await runCli(['--version'])).toEqual({ code: 0, stdout: `fetch-cache ${version}\n`, stderr: '' });
     expect(JSON.parse((await runCli(['--version', '--json'])).stdout)).toEqual({ version });
   });

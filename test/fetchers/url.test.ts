@@ -111,7 +111,7 @@ describe('url fetch equals nix-prefetch-url', () => {
     }
   });
 
-  it('FetchResult.path is the printed store path, in the cache\'s store dir, also on a cached answer', async () => {
+  it("FetchResult.path is the printed store path, in the cache's store dir, also on a cached answer", async () => {
     const cache = await openCache({ memory: true, storeDir: '/gnu/store' });
     try {
       const spec = { type: 'url', url: server.url('/pinned/hello.txt'), hash: toSRI(HELLO_SHA256) } as const;

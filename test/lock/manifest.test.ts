@@ -89,7 +89,7 @@ describe('parseManifest', () => {
     expect(pinDigest(a)).toMatch(/^sha256-[A-Za-z0-9+/]{43}=$/);
   });
 
-  it("names each pin unambiguously in pinName (the deprecated `pin` still set), outside its digest", () => {
+  it('names each pin unambiguously in pinName (the deprecated `pin` still set), outside its digest', () => {
     const m = parseManifest(
       '[pins.src]\ntype = "tarball"\nurl = "https://example.org/src.tar.gz"\nname = "my-src"\n' +
         '[pins.lib]\ntype = "git"\nurl = "https://example.org/lib.git"\nref = "main"\n',

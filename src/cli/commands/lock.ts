@@ -89,6 +89,16 @@ function pinProgress(ctx: CommandContext) {
   };
 }
 
+/** Fetcher options that print what does not stop a fetch (a dirty git tree) as `warning:` lines. */
+function warnings(ctx: CommandContext, before: () => void = () => {}) {
+  return {
+    onWarning: (message: string) => {
+      before();
+      if (!ctx.globals.quiet) writeLine(ctx.stderr, `warning: ${message}`);
+    },
+  };
+}
+
 function summary(r: SyncReport): string {
   return `added ${r.added.length}, updated ${r.updated.length}, unchanged ${r.unchanged.length}, removed ${r.removed.length}`;
 }
@@ -114,7 +124,12 @@ async function runSync(ctx: CommandContext, update: readonly string[] | true | u
     settledPlan(planSync(manifest, old, options), old) ??
     (await withCache(ctx, async (cache) => {
       try {
-        return await synchronize(manifest, old, { ...options, cache, onPin: (e) => progress.onPin(e) });
+        return await synchronize(manifest, old, {
+          ...options,
+          cache,
+          onPin: (e) => progress.onPin(e),
+          fetcher: warnings(ctx, () => progress.clear()),
+        });
       } finally {
         progress.clear();
       }
@@ -143,7 +158,12 @@ async function runCheck(ctx: CommandContext): Promise<void> {
   ]);
   const lock = parseLockfile(await readText(p.lock, 'lockfile'), p.lock);
   const report = await withCache(ctx, (cache) =>
-    checkLock(lock, { cache, offline: ctx.globals.offline, concurrency: concurrency(ctx) }),
+    checkLock(lock, {
+      cache,
+      offline: ctx.globals.offline,
+      concurrency: concurrency(ctx),
+      fetcher: warnings(ctx),
+    }),
   );
   if (ctx.globals.json) writeLine(ctx.stdout, JSON.stringify(report));
   else {
@@ -173,6 +193,7 @@ async function runImport(ctx: CommandContext, from: string): Promise<void> {
       cache,
       offline: ctx.globals.offline,
       concurrency: concurrency(ctx),
+      fetcher: warnings(ctx),
       file: from,
       ...(base === undefined ? {} : { githubBase: base }),
     }),
@@ -182,7 +203,7 @@ async function runImport(ctx: CommandContext, from: string): Promise<void> {
     for (const i of report.inputs) {
       const detail =
         i.status === 'differs'
-          ? ` expected ${i.expected} got ${i.actual}`
+          ? ` expected ${i.expected} got ${i.actual}${i.reason === undefined ? '' : `: ${i.reason}`}`
           : i.reason !== undefined
             ? ` ${i.reason}`
             : '';
