@@ -41,6 +41,7 @@ import { basename, resolve } from 'node:path';
 import type { Cache } from '../cache.js';
 import type { Node } from '../castore/nodes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
+import type { NixStoreOptions } from '../fs/nix-store.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import type { ContentAddress } from '../nix/content-address.js';
 import { type Hash, type HashAlgo, hashEquals, parseAnyPrefixedHash, parseHash, toSRI } from '../nix/hash.js';
@@ -73,6 +74,12 @@ export interface FetcherOptions {
   /** A download client, or options for the one the fetcher makes. */
   readonly http?: HttpClient | HttpClientOptions | undefined;
   readonly onProgress?: ((e: ProgressEvent) => void) | undefined;
+  /**
+   * Also make every fetched path valid in the local Nix store under the same store path
+   * (fs/nix-store.ts: `nix-store --add-fixed`), with these options or Nix's defaults (`true`);
+   * ERR_NIX_STORE when Nix is not installed or refuses.
+   */
+  readonly toNixStore?: boolean | NixStoreOptions | undefined;
   /** Told when a transfer is retried or resumed. */
   readonly onRetry?: ((info: RetryInfo) => void) | undefined;
   /**
@@ -218,8 +225,13 @@ export class Fetcher {
     const running = this.inFlight.get(key);
     if (running) return running;
     const p = this.run(spec, name, expected, call)
-      .then((result) => {
+      .then(async (result) => {
         this.cache.used(result.storePath.digest); // for gc --max-size, written after the answer
+        const toNix = this.options.toNixStore;
+        if (toNix !== undefined && toNix !== false) {
+          const { copyToNixStore } = await import('../fs/nix-store.js');
+          await copyToNixStore(result.pathInfo, this.cache, toNix === true ? {} : toNix);
+        }
         return result;
       })
       .finally(() => this.inFlight.delete(key));
