@@ -13,7 +13,9 @@
  *   url: url, executable?, unpack? (then a tree), hash? (expected)
  *   tarball: url, hash?
  *   git: url, at most one of ref / rev / tag (none: the remote HEAD), with tag:
- *        prefix?, prereleases?; submodules?, shallow?
+ *        prefix?, prereleases?; submodules?, shallow?, exportIgnore? (default:
+ *        true unless submodules, as builtins.fetchGit; false: the tree as a
+ *        flake's git input has it)
  *   github: owner, repo, ref / rev / tag as for git (none: HEAD)
  *   any: mirrors = [...] (url/tarball), name (store path name)
  */
@@ -75,6 +77,8 @@ export interface GitPin extends PinCommon, RevSelector {
   readonly url: string;
   readonly submodules?: boolean | undefined;
   readonly shallow?: boolean | undefined;
+  /** Leave out `export-ignore` paths; default true unless `submodules` (`builtins.fetchGit`). */
+  readonly exportIgnore?: boolean | undefined;
 }
 
 export interface GithubPin extends PinCommon, RevSelector {
@@ -99,7 +103,7 @@ const SELECTOR = ['ref', 'rev', 'tag', 'prefix', 'prereleases'];
 const FIELDS: Record<PinType, readonly string[]> = {
   url: [...COMMON, 'url', 'mirrors', 'executable', 'unpack', 'hash'],
   tarball: [...COMMON, 'url', 'mirrors', 'hash'],
-  git: [...COMMON, 'url', ...SELECTOR, 'submodules', 'shallow'],
+  git: [...COMMON, 'url', ...SELECTOR, 'submodules', 'shallow', 'exportIgnore'],
   github: [...COMMON, 'owner', 'repo', ...SELECTOR],
 };
 
@@ -224,7 +228,18 @@ function parsePin(pin: string, t: unknown, file: string | undefined, github: Tab
         throw f.err('url', `must be an http(s):// or file:// URL or an absolute path, not '${url}'`);
       const submodules = f.bool('submodules');
       const shallow = f.bool('shallow');
-      return omitUndefined({ ...common, type, url, ...selector(f), submodules, shallow }) as GitPin;
+      const exportIgnore = f.bool('exportIgnore');
+      if (exportIgnore === true && submodules === true)
+        throw f.err('exportIgnore', 'cannot be combined with submodules (as in Nix)');
+      return omitUndefined({
+        ...common,
+        type,
+        url,
+        ...selector(f),
+        submodules,
+        shallow,
+        exportIgnore,
+      }) as GitPin;
     }
     case 'github': {
       const owner = f.str('owner', true);

@@ -89,6 +89,7 @@ export function lockedSpec(locked: LockedPin): FetchSpec {
         ...(locked.ref === undefined ? {} : { ref: locked.ref }),
         ...(locked.submodules === true ? { submodules: true } : {}),
         ...(locked.shallow === true ? { shallow: true } : {}),
+        ...(locked.exportIgnore === undefined ? {} : { exportIgnore: locked.exportIgnore }),
       };
   }
 }
@@ -180,6 +181,7 @@ async function resolveFresh(
         rev,
         ...(pin.submodules ? { submodules: true } : {}),
         ...(pin.shallow ? { shallow: true } : {}),
+        ...(pin.exportIgnore === undefined ? {} : { exportIgnore: pin.exportIgnore }),
       };
       const r = await fetcher.fetch(spec);
       const m = r.metadata;
@@ -191,6 +193,7 @@ async function resolveFresh(
         ...(m.lastModified === undefined ? {} : { lastModified: m.lastModified }),
         ...(pin.submodules ? { submodules: true } : {}),
         ...(pin.shallow ? { shallow: true } : {}),
+        ...(pin.exportIgnore === undefined ? {} : { exportIgnore: pin.exportIgnore }),
       });
     }
     case 'github':
