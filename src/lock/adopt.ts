@@ -41,6 +41,8 @@ export interface AdoptOptions {
   readonly file?: string | undefined;
   /** Names the manifest in errors. */
   readonly manifestFile?: string | undefined;
+  /** The lockfile the entries are for (an absolute path), recorded with each pin (resolve.ts). */
+  readonly lockfile?: string | undefined;
 }
 
 export interface AdoptResult {
@@ -128,6 +130,7 @@ export async function adoptLock(
       offline: opts.offline,
       fetcher,
       github: opts.github,
+      lockfile: opts.lockfile,
     });
     const ref = plan.adopt?.ref;
     const out: LockedPin = {

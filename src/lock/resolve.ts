@@ -12,10 +12,11 @@
  * back as it is or the fetch fails with ERR_HASH_MISMATCH.
  */
 
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Cache } from '../cache.js';
 import { FetchCacheError } from '../errors.js';
 import { Fetcher, type FetcherOptions } from '../fetchers/base.js';
+import { putPinRecord } from '../fetchers/fetch-index.js';
 import { resolveRef } from '../fetchers/git/refs.js';
 import type { FetchResult, FetchSpec, GitSpec } from '../fetchers/types.js';
 import { toSRI } from '../nix/hash.js';
@@ -41,6 +42,11 @@ export interface ResolveOptions {
   readonly locked?: LockedPin | undefined;
   /** Override the github archive / ref-listing hosts. */
   readonly github?: GithubHosts | undefined;
+  /**
+   * The lockfile the entry is for (an absolute path), recorded with the pin's name beside the store path
+   * it resolved to, for the server's index page (fetchers/fetch-index.ts).
+   */
+  readonly lockfile?: string | undefined;
 }
 
 /** `https://github.com/<owner>/<repo>/archive/<rev>.tar.gz` on the pin's archive host. */
@@ -227,6 +233,7 @@ export async function resolvePin(pin: Pin, opts: ResolveOptions): Promise<Locked
   const eff = effectivePin(pin, opts.github);
   const digest = pinDigest(eff);
   const locked = opts.locked;
+  let entry: LockedPin;
   if (locked !== undefined && locked.manifestDigest === digest && locked.type === eff.type) {
     const r = await fetcherOf(opts).fetch(lockedSpec(locked));
     const got = r.path;
@@ -240,7 +247,16 @@ export async function resolvePin(pin: Pin, opts: ResolveOptions): Promise<Locked
         },
       );
     }
-    return locked;
+    entry = locked;
+  } else entry = await resolveFresh(eff, opts, fetcherOf(opts), digest);
+  const name = pin.pinName ?? pin.pin;
+  if (name !== undefined) {
+    await putPinRecord(opts.cache.fetchIndex, {
+      storePath: basename(entry.storePath),
+      pin: name,
+      ...(opts.lockfile === undefined ? {} : { lockfile: opts.lockfile }),
+      recordedAt: Date.now(),
+    });
   }
-  return resolveFresh(eff, opts, fetcherOf(opts), digest);
+  return entry;
 }

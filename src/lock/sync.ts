@@ -27,6 +27,8 @@ export interface SyncOptions {
   readonly github?: GithubHosts | undefined;
   /** Options of the shared fetcher (`update` uses `ttlSeconds: 0` unless given). */
   readonly fetcher?: FetcherOptions | undefined;
+  /** The lockfile being synchronized (an absolute path): recorded with each pin it resolves (resolve.ts). */
+  readonly lockfile?: string | undefined;
   /** Told when a pin starts / finishes resolving (progress). */
   readonly onPin?:
     | ((event: { name: string; done: boolean; index: number; total: number }) => void)
@@ -147,6 +149,7 @@ export async function synchronize(
         offline: options.offline,
         fetcher,
         github: options.github,
+        lockfile: options.lockfile,
       });
     } catch (e) {
       if (e instanceof FetchCacheError) {

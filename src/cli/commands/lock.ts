@@ -11,7 +11,7 @@
  */
 
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { type ErrorCode, FetchCacheError } from '../../errors.js';
 import type { GithubHosts, Manifest } from '../../lock/manifest.js';
 import type { SyncReport } from '../../lock/sync.js';
@@ -129,6 +129,7 @@ async function runSync(ctx: CommandContext, update: readonly string[] | true | u
           ...options,
           cache,
           onPin: (e) => progress.onPin(e),
+          lockfile: resolve(p.lock),
           fetcher: warnings(ctx, () => progress.clear()),
         });
       } finally {
@@ -239,6 +240,7 @@ async function runAdopt(ctx: CommandContext, from: string): Promise<void> {
       fetcher: warnings(ctx),
       file: from,
       manifestFile: p.manifest,
+      lockfile: resolve(p.lock),
     }),
   );
   const bad = r.report.inputs
