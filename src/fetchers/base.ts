@@ -12,7 +12,9 @@
  *   remembers the last result. Within the TTL (default 3600 s, Nix's
  *   `tarball-ttl`) it is reused without a request; after it the request is
  *   conditional and a 304 reuses it. A git fetch by `rev` is immutable and
- *   needs no TTL. Offline, or when the transfer fails with ERR_HTTP, an
+ *   needs no TTL. A local git repository has no TTL either: its ref is read
+ *   again on every fetch, as Nix reads it, and the fetch goes on by that
+ *   commit (git.ts `localCommit`). Offline, or when the transfer fails with ERR_HTTP, an
  *   expired entry is still used (Nix: "using cached version").
  * - `cached: true` means no body was downloaded: a pinned hit, an index hit
  *   or a 304.
@@ -252,11 +254,18 @@ export class Fetcher {
   }
 
   private async run(
-    spec: FetchSpec,
+    asked: FetchSpec,
     name: string,
     expected: Hash | undefined,
     call: FetchCallOptions,
   ): Promise<FetchResult> {
+    let spec = asked;
+    if (spec.type === 'git' && spec.rev === undefined && !/^https?:\/\//i.test(spec.url)) {
+      // A local repository is read again every time (no TTL), and its tree cached by the commit.
+      const { localCommit } = await import('./git.js');
+      const rev = await localCommit(spec, this.options.onWarning);
+      if (rev !== undefined) spec = { ...spec, rev };
+    }
     if (spec.type === 'nar' && expected === undefined) {
       throw new FetchCacheError(
         'ERR_BAD_HASH',

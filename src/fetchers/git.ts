@@ -34,10 +34,11 @@ import { type IngestServices, ingestEntries } from '../castore/ingest.js';
 import type { Node } from '../castore/nodes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import type { Submodule } from './git/gitmodules.js';
-import { FULL_REV } from './git/objects.js';
+import { FULL_REV, GitObjects } from './git/objects.js';
 import { refCandidates, resolveRef, validateRefName } from './git/refs.js';
 import { fetchInto, guardedHttp, listRemote, type RemoteListing } from './git/remote.js';
 import {
+  findGitDir,
   type GitRepo,
   gitRoot,
   isShallow,
@@ -97,12 +98,7 @@ export async function ingestGit(spec: GitFetchSpec, ctx: GitFetchContext): Promi
   const location = parseGitUrl(spec.url);
   // As Nix: only a local repository fetched with neither ref nor rev means its working tree.
   if (location.kind === 'local' && spec.ref === undefined && spec.rev === undefined && ctx.onWarning) {
-    const { isDirtyWorkingTree } = await import('./git/dirty.js');
-    if (await isDirtyWorkingTree(location.path, submodules)) {
-      ctx.onWarning(
-        `Git tree '${location.path}' is dirty; its uncommitted changes are not included (fetch-cache fetches the last commit, Nix would fetch the working tree)`,
-      );
-    }
+    await warnIfDirty(location.path, spec, ctx.onWarning);
   }
   const found = await locate(root, location, spec, shallow, ctx);
   const commit = await found.repo.objects.commit(found.rev);
@@ -122,6 +118,48 @@ export async function ingestGit(spec: GitFetchSpec, ctx: GitFetchContext): Promi
   if (!shallow) metadata.revCount = await cachedRevCount(found.repo.objects, found.rev, found.repo.cacheDir);
   if (found.ref !== undefined) metadata.ref = found.ref;
   return { node, metadata };
+}
+
+/**
+ * The commit a local repository's `ref` (default HEAD) names right now, for the fetcher base: a local
+ * repository is read again on every fetch, as Nix reads it (no TTL: a new commit is seen at once), and the
+ * tree is then cached by that commit. With neither ref nor rev, a dirty working tree is warned about here
+ * (see the header). Undefined for a remote URL, a given rev, or a ref that names nothing (the fetch then
+ * reports it).
+ */
+export async function localCommit(
+  spec: GitSpec,
+  onWarning?: (message: string) => void,
+): Promise<string | undefined> {
+  if (spec.rev !== undefined) return undefined;
+  let location: GitLocation;
+  try {
+    location = parseGitUrl(spec.url);
+  } catch {
+    return undefined;
+  }
+  if (location.kind !== 'local') return undefined;
+  try {
+    if (spec.ref !== undefined) validateRefName(spec.ref);
+    const gitdir = await findGitDir(location.path);
+    const resolved = resolveRef(await localRefs(gitdir), spec.ref);
+    if (resolved === undefined) return undefined;
+    const rev = await new GitObjects(gitdir).peelToCommit(resolved.oid);
+    if (spec.ref === undefined && onWarning !== undefined) await warnIfDirty(location.path, spec, onWarning);
+    return rev;
+  } catch (e) {
+    if (isFetchCacheError(e)) return undefined; // the fetch itself reports it
+    throw e;
+  }
+}
+
+async function warnIfDirty(path: string, spec: GitSpec, onWarning: (message: string) => void): Promise<void> {
+  const { isDirtyWorkingTree } = await import('./git/dirty.js');
+  if (await isDirtyWorkingTree(path, spec.submodules === true)) {
+    onWarning(
+      `Git tree '${path}' is dirty; its uncommitted changes are not included (fetch-cache fetches the last commit, Nix would fetch the working tree)`,
+    );
+  }
 }
 
 /** The repository and commit `spec` names, fetching what is missing. */

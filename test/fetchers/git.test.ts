@@ -403,6 +403,28 @@ describe('refs, revs and errors', () => {
     }
   });
 
+  it('a local repository is read again on every fetch (no TTL): a new commit is seen at once', async () => {
+    const c = await openCache({ memory: true });
+    const dir = join(tmp, 'moving');
+    try {
+      const fi = new FastImport();
+      fi.commit('refs/heads/main', BASE_TIME, 'one\n', [['100644', 'f.txt', 'one\n']]);
+      importRepo(dir, fi);
+      const first = await new Fetcher(c).fetch({ type: 'git', url: `file://${dir}` });
+      expect(first.metadata.rev).toBe(git(dir, ['rev-parse', 'HEAD']));
+      writeFileSync(join(dir, 'f.txt'), 'two\n');
+      git(dir, ['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qam', 'two']);
+      const second = await new Fetcher(c).fetch({ type: 'git', url: `file://${dir}` });
+      expect(second.metadata.rev).toBe(git(dir, ['rev-parse', 'HEAD']));
+      expect(second.path).not.toBe(first.path);
+      const third = await new Fetcher(c).fetch({ type: 'git', url: `file://${dir}` });
+      expect([third.cached, third.path]).toEqual([true, second.path]);
+    } finally {
+      await c.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('unknown ref → ERR_GIT', async () => {
     for (const url of [urlFor('file'), urlFor('http')]) {
       await expect(ours({ url, ref: 'no-such-branch' })).rejects.toMatchObject({ code: 'ERR_GIT' });
