@@ -1,5 +1,5 @@
 /**
- * The `fetch-cache` command line (contract: CLI.md). Finds the sub-command,
+ * The `fetch-cache` command line (contract: docs/cli.md). Finds the sub-command,
  * parses global and command options together (globals may stand before or
  * after the sub-command), runs it, and maps failures to exit codes:
  * 1 for a FetchCacheError (one stderr line `CODE: message`), 2 for bad usage.

@@ -1,6 +1,6 @@
 /**
- * The fetcher base: the one place with fetch policy (ARCHITECTURE.md "Flows";
- * snix `ingest_and_persist`, snix-reference.md §6.2–6.4). Sources
+ * The fetcher base: the one place with fetch policy (docs/architecture.md,
+ * how a fetch flows; snix's `ingest_and_persist`, docs/formats.md §5). Sources
  * (src/fetchers/sources.ts) only turn a spec into a castore node; this file
  * resolves the name, parses the expected hash, answers from the cache when it
  * can, runs the source, checks the hash, computes the fixed-output store path
@@ -105,7 +105,7 @@ interface Miss {
   readonly revalidate?: SourceContext['revalidate'];
 }
 
-/** `hash mismatch …` with both hashes in SRI, as CLI.md wants it. */
+/** `hash mismatch …` with both hashes in SRI, as docs/cli.md promises it. */
 function mismatch(what: string, expected: Hash, actual: Hash): FetchCacheError {
   return new FetchCacheError(
     'ERR_HASH_MISMATCH',

@@ -1,6 +1,6 @@
 /**
- * `ingestGit()`: the git source (`builtins.fetchGit` semantics, nix-formats.md
- * §5.4). It settles which commit a spec means, makes sure its objects are
+ * `ingestGit()`: the git source (`builtins.fetchGit` semantics, docs/formats.md
+ * §5; docs/differences-from-nix.md). It settles which commit a spec means, makes sure its objects are
  * local (mirroring http(s) remotes into the cache, reading file:// and local
  * repositories in place), then streams the commit's tree into
  * `ingestEntries()` and reports rev, revCount, lastModified and the ref.

@@ -1,8 +1,8 @@
 /**
  * What a fetch is asked for and what it gives back: the specs of every
  * source type and the result shape shared by the library, the CLI and the pin
- * resolver. Semantics follow Nix's builtins (nix-formats.md §5) and snix's
- * `Fetch` (snix-reference.md §6).
+ * resolver. Semantics follow Nix's builtins (docs/formats.md §5) and snix's
+ * `Fetch` (`glue/src/fetchers/mod.rs`).
  */
 
 import type { Node } from '../castore/nodes.js';

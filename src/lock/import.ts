@@ -1,6 +1,6 @@
 /**
  * Import and verify other tools' locks: a `flake.lock` (versions 5–7,
- * nix-formats.md §5.7) or an npins `sources.json` (peers.md B1). Every input
+ * docs/formats.md §6) or an npins `sources.json` (docs/formats.md §6). Every input
  * of a type we fetch is prefetched into the cache and our NAR hash compared
  * with the recorded one; other types (indirect, path, gitlab, sourcehut,
  * mercurial, containers…) are reported as skipped.

@@ -1,6 +1,6 @@
 /**
  * `fetch url|tarball|git|nar`: the fetcher base behind the CLI contract
- * (CLI.md). Plain output is the store path; `--json` the path info plus
+ * (docs/cli.md). Plain output is the store path; `--json` the path info plus
  * `url`, `cached` (no body was downloaded), `hash` (flat SRI) for url fetches
  * and `rev`/`revCount`/`lastModified` where the source knows them. With
  * `--to-nix-store` the path is then made valid in the local Nix store
@@ -35,7 +35,7 @@ function mirrors(ctx: CommandContext): string[] {
   });
 }
 
-/** What the command prints for `result` (CLI.md). */
+/** What the command prints for `result` (docs/cli.md). */
 function formatResult(
   ctx: CommandContext,
   cache: Cache,

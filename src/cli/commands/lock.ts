@@ -1,6 +1,6 @@
 /**
  * `lock`, `update [NAME…]`, `lock --check`, `lock --from FILE` and
- * `lock --import FILE` (CLI.md): the pin synchronizer, checker, verifier
+ * `lock --import FILE` (docs/cli.md): the pin synchronizer, checker, verifier
  * and importer of src/lock/ behind the command
  * line. The manifest defaults to `pins.toml` in the current directory, the
  * lockfile to `pins.lock` next to the manifest. The lockfile is written

@@ -1,5 +1,5 @@
 /**
- * Operating a cache root: `gc`, `verify` and `stats` (CLI.md), thin over
+ * Operating a cache root: `gc`, `verify` and `stats` (docs/cli.md), thin over
  * src/ops/. `verify` exits 1 (ERR_INTEGRITY on stderr) when damage remains
  * after it ran — with `--repair`, when some path could not be repaired —
  * and still prints its report on stdout first: one line per damaged path
