@@ -62,8 +62,13 @@ describe('bin/fetch-cache', () => {
     expect(await runBin(args)).toEqual(first);
     expect(server.requests('/file.txt')).toBe(requests);
 
-    // The database is gone: nothing is cached any more, so offline there is no answer...
+    // A database gone while the packs stay is damage, refused until `verify --repair` (docs/errors.md)...
     rmSync(join(root, 'db'), { recursive: true, force: true });
+    const damaged = await runBin(['--offline', ...args]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toMatch(/^ERR_DB_DAMAGED: /);
+    // ...the whole store gone (database and packs): nothing is cached any more, so offline there is no answer...
+    rmSync(join(root, 'packs'), { recursive: true, force: true });
     const offline = await runBin(['--offline', ...args]);
     expect(offline.code).toBe(1);
     expect(offline.stdout).toBe('');
