@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'ERR_OFFLINE'
   | 'ERR_GIT'
   | 'ERR_BAD_MANIFEST'
-  | 'ERR_BAD_LOCKFILE';
+  | 'ERR_BAD_LOCKFILE'
+  | 'ERR_NIX_STORE';
 
 export interface FetchCacheErrorFields {
   /** What was expected, e.g. an SRI hash or a digest in hex. */

@@ -34,6 +34,7 @@ export type {
 export { addPath } from './fs/add.js';
 export { exportNode } from './fs/export.js';
 export { hashFile, hashPath } from './fs/hash.js';
+export { copyToNixStore, type NixStoreOptions, type NixStoreResult } from './fs/nix-store.js';
 export { type CheckReport, checkLock, type PinCheck } from './lock/check.js';
 export { type ImportedInput, type ImportReport, importLock } from './lock/import.js';
 export {

@@ -1,6 +1,6 @@
 /**
  * The shape of a CLI sub-command and the pieces every command shares: the
- * global options of CLI.md, usage errors (exit 2) and output helpers. Commands
+ * global options of docs/cli.md, usage errors (exit 2) and output helpers. Commands
  * validate and normalise arguments, call the library and format the result;
  * they hold no logic of their own.
  */

@@ -1,6 +1,6 @@
 /**
  * How the CLI shows library results: path infos in the field names of
- * `nix path-info --json` (CLI.md), plus our own `url`/`cached` fields where a
+ * `nix path-info --json` (docs/cli.md), plus our own `url`/`cached` fields where a
  * command adds them.
  */
 

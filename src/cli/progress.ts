@@ -1,7 +1,7 @@
 /**
  * A one-line progress display for downloads on stderr: label, bytes (of the
  * total when known), percentage and rate, redrawn in place. Only when stderr
- * is a TTY and `--quiet` is not given (CLI.md: progress never reaches pipes or
+ * is a TTY and `--quiet` is not given (docs/cli.md: progress never reaches pipes or
  * logs); otherwise every call is a no-op.
  */
 

@@ -1,10 +1,11 @@
 /**
- * The `fetch-cache` command line (contract: CLI.md). Finds the sub-command,
+ * The `fetch-cache` command line (contract: docs/cli.md). Finds the sub-command,
  * parses global and command options together (globals may stand before or
  * after the sub-command), runs it, and maps failures to exit codes:
  * 1 for a FetchCacheError (one stderr line `CODE: message`), 2 for bad usage.
  */
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FetchCacheError } from '../errors.js';
 import {
@@ -82,9 +83,18 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | und
   return undefined;
 }
 
+/** The package's version, from the package.json two levels above this file (src/cli/ and dist/cli/ alike). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
+  };
+  if (typeof pkg.version !== 'string') throw new TypeError('package.json has no version');
+  return pkg.version;
+}
+
 function usageText(): string {
   const lines = [
-    'usage: fetch-cache [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
+    'usage: fetch-cache [--version] [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
     '                   [--stalled-download-timeout SECONDS] [--max-download-size BYTES] COMMAND …',
     '',
   ];
@@ -127,6 +137,11 @@ export async function main(
   endOnClosedOutput(io);
   const found = findCommand(argv);
   if (found === undefined) {
+    if (argv.includes('--version') && argv.every((a) => a === '--version' || a === '--json')) {
+      const version = packageVersion();
+      writeLine(io.stdout, argv.includes('--json') ? JSON.stringify({ version }) : `fetch-cache ${version}`);
+      return 0;
+    }
     if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
       writeLine(io.stdout, usageText());
       return argv.length === 0 ? 2 : 0;

@@ -1,6 +1,6 @@
 /**
  * Closure validation for directory uploads, after snix's `DirectoryGraph`
- * with the `LeavesToRootValidator` (snix-reference.md §3.2). Directories
+ * with the `LeavesToRootValidator` (snix `castore/src/directoryservice/directory_graph.rs`). Directories
  * arrive leaves to root: one is accepted only if every child directory it
  * names was added earlier in the same session, with the size that child
  * really has. Because children always precede their parents, no placeholder

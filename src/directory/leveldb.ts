@@ -1,6 +1,6 @@
 /**
  * The persistent directory service: castore `Directory` messages in their own
- * sublevel of a KV store, like snix's redb backend (snix-reference.md §3.3).
+ * sublevel of a KV store, like snix's redb backend (snix `castore/src/directoryservice/`).
  *
  *   key   = 32-byte BLAKE3 digest of the value
  *   value = canonical `snix.castore.v1.Directory` protobuf bytes

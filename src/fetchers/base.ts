@@ -1,6 +1,6 @@
 /**
- * The fetcher base: the one place with fetch policy (ARCHITECTURE.md "Flows";
- * snix `ingest_and_persist`, snix-reference.md §6.2–6.4). Sources
+ * The fetcher base: the one place with fetch policy (docs/architecture.md,
+ * how a fetch flows; snix's `ingest_and_persist`, docs/formats.md §5). Sources
  * (src/fetchers/sources.ts) only turn a spec into a castore node; this file
  * resolves the name, parses the expected hash, answers from the cache when it
  * can, runs the source, checks the hash, computes the fixed-output store path
@@ -12,7 +12,9 @@
  *   remembers the last result. Within the TTL (default 3600 s, Nix's
  *   `tarball-ttl`) it is reused without a request; after it the request is
  *   conditional and a 304 reuses it. A git fetch by `rev` is immutable and
- *   needs no TTL. Offline, or when the transfer fails with ERR_HTTP, an
+ *   needs no TTL. A local git repository has no TTL either: its ref is read
+ *   again on every fetch, as Nix reads it, and the fetch goes on by that
+ *   commit (git.ts `localCommit`). Offline, or when the transfer fails with ERR_HTTP, an
  *   expired entry is still used (Nix: "using cached version").
  * - `cached: true` means no body was downloaded: a pinned hit, an index hit
  *   or a 304.
@@ -41,6 +43,7 @@ import { basename, resolve } from 'node:path';
 import type { Cache } from '../cache.js';
 import type { Node } from '../castore/nodes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
+import type { NixStoreOptions } from '../fs/nix-store.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import type { ContentAddress } from '../nix/content-address.js';
 import { type Hash, type HashAlgo, hashEquals, parseAnyPrefixedHash, parseHash, toSRI } from '../nix/hash.js';
@@ -73,9 +76,18 @@ export interface FetcherOptions {
   /** A download client, or options for the one the fetcher makes. */
   readonly http?: HttpClient | HttpClientOptions | undefined;
   readonly onProgress?: ((e: ProgressEvent) => void) | undefined;
+  /**
+   * Also make every fetched path valid in the local Nix store under the same store path
+   * (fs/nix-store.ts: `nix-store --add-fixed`), with these options or Nix's defaults (`true`);
+   * ERR_NIX_STORE when Nix is not installed or refuses.
+   */
+  readonly toNixStore?: boolean | NixStoreOptions | undefined;
   /** Told when a transfer is retried or resumed. */
   readonly onRetry?: ((info: RetryInfo) => void) | undefined;
-  /** Told when an expired result is used because the server could not be reached. */
+  /**
+   * Told what does not stop a fetch but the user should know: an expired result used because the server
+   * could not be reached, a damaged path info fetched again, a dirty git working tree.
+   */
   readonly onWarning?: ((message: string) => void) | undefined;
 }
 
@@ -93,7 +105,7 @@ interface Miss {
   readonly revalidate?: SourceContext['revalidate'];
 }
 
-/** `hash mismatch …` with both hashes in SRI, as CLI.md wants it. */
+/** `hash mismatch …` with both hashes in SRI, as docs/cli.md promises it. */
 function mismatch(what: string, expected: Hash, actual: Hash): FetchCacheError {
   return new FetchCacheError(
     'ERR_HASH_MISMATCH',
@@ -215,8 +227,13 @@ export class Fetcher {
     const running = this.inFlight.get(key);
     if (running) return running;
     const p = this.run(spec, name, expected, call)
-      .then((result) => {
+      .then(async (result) => {
         this.cache.used(result.storePath.digest); // for gc --max-size, written after the answer
+        const toNix = this.options.toNixStore;
+        if (toNix !== undefined && toNix !== false) {
+          const { copyToNixStore } = await import('../fs/nix-store.js');
+          await copyToNixStore(result.pathInfo, this.cache, toNix === true ? {} : toNix);
+        }
         return result;
       })
       .finally(() => this.inFlight.delete(key));
@@ -237,11 +254,18 @@ export class Fetcher {
   }
 
   private async run(
-    spec: FetchSpec,
+    asked: FetchSpec,
     name: string,
     expected: Hash | undefined,
     call: FetchCallOptions,
   ): Promise<FetchResult> {
+    let spec = asked;
+    if (spec.type === 'git' && spec.rev === undefined && !/^https?:\/\//i.test(spec.url)) {
+      // A local repository is read again every time (no TTL), and its tree cached by the commit.
+      const { localCommit } = await import('./git.js');
+      const rev = await localCommit(spec, this.options.onWarning);
+      if (rev !== undefined) spec = { ...spec, rev };
+    }
     if (spec.type === 'nar' && expected === undefined) {
       throw new FetchCacheError(
         'ERR_BAD_HASH',
@@ -372,6 +396,7 @@ export class Fetcher {
         emit({ label, bytes, total, rate: seconds > 0 ? bytes / seconds : 0, done });
       },
       retry: (info) => this.options.onRetry?.(info),
+      warn: (message) => this.options.onWarning?.(message),
     };
   }
 
@@ -448,6 +473,7 @@ export class Fetcher {
   private result(info: PathInfo, metadata: FetchMetadata, cached: boolean): FetchResult {
     const flat = info.ca?.method === 'flat' ? info.ca.hash : undefined;
     return {
+      path: formatStorePath(info.storePath, this.cache.storeDir),
       storePath: info.storePath,
       pathInfo: info,
       node: info.node,

@@ -1,7 +1,7 @@
 /**
  * Transparent decompression of a downloaded byte stream, chosen by the magic
- * bytes at its start as snix's `DecompressedReader` does (snix-reference.md
- * §6.5; the URL's extension is irrelevant): gzip `1f 8b`, bzip2 `BZh`, xz
+ * bytes at its start as snix's `DecompressedReader` does (snix
+ * `glue/src/fetchers/decompression.rs`; the URL's extension is irrelevant): gzip `1f 8b`, bzip2 `BZh`, xz
  * `fd 37 7a 58 5a 00`, zstd `28 b5 2f fd`; anything else passes through
  * unchanged (plain `.nar`, plain `.tar`). Used by the NAR and tarball
  * fetchers and by uploads. Corrupt or truncated compressed data is

@@ -1,6 +1,6 @@
 /**
- * `ingestGit()`: the git source (`builtins.fetchGit` semantics, nix-formats.md
- * §5.4). It settles which commit a spec means, makes sure its objects are
+ * `ingestGit()`: the git source (`builtins.fetchGit` semantics, docs/formats.md
+ * §5; docs/differences-from-nix.md). It settles which commit a spec means, makes sure its objects are
  * local (mirroring http(s) remotes into the cache, reading file:// and local
  * repositories in place), then streams the commit's tree into
  * `ingestEntries()` and reports rev, revCount, lastModified and the ref.
@@ -8,7 +8,9 @@
  * Rev/ref rules (following Nix): `ref` defaults to the remote's HEAD (Nix
  * 2.8 used `master` for remote URLs; modern Nix and we use HEAD); `rev` must
  * be 40 hex digits and name a commit; with both, the ref is fetched and the
- * rev must then be present, else an error suggesting `allRefs`. A rev already
+ * rev must then be present, else an error suggesting `allRefs`; with
+ * `allRefs` every branch and tag is fetched, so any rev the remote has is
+ * found (without a rev it changes only what is downloaded). A rev already
  * in the cache needs no network at all. Offline, or when the remote cannot be
  * reached (Nix: "continuing with the most recent version"), an unpinned ref
  * resolves to the value the mirror recorded at its last successful listing;
@@ -22,7 +24,9 @@
  * their commit; Nix 2.8 reported the tag object's id as `rev` there.
  *
  * A local working tree is fetched at its committed HEAD: uncommitted changes
- * (Nix's "dirty" trees) are not included.
+ * (Nix's "dirty" trees) are not included. Nix fetches a dirty tree as it is
+ * on disk, with the warning `Git tree '<path>' is dirty`; we give the same
+ * warning (git/dirty.ts), saying that the changes are left out.
  */
 
 import type { HttpClient } from 'isomorphic-git';
@@ -30,10 +34,11 @@ import { type IngestServices, ingestEntries } from '../castore/ingest.js';
 import type { Node } from '../castore/nodes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import type { Submodule } from './git/gitmodules.js';
-import { FULL_REV } from './git/objects.js';
+import { FULL_REV, GitObjects } from './git/objects.js';
 import { refCandidates, resolveRef, validateRefName } from './git/refs.js';
 import { fetchInto, guardedHttp, listRemote, type RemoteListing } from './git/remote.js';
 import {
+  findGitDir,
   type GitRepo,
   gitRoot,
   isShallow,
@@ -57,6 +62,8 @@ export interface GitFetchContext {
   readonly offline: boolean;
   /** An isomorphic-git HTTP client (default: isomorphic-git/http/node). */
   readonly http?: HttpClient | undefined;
+  /** Told about a dirty local working tree (see the header). */
+  readonly onWarning?: ((message: string) => void) | undefined;
 }
 
 export interface GitIngestResult {
@@ -89,6 +96,10 @@ export async function ingestGit(spec: GitFetchSpec, ctx: GitFetchContext): Promi
   }
   const root = gitRoot(ctx.cacheRoot);
   const location = parseGitUrl(spec.url);
+  // As Nix: only a local repository fetched with neither ref nor rev means its working tree.
+  if (location.kind === 'local' && spec.ref === undefined && spec.rev === undefined && ctx.onWarning) {
+    await warnIfDirty(location.path, spec, ctx.onWarning);
+  }
   const found = await locate(root, location, spec, shallow, ctx);
   const commit = await found.repo.objects.commit(found.rev);
   const source: TreeSource = { objects: found.repo.objects, tree: commit.tree, url: location.url };
@@ -107,6 +118,48 @@ export async function ingestGit(spec: GitFetchSpec, ctx: GitFetchContext): Promi
   if (!shallow) metadata.revCount = await cachedRevCount(found.repo.objects, found.rev, found.repo.cacheDir);
   if (found.ref !== undefined) metadata.ref = found.ref;
   return { node, metadata };
+}
+
+/**
+ * The commit a local repository's `ref` (default HEAD) names right now, for the fetcher base: a local
+ * repository is read again on every fetch, as Nix reads it (no TTL: a new commit is seen at once), and the
+ * tree is then cached by that commit. With neither ref nor rev, a dirty working tree is warned about here
+ * (see the header). Undefined for a remote URL, a given rev, or a ref that names nothing (the fetch then
+ * reports it).
+ */
+export async function localCommit(
+  spec: GitSpec,
+  onWarning?: (message: string) => void,
+): Promise<string | undefined> {
+  if (spec.rev !== undefined) return undefined;
+  let location: GitLocation;
+  try {
+    location = parseGitUrl(spec.url);
+  } catch {
+    return undefined;
+  }
+  if (location.kind !== 'local') return undefined;
+  try {
+    if (spec.ref !== undefined) validateRefName(spec.ref);
+    const gitdir = await findGitDir(location.path);
+    const resolved = resolveRef(await localRefs(gitdir), spec.ref);
+    if (resolved === undefined) return undefined;
+    const rev = await new GitObjects(gitdir).peelToCommit(resolved.oid);
+    if (spec.ref === undefined && onWarning !== undefined) await warnIfDirty(location.path, spec, onWarning);
+    return rev;
+  } catch (e) {
+    if (isFetchCacheError(e)) return undefined; // the fetch itself reports it
+    throw e;
+  }
+}
+
+async function warnIfDirty(path: string, spec: GitSpec, onWarning: (message: string) => void): Promise<void> {
+  const { isDirtyWorkingTree } = await import('./git/dirty.js');
+  if (await isDirtyWorkingTree(path, spec.submodules === true)) {
+    onWarning(
+      `Git tree '${path}' is dirty; its uncommitted changes are not included (fetch-cache fetches the last commit, Nix would fetch the working tree)`,
+    );
+  }
 }
 
 /** The repository and commit `spec` names, fetching what is missing. */
@@ -166,11 +219,17 @@ async function locate(
     const local = await localRefs(repo.gitdir);
     const haveRef = local.refs.has(remote.fullref) ? remote.fullref : 'HEAD';
     const deepen = !shallow && (await isCommit(repo, want));
-    await fetchInto(repo, http, {
-      remoteRef: remote.fullref,
-      haveRef,
-      ...(shallow ? { depth: 1 } : deepen ? { depth: 2_147_483_647 } : {}),
-    });
+    if (spec.allRefs === true) {
+      // Nix's allRefs: every branch and tag, so a rev that no history of `ref` holds is found too.
+      await fetchInto(repo, http, { haveRef, ...(deepen ? { depth: 2_147_483_647 } : {}) });
+      await recordRefs(repo, listing.refs, listing.head);
+    } else {
+      await fetchInto(repo, http, {
+        remoteRef: remote.fullref,
+        haveRef,
+        ...(shallow ? { depth: 1 } : deepen ? { depth: 2_147_483_647 } : {}),
+      });
+    }
   }
   // The peeled commit, so an annotated tag resolves offline even when its tag object was never fetched.
   await recordRefs(repo, new Map([[remote.fullref, tip]]), listing.head);
@@ -254,7 +313,7 @@ async function requireCommit(
     const where = ref === undefined ? '' : ` in ref '${ref}'`;
     throw new FetchCacheError(
       'ERR_GIT',
-      `cannot find ${what} '${rev}'${where} of '${repo.url}'; make sure the rev exists on the ref you specified, or use allRefs`,
+      `cannot find ${what} '${rev}'${where} of '${repo.url}'; make sure the rev exists on the ref you specified, or use allRefs (\`fetch git --all-refs\`)`,
       { path: repo.url, actual: rev },
     );
   }

@@ -1,6 +1,6 @@
 /**
  * The download client every URL-based fetcher uses: GET over undici with the
- * transfer policy of Nix's `filetransfer.cc` (nix-formats.md §6.5). Bounded
+ * transfer policy of Nix's `filetransfer.cc` (docs/formats.md §5). Bounded
  * redirects; connect, headers and body-idle timeouts; retries with
  * exponential backoff and jitter on connection errors, 5xx (but 501/505/511),
  * 408 and 429; a transfer that drops mid-body resumes with

@@ -3,7 +3,7 @@
  * (src/fetchers/base.ts): turn a spec into a castore root node, plus whatever
  * hashes it computed on the way and the source's metadata. A source never
  * computes store paths, checks expected hashes, writes path infos or consults
- * caches — the base owns that policy (STYLE.md lesson 7, npm/pacote's base
+ * caches — the base owns that policy (docs/architecture.md; npm/pacote's base
  * class + thin subclass per source). Sources stay small: bytes in, entries
  * into `ingestEntries()` (or `ingestNar`), a node out.
  */
@@ -34,6 +34,8 @@ export interface SourceContext {
   progress(bytes: number, total: number | undefined, done?: boolean): void;
   /** Report a retried / resumed transfer. */
   retry(info: RetryInfo): void;
+  /** Tell the user something about the source that does not stop the fetch (a dirty git tree). */
+  warn(message: string): void;
 }
 
 export interface Ingested {

@@ -40,6 +40,7 @@ export const gitSource: Source<GitSpec> = {
       services: ctx.cache,
       cacheRoot: ctx.cache.root,
       offline: ctx.offline,
+      onWarning: (message) => ctx.warn(message),
     });
     return { node, metadata };
   },

@@ -1,6 +1,6 @@
 /**
  * `ingestTarball()`: the bytes of a downloaded archive (`builtins.fetchTarball`
- * semantics, nix-formats.md §5.2) → castore blobs and directories → one root
+ * semantics, docs/formats.md §5) → castore blobs and directories → one root
  * node and `lastModified`. Compression (gzip, bzip2, xz, zstd or none) is
  * sniffed by `decompress()`; the decompressed bytes are a tar stream, or a zip
  * when they start with `PK\x03\x04` (or `PK\x05\x06`, an empty zip).

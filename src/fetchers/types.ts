@@ -1,8 +1,8 @@
 /**
  * What a fetch is asked for and what it gives back: the specs of every
  * source type and the result shape shared by the library, the CLI and the pin
- * resolver. Semantics follow Nix's builtins (nix-formats.md §5) and snix's
- * `Fetch` (snix-reference.md §6).
+ * resolver. Semantics follow Nix's builtins (docs/formats.md §5) and snix's
+ * `Fetch` (`glue/src/fetchers/mod.rs`).
  */
 
 import type { Node } from '../castore/nodes.js';
@@ -48,6 +48,11 @@ export interface GitSpec extends SpecBase {
   readonly submodules?: boolean | undefined;
   readonly shallow?: boolean | undefined;
   /**
+   * Fetch every branch and tag of the remote, not only `ref` (Nix's `allRefs`): for a `rev` that is not
+   * in the history of `ref` (or of the remote HEAD). Changes what is downloaded, never the result.
+   */
+  readonly allRefs?: boolean | undefined;
+  /**
    * Leave out `export-ignore` paths (.gitattributes). Default: true unless
    * `submodules`, as `builtins.fetchGit` does (both at once is an error).
    */
@@ -87,6 +92,12 @@ export interface FetchMetadata {
 }
 
 export interface FetchResult {
+  /**
+   * The store path as Nix prints it (`/nix/store/<hash>-<name>`, in the cache's store dir): the field
+   * `nix path-info --json` calls `path`, and what `fetch-cache fetch` prints.
+   */
+  readonly path: string;
+  /** The same store path, parsed (digest and name). */
   readonly storePath: StorePath;
   readonly pathInfo: PathInfo;
   readonly node: Node;

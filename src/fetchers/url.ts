@@ -3,8 +3,8 @@
  * the body streams into one blob while it is hashed flat with the algorithm
  * the base will check. With `executable` the file node is executable and
  * its hash is the NAR hash, which the base computes from the node — the NAR
- * size then comes from the render, never from the file size (the snix bug
- * of snix-reference.md §6.3 cannot happen here).
+ * size then comes from the render, never from the file size (snix's glue
+ * recorded the file size as the NAR size there; that cannot happen here).
  */
 
 import { uploadBlob } from '../castore/ingest.js';

@@ -2,7 +2,7 @@
  * Serialise a local path as a NAR, exactly like `nix-store --dump`, without
  * ever holding a whole file or the whole NAR in memory. Used by `hash path`.
  *
- * Rules (nix-formats.md §1.5): regular files are executable iff the owner-x bit
+ * Rules (docs/formats.md §1): regular files are executable iff the owner-x bit
  * is set; symlinks are never followed (a symlink root gives a symlink NAR);
  * directory entries are sorted bytewise by their raw names (read as Buffers so
  * non-UTF-8 names survive); anything else is ERR_UNSUPPORTED_FILE_TYPE.

@@ -17,9 +17,8 @@ import { isFetchCacheError } from '../errors.js';
 import { Fetcher, type FetcherOptions } from '../fetchers/base.js';
 import type { FetchSpec } from '../fetchers/types.js';
 import { toSRI } from '../nix/hash.js';
-import { formatStorePath, makeFixedOutputPath, parseStorePath } from '../nix/store-path.js';
 import { parseLockHash } from './hashes.js';
-import { hashKind, type LockedPin, type Lockfile } from './lockfile.js';
+import { hashKind, impliedStorePath, type LockedPin, type Lockfile } from './lockfile.js';
 import { DEFAULT_CONCURRENCY, mapLimited } from './pool.js';
 import { lockedSpec } from './resolve.js';
 
@@ -49,15 +48,7 @@ export interface CheckOptions {
   readonly fetcher?: FetcherOptions | undefined;
 }
 
-/** The store path a lockfile entry's hash implies, in the entry's own store dir. */
-export function impliedStorePath(pin: LockedPin): string {
-  const dir = dirname(pin.storePath);
-  const name = parseStorePath(pin.storePath, dir).name;
-  const kind = hashKind(pin);
-  const hash = parseLockHash(pin[kind]!, kind === 'narHash');
-  const method = kind === 'hash' ? 'flat' : 'nar';
-  return formatStorePath(makeFixedOutputPath({ name, method, hash }, dir), dir);
-}
+export { impliedStorePath } from './lockfile.js';
 
 async function checkPin(name: string, pin: LockedPin, fetcher: Fetcher, cache: Cache): Promise<PinCheck> {
   const kind = hashKind(pin);
@@ -89,7 +80,7 @@ async function checkPin(name: string, pin: LockedPin, fetcher: Fetcher, cache: C
         cached: r.cached,
       };
     }
-    const got = formatStorePath(r.storePath, cache.storeDir);
+    const got = r.path;
     if (dirname(pin.storePath) === cache.storeDir && got !== pin.storePath) {
       return {
         name,

@@ -2,7 +2,7 @@
  * Hash strings in pin files. Users write expected hashes in any form Nix
  * takes (SRI, `sha256:<nix32|hex|base64>`, bare nix32/hex as SHA-256); the
  * lockfile only holds SRI, and a `narHash` there must be SHA-256 (Nix's
- * `narHash` rule, nix-formats.md §5.3).
+ * `narHash` rule, docs/formats.md §6).
  */
 
 import { FetchCacheError } from '../errors.js';

@@ -1,6 +1,6 @@
 /**
  * Import and verify other tools' locks: a `flake.lock` (versions 5–7,
- * nix-formats.md §5.7) or an npins `sources.json` (peers.md B1). Every input
+ * docs/formats.md §6) or an npins `sources.json` (docs/formats.md §6). Every input
  * of a type we fetch is prefetched into the cache and our NAR hash compared
  * with the recorded one; other types (indirect, path, gitlab, sourcehut,
  * mercurial, containers…) are reported as skipped.
@@ -9,7 +9,9 @@
  * - flake `tarball` / `github`: NAR hash of the unpacked tree (github via
  *   `<base>/<owner>/<repo>/archive/<rev>.tar.gz`, base overridable);
  * - flake `file`: NAR hash of the single file;
- * - flake `git`: fetchTree semantics, so `exportIgnore` is off;
+ * - flake `git`: fetchTree semantics, so `exportIgnore` is off; one that
+ *   differs gets a reason when its `.gitattributes` explain it (a lock
+ *   written by Nix < 2.20 through `git archive`: git-archive.ts);
  * - npins forge pins (`Git`/`GitRelease` on GitHub/GitLab/Forgejo), `Channel`,
  *   `Tarball`: `nix-prefetch-url --unpack` of the recorded URL;
  * - npins plain `Git`: `nix-prefetch-git`, a checkout without `.git` (no
@@ -22,7 +24,6 @@ import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import { Fetcher, type FetcherOptions } from '../fetchers/base.js';
 import type { FetchSpec } from '../fetchers/types.js';
 import { toSRI } from '../nix/hash.js';
-import { formatStorePath } from '../nix/store-path.js';
 import { parseUserHash } from './hashes.js';
 import { DEFAULT_GITHUB_BASE } from './manifest.js';
 import { DEFAULT_CONCURRENCY, mapLimited } from './pool.js';
@@ -60,14 +61,26 @@ export interface ImportOptions {
   readonly file?: string | undefined;
 }
 
+/**
+ * How an input becomes a pin (`lock --import`, adopt.ts): the `pins.toml` fields that follow what the
+ * lock's user asked for (the flake's `original`, npins' branch or release), and the commit the lock
+ * holds, which the first lockfile entry must keep.
+ */
+export interface Adoption {
+  readonly manifest: Readonly<Record<string, string | boolean>>;
+  readonly rev?: string | undefined;
+  readonly ref?: string | undefined;
+}
+
 /** One input to verify: a fetch and the hash to compare (`flat`: compare the flat hash, else the NAR hash). */
-interface Plan {
+export interface Plan {
   readonly name: string;
   readonly type: string;
   readonly spec?: FetchSpec;
   readonly expected?: string;
   readonly flat?: boolean;
   readonly skip?: string;
+  readonly adopt?: Adoption;
 }
 
 type Obj = Record<string, unknown>;
@@ -103,7 +116,7 @@ function githubUrl(base: string | undefined, o: Obj, rev: string): string {
   return githubArchiveUrl(b, str(o, 'owner') ?? '', str(o, 'repo') ?? '', rev);
 }
 
-function flakePlans(doc: Obj, opts: ImportOptions): Plan[] {
+function flakePlans(doc: Obj, opts: Pick<ImportOptions, 'file' | 'githubBase'>): Plan[] {
   const file = opts.file;
   if (!isObj(doc.nodes)) throw bad(file, "'nodes' must be an object");
   const plans: Plan[] = [];
@@ -115,15 +128,34 @@ function flakePlans(doc: Obj, opts: ImportOptions): Plan[] {
     const where = `nodes.${name}.locked`;
     const url = str(l, 'url')?.replace(/^(git|tarball|file)\+/, '');
     const rev = str(l, 'rev');
+    const original = isObj(node.original) ? node.original : {};
+    // What the flake asked for: a ref (branch or tag) is followed by `update`, a rev stays.
+    const follow = (): Record<string, string> => {
+      const ref = str(original, 'ref');
+      const orev = str(original, 'rev');
+      return ref !== undefined ? { ref } : orev !== undefined ? { rev: orev } : {};
+    };
     const expected = () => sriOf(file, where, str(l, 'narHash'), true);
     switch (type) {
       case 'tarball':
         if (url === undefined) throw bad(file, `${where}: missing url`);
-        plans.push({ name, type, spec: { type: 'tarball', url }, expected: expected() });
+        plans.push({
+          name,
+          type,
+          spec: { type: 'tarball', url },
+          expected: expected(),
+          adopt: { manifest: { type: 'tarball', url } },
+        });
         break;
       case 'file':
         if (url === undefined) throw bad(file, `${where}: missing url`);
-        plans.push({ name, type, spec: { type: 'url', url, name: 'source' }, expected: expected() });
+        plans.push({
+          name,
+          type,
+          spec: { type: 'url', url, name: 'source' },
+          expected: expected(),
+          adopt: { manifest: { type: 'url', url } },
+        });
         break;
       case 'git':
         if (url === undefined || rev === undefined)
@@ -141,17 +173,45 @@ function flakePlans(doc: Obj, opts: ImportOptions): Plan[] {
             exportIgnore: l.exportIgnore === true,
           },
           expected: expected(),
+          adopt: {
+            manifest: {
+              type: 'git',
+              url,
+              ...follow(),
+              ...(l.submodules === true ? { submodules: true } : {}),
+              ...(l.shallow === true ? { shallow: true } : {}),
+              exportIgnore: l.exportIgnore === true,
+            },
+            rev,
+            ref: str(l, 'ref'),
+          },
         });
         break;
-      case 'github':
+      case 'github': {
         if (rev === undefined) throw bad(file, `${where}: a github input needs rev`);
+        const archive = githubUrl(opts.githubBase, l, rev);
+        // Another host than the manifest's [github] base cannot be a github pin: its archive is a tarball.
+        const host = str(l, 'host');
+        const sameHost = host === undefined || host === 'github.com' || opts.githubBase !== undefined;
         plans.push({
           name,
           type,
-          spec: { type: 'tarball', url: githubUrl(opts.githubBase, l, rev) },
+          spec: { type: 'tarball', url: archive },
           expected: expected(),
+          adopt: sameHost
+            ? {
+                manifest: {
+                  type: 'github',
+                  owner: str(l, 'owner') ?? '',
+                  repo: str(l, 'repo') ?? '',
+                  ...follow(),
+                },
+                rev,
+              }
+            : { manifest: { type: 'tarball', url: archive } },
         });
         break;
+      }
       default:
         plans.push({ name, type, skip: `input type '${type}' is not fetched by fetch-cache` });
     }
@@ -165,7 +225,31 @@ function rebase(url: string, base: string | undefined): string {
     : url;
 }
 
-function npinsPlans(doc: Obj, opts: ImportOptions): Plan[] {
+/** What an npins Git pin follows: its branch; a GitRelease, the newest release tag (below its bound). */
+function npinsFollow(pin: Obj): Record<string, string | boolean> {
+  if (str(pin, 'type') === 'Git') {
+    const branch = str(pin, 'branch');
+    return branch === undefined ? {} : { ref: branch };
+  }
+  const version = str(pin, 'version') ?? '';
+  const prefix = /^[^0-9]*/.exec(version)?.[0] ?? '';
+  const bound = str(pin, 'version_upper_bound');
+  return {
+    tag: bound === undefined ? '*' : `<${bound}`,
+    ...(prefix === '' ? {} : { prefix }),
+    ...(pin.pre_releases === true ? { prereleases: true } : {}),
+  };
+}
+
+/** The full ref an npins pin was locked from. */
+function npinsRef(pin: Obj): string | undefined {
+  const branch = str(pin, 'branch');
+  if (str(pin, 'type') === 'Git') return branch === undefined ? undefined : `refs/heads/${branch}`;
+  const version = str(pin, 'version');
+  return version === undefined ? undefined : `refs/tags/${version}`;
+}
+
+function npinsPlans(doc: Obj, opts: Pick<ImportOptions, 'file' | 'githubBase'>): Plan[] {
   const file = opts.file;
   if (!isObj(doc.pins)) throw bad(file, "'pins' must be an object");
   const plans: Plan[] = [];
@@ -188,26 +272,53 @@ function npinsPlans(doc: Obj, opts: ImportOptions): Plan[] {
           type,
           spec: { type: 'git', url: gitUrl, rev, submodules, exportIgnore: false },
           expected: hash,
+          adopt: {
+            manifest: {
+              type: 'git',
+              url: gitUrl,
+              ...npinsFollow(pin),
+              ...(submodules ? { submodules } : {}),
+              exportIgnore: false,
+            },
+            rev,
+            ref: npinsRef(pin),
+          },
         });
       } else {
         let archive = url;
-        if (archive === undefined && str(repo, 'type') === 'GitHub' && rev !== undefined)
-          archive = githubUrl(undefined, repo, rev);
+        const github = str(repo, 'type') === 'GitHub';
+        if (archive === undefined && github && rev !== undefined) archive = githubUrl(undefined, repo, rev);
         if (archive === undefined) throw bad(file, `${where}: missing url`);
+        archive = rebase(archive, opts.githubBase);
         plans.push({
           name,
           type,
-          spec: { type: 'tarball', url: rebase(archive, opts.githubBase) },
+          spec: { type: 'tarball', url: archive },
           expected: hash,
+          adopt:
+            github && rev !== undefined
+              ? {
+                  manifest: {
+                    type: 'github',
+                    owner: str(repo, 'owner') ?? '',
+                    repo: str(repo, 'repo') ?? '',
+                    ...npinsFollow(pin),
+                  },
+                  rev,
+                  ref: npinsRef(pin),
+                }
+              : { manifest: { type: 'tarball', url: archive } },
         });
       }
     } else if (type === 'Channel' || type === 'Tarball') {
       if (url === undefined) throw bad(file, `${where}: missing url`);
+      const tarball = rebase(url, opts.githubBase);
       plans.push({
         name,
         type,
-        spec: { type: 'tarball', url: rebase(url, opts.githubBase) },
+        spec: { type: 'tarball', url: tarball },
         expected: sriOf(file, where, str(pin, 'hash'), true),
+        adopt: { manifest: { type: 'tarball', url: tarball } },
       });
     } else if (type === 'PyPi') {
       if (url === undefined) throw bad(file, `${where}: missing url`);
@@ -217,13 +328,14 @@ function npinsPlans(doc: Obj, opts: ImportOptions): Plan[] {
         spec: { type: 'url', url },
         expected: sriOf(file, where, str(pin, 'hash'), false),
         flat: true,
+        adopt: { manifest: { type: 'url', url } },
       });
     } else plans.push({ name, type, skip: `pin type '${type}' is not fetched by fetch-cache` });
   }
   return plans;
 }
 
-async function verify(plan: Plan, fetcher: Fetcher, cache: Cache): Promise<ImportedInput> {
+async function verify(plan: Plan, fetcher: Fetcher): Promise<ImportedInput> {
   const base = { name: plan.name, type: plan.type };
   if (plan.skip !== undefined || plan.spec === undefined)
     return { ...base, status: 'skipped', reason: plan.skip };
@@ -235,13 +347,18 @@ async function verify(plan: Plan, fetcher: Fetcher, cache: Cache): Promise<Impor
   try {
     const r = await fetcher.fetch(plan.flat && !sha256 ? { ...spec, hash: plan.expected } : spec);
     const actual = toSRI(plan.flat ? r.hash! : r.narHash);
+    const reason =
+      actual !== plan.expected && plan.type === 'git' && spec.type === 'git' && plan.expected !== undefined
+        ? await (await import('./git-archive.js')).explainGitMismatch(spec, r.node, plan.expected, fetcher)
+        : undefined;
     return {
       ...base,
       status: actual === plan.expected ? 'ok' : 'differs',
       url,
       expected: plan.expected,
       actual,
-      storePath: formatStorePath(r.storePath, cache.storeDir),
+      storePath: r.path,
+      ...(reason === undefined ? {} : { reason }),
     };
   } catch (e) {
     if (isFetchCacheError(e, 'ERR_HASH_MISMATCH'))
@@ -252,8 +369,18 @@ async function verify(plan: Plan, fetcher: Fetcher, cache: Cache): Promise<Impor
   }
 }
 
-/** Parse a flake.lock or npins sources.json text and verify every fetchable input. */
-export async function importLock(text: string, opts: ImportOptions): Promise<ImportReport> {
+/** A flake.lock or npins sources.json, parsed: what each input is and how to fetch and adopt it. */
+export interface ForeignLock {
+  readonly format: ImportReport['format'];
+  readonly version: number;
+  readonly plans: readonly Plan[];
+}
+
+/** Parse a flake.lock or npins sources.json text (ERR_BAD_LOCKFILE when it is neither). */
+export function parseForeignLock(
+  text: string,
+  opts: Pick<ImportOptions, 'file' | 'githubBase'>,
+): ForeignLock {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -281,10 +408,23 @@ export async function importLock(text: string, opts: ImportOptions): Promise<Imp
       );
     plans = npinsPlans(doc, opts);
   } else throw bad(opts.file, "neither a flake.lock ('nodes') nor an npins sources.json ('pins')");
-  const fetcher = new Fetcher(opts.cache, { ...opts.fetcher, offline: opts.offline === true });
-  const inputs = await mapLimited(plans, opts.concurrency ?? DEFAULT_CONCURRENCY, (p) =>
-    verify(p, fetcher, opts.cache),
-  );
+  return { format, version: version as number, plans };
+}
+
+/** Fetch every fetchable input of a parsed lock (through `fetcher`) and compare its hash with the recorded one. */
+export async function verifyForeignLock(
+  lock: ForeignLock,
+  fetcher: Fetcher,
+  concurrency: number | undefined,
+): Promise<ImportReport> {
+  const inputs = await mapLimited(lock.plans, concurrency ?? DEFAULT_CONCURRENCY, (p) => verify(p, fetcher));
   const ok = inputs.every((i) => i.status === 'ok' || i.status === 'skipped');
-  return { format, version: version as number, ok, inputs };
+  return { format: lock.format, version: lock.version, ok, inputs };
+}
+
+/** Parse a flake.lock or npins sources.json text and verify every fetchable input. */
+export async function importLock(text: string, opts: ImportOptions): Promise<ImportReport> {
+  const lock = parseForeignLock(text, opts);
+  const fetcher = new Fetcher(opts.cache, { ...opts.fetcher, offline: opts.offline === true });
+  return verifyForeignLock(lock, fetcher, opts.concurrency);
 }

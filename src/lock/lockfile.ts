@@ -4,7 +4,7 @@
  * newline (the same shape Nix gives flake.lock), so one resolution always
  * writes the same bytes. Per pin: `type`, the resolved `url` (github: the
  * archive URL of the rev, plus `owner`/`repo`), `ref`/`rev`/`revCount`/
- * `lastModified` where they apply, `submodules`/`shallow`/`executable`/
+ * `lastModified` where they apply, `submodules`/`shallow`/`exportIgnore`/`executable`/
  * `unpack` when set, the content hash and its kind — `narHash` (SRI SHA-256
  * of the NAR) for trees and executables, `hash` (SRI, flat) for plain files,
  * never both — the `storePath`, and `manifestDigest`, the SRI SHA-256 of the
@@ -19,7 +19,7 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FetchCacheError } from '../errors.js';
-import { parseStorePath } from '../nix/store-path.js';
+import { formatStorePath, makeFixedOutputPath, parseStorePath } from '../nix/store-path.js';
 import { parseLockHash } from './hashes.js';
 import type { PinType } from './manifest.js';
 
@@ -36,6 +36,8 @@ export interface LockedPin {
   readonly lastModified?: number | undefined;
   readonly submodules?: boolean | undefined;
   readonly shallow?: boolean | undefined;
+  /** Set when the manifest sets it (git): whether export-ignore paths were left out. */
+  readonly exportIgnore?: boolean | undefined;
   readonly executable?: boolean | undefined;
   readonly unpack?: boolean | undefined;
   /** SRI SHA-256 of the NAR of a tree (or executable file). */
@@ -75,6 +77,7 @@ const FIELDS: Record<PinType, Record<string, Kind>> = {
     lastModified: 'number',
     submodules: 'boolean',
     shallow: 'boolean',
+    exportIgnore: 'boolean',
   },
   github: { ...BASE, owner: 'string', repo: 'string', ref: 'string', rev: 'string', lastModified: 'number' },
 };
@@ -142,6 +145,16 @@ function validatePin(name: string, v: unknown, file: string | undefined): Locked
   return pin;
 }
 
+/** The store path a lockfile entry's hash implies, in the entry's own store dir. */
+export function impliedStorePath(pin: LockedPin): string {
+  const dir = dirname(pin.storePath);
+  const name = parseStorePath(pin.storePath, dir).name;
+  const kind = hashKind(pin);
+  const hash = parseLockHash(pin[kind]!, kind === 'narHash');
+  const method = kind === 'hash' ? 'flat' : 'nar';
+  return formatStorePath(makeFixedOutputPath({ name, method, hash }, dir), dir);
+}
+
 /** Parses and validates lockfile text. */
 export function parseLockfile(text: string, file?: string): Lockfile {
   let doc: unknown;
@@ -197,7 +210,15 @@ export async function readLockfile(file: string): Promise<Lockfile> {
 
 /** Writes `lock` atomically (temp file + fsync + rename); returns false when the file already had these bytes. */
 export async function writeLockfile(file: string, lock: Lockfile): Promise<boolean> {
-  const text = formatLockfile(lock);
+  return writeTextAtomically(file, formatLockfile(lock));
+}
+
+/**
+ * Writes `text` to `file` atomically (a temp file in the same directory, fsynced, renamed over it), so a
+ * reader never sees half a file; false when the file already had these bytes. The manifest is written
+ * this way too (`lock --import`).
+ */
+export async function writeTextAtomically(file: string, text: string): Promise<boolean> {
   try {
     if ((await readFile(file, 'utf8')) === text) return false;
   } catch {

@@ -13,7 +13,9 @@
  *   url: url, executable?, unpack? (then a tree), hash? (expected)
  *   tarball: url, hash?
  *   git: url, at most one of ref / rev / tag (none: the remote HEAD), with tag:
- *        prefix?, prereleases?; submodules?, shallow?
+ *        prefix?, prereleases?; submodules?, shallow?, exportIgnore? (default:
+ *        true unless submodules, as builtins.fetchGit; false: the tree as a
+ *        flake's git input has it)
  *   github: owner, repo, ref / rev / tag as for git (none: HEAD)
  *   any: mirrors = [...] (url/tarball), name (store path name)
  */
@@ -29,8 +31,14 @@ import { parseUserHash } from './hashes.js';
 export const DEFAULT_GITHUB_BASE = 'https://github.com';
 
 export interface PinCommon {
-  /** The pin's key in `[pins.<name>]`. */
-  readonly pin: string;
+  /** The pin's own name: its key in `[pins.<name>]` (and in `pins.lock`). */
+  readonly pinName: string;
+  /**
+   * The pin's own name, as `pinName`: `parseManifest` still sets it for callers written before
+   * `pinName` existed.
+   * @deprecated Use `pinName`; `name` is the store path name.
+   */
+  readonly pin?: string | undefined;
   /** Store path name (default: `source` for trees, the URL's base name for files). */
   readonly name?: string | undefined;
 }
@@ -69,6 +77,8 @@ export interface GitPin extends PinCommon, RevSelector {
   readonly url: string;
   readonly submodules?: boolean | undefined;
   readonly shallow?: boolean | undefined;
+  /** Leave out `export-ignore` paths; default true unless `submodules` (`builtins.fetchGit`). */
+  readonly exportIgnore?: boolean | undefined;
 }
 
 export interface GithubPin extends PinCommon, RevSelector {
@@ -93,7 +103,7 @@ const SELECTOR = ['ref', 'rev', 'tag', 'prefix', 'prereleases'];
 const FIELDS: Record<PinType, readonly string[]> = {
   url: [...COMMON, 'url', 'mirrors', 'executable', 'unpack', 'hash'],
   tarball: [...COMMON, 'url', 'mirrors', 'hash'],
-  git: [...COMMON, 'url', ...SELECTOR, 'submodules', 'shallow'],
+  git: [...COMMON, 'url', ...SELECTOR, 'submodules', 'shallow', 'exportIgnore'],
   github: [...COMMON, 'owner', 'repo', ...SELECTOR],
 };
 
@@ -198,7 +208,7 @@ function parsePin(pin: string, t: unknown, file: string | undefined, github: Tab
   const name = f.str('name');
   if (name !== undefined && !isValidStorePathName(name))
     throw f.err('name', `is not a valid store path name`);
-  const common = { pin, ...(name === undefined ? {} : { name }) };
+  const common = { pinName: pin, pin, ...(name === undefined ? {} : { name }) };
   switch (type as PinType) {
     case 'url':
     case 'tarball': {
@@ -218,7 +228,18 @@ function parsePin(pin: string, t: unknown, file: string | undefined, github: Tab
         throw f.err('url', `must be an http(s):// or file:// URL or an absolute path, not '${url}'`);
       const submodules = f.bool('submodules');
       const shallow = f.bool('shallow');
-      return omitUndefined({ ...common, type, url, ...selector(f), submodules, shallow }) as GitPin;
+      const exportIgnore = f.bool('exportIgnore');
+      if (exportIgnore === true && submodules === true)
+        throw f.err('exportIgnore', 'cannot be combined with submodules (as in Nix)');
+      return omitUndefined({
+        ...common,
+        type,
+        url,
+        ...selector(f),
+        submodules,
+        shallow,
+        exportIgnore,
+      }) as GitPin;
     }
     case 'github': {
       const owner = f.str('owner', true);
@@ -310,10 +331,10 @@ function canonicalJson(v: unknown): string {
 
 /**
  * The lockfile's `manifestDigest`: SRI SHA-256 of the canonical JSON of the
- * effective entry (sorted keys, the pin's own name left out). A change to any
+ * effective entry (sorted keys, the pin's own name — `pinName`, and the deprecated `pin` — left out). A change to any
  * field of the entry, or to the github hosts it uses, re-resolves the pin.
  */
 export function pinDigest(pin: Pin): string {
-  const { pin: _name, ...entry } = pin;
+  const { pinName: _name, pin: _deprecated, ...entry } = pin;
   return toSRI(makeHash('sha256', sha256(canonicalJson(entry))));
 }

@@ -12,14 +12,15 @@
  * back as it is or the fetch fails with ERR_HASH_MISMATCH.
  */
 
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Cache } from '../cache.js';
 import { FetchCacheError } from '../errors.js';
 import { Fetcher, type FetcherOptions } from '../fetchers/base.js';
+import { putPinRecord } from '../fetchers/fetch-index.js';
 import { resolveRef } from '../fetchers/git/refs.js';
 import type { FetchResult, FetchSpec, GitSpec } from '../fetchers/types.js';
 import { toSRI } from '../nix/hash.js';
-import { formatStorePath, parseStorePath } from '../nix/store-path.js';
+import { parseStorePath } from '../nix/store-path.js';
 import { hashKind, type LockedPin } from './lockfile.js';
 import {
   effectivePin,
@@ -41,6 +42,11 @@ export interface ResolveOptions {
   readonly locked?: LockedPin | undefined;
   /** Override the github archive / ref-listing hosts. */
   readonly github?: GithubHosts | undefined;
+  /**
+   * The lockfile the entry is for (an absolute path), recorded with the pin's name beside the store path
+   * it resolved to, for the server's index page (fetchers/fetch-index.ts).
+   */
+  readonly lockfile?: string | undefined;
 }
 
 /** `https://github.com/<owner>/<repo>/archive/<rev>.tar.gz` on the pin's archive host. */
@@ -89,6 +95,7 @@ export function lockedSpec(locked: LockedPin): FetchSpec {
         ...(locked.ref === undefined ? {} : { ref: locked.ref }),
         ...(locked.submodules === true ? { submodules: true } : {}),
         ...(locked.shallow === true ? { shallow: true } : {}),
+        ...(locked.exportIgnore === undefined ? {} : { exportIgnore: locked.exportIgnore }),
       };
   }
 }
@@ -127,13 +134,7 @@ async function selectCommit(
   return { rev: await refs.commitOf(found.fullref), ref: found.fullref };
 }
 
-function entryOf(
-  pin: Pin,
-  result: FetchResult,
-  cache: Cache,
-  digest: string,
-  extra: Partial<LockedPin>,
-): LockedPin {
+function entryOf(pin: Pin, result: FetchResult, digest: string, extra: Partial<LockedPin>): LockedPin {
   const flat = pin.type === 'url' && pin.unpack !== true && pin.executable !== true;
   if (flat && result.hash === undefined) throw new TypeError('a flat url fetch gave no flat hash');
   return {
@@ -141,7 +142,7 @@ function entryOf(
     url: extra.url ?? (pin.type === 'github' ? '' : pin.url),
     ...extra,
     ...(flat ? { hash: toSRI(result.hash!) } : { narHash: toSRI(result.narHash) }),
-    storePath: formatStorePath(result.storePath, cache.storeDir),
+    storePath: result.path,
     manifestDigest: digest,
   };
 }
@@ -164,7 +165,7 @@ async function resolveFresh(
         ? { type: 'tarball', ...common }
         : { type: 'url', ...common, ...(pin.executable ? { executable: true } : {}) };
       const r = await fetcher.fetch(spec);
-      return entryOf(pin, r, cache, digest, {
+      return entryOf(pin, r, digest, {
         ...(pin.type === 'url' && pin.executable ? { executable: true } : {}),
         ...(pin.type === 'url' && pin.unpack ? { unpack: true } : {}),
         ...(tree && r.metadata.lastModified !== undefined ? { lastModified: r.metadata.lastModified } : {}),
@@ -186,17 +187,19 @@ async function resolveFresh(
         rev,
         ...(pin.submodules ? { submodules: true } : {}),
         ...(pin.shallow ? { shallow: true } : {}),
+        ...(pin.exportIgnore === undefined ? {} : { exportIgnore: pin.exportIgnore }),
       };
       const r = await fetcher.fetch(spec);
       const m = r.metadata;
       if (m.rev === undefined) throw new TypeError('a git fetch gave no rev');
-      return entryOf(pin, r, cache, digest, {
+      return entryOf(pin, r, digest, {
         ...((m.ref ?? ref) === undefined ? {} : { ref: m.ref ?? ref }),
         rev: m.rev,
         ...(m.revCount === undefined ? {} : { revCount: m.revCount }),
         ...(m.lastModified === undefined ? {} : { lastModified: m.lastModified }),
         ...(pin.submodules ? { submodules: true } : {}),
         ...(pin.shallow ? { shallow: true } : {}),
+        ...(pin.exportIgnore === undefined ? {} : { exportIgnore: pin.exportIgnore }),
       });
     }
     case 'github':
@@ -211,7 +214,7 @@ async function resolveGithub(pin: GithubPin, opts: ResolveOptions, fetcher: Fetc
   );
   const url = githubArchiveUrl(pin.base!, pin.owner, pin.repo, rev);
   const r = await fetcher.fetch({ type: 'tarball', url, name: pin.name });
-  return entryOf(pin, r, opts.cache, digest, {
+  return entryOf(pin, r, digest, {
     url,
     owner: pin.owner,
     repo: pin.repo,
@@ -230,9 +233,10 @@ export async function resolvePin(pin: Pin, opts: ResolveOptions): Promise<Locked
   const eff = effectivePin(pin, opts.github);
   const digest = pinDigest(eff);
   const locked = opts.locked;
+  let entry: LockedPin;
   if (locked !== undefined && locked.manifestDigest === digest && locked.type === eff.type) {
     const r = await fetcherOf(opts).fetch(lockedSpec(locked));
-    const got = formatStorePath(r.storePath, opts.cache.storeDir);
+    const got = r.path;
     if (got !== locked.storePath) {
       throw new FetchCacheError(
         'ERR_HASH_MISMATCH',
@@ -243,7 +247,16 @@ export async function resolvePin(pin: Pin, opts: ResolveOptions): Promise<Locked
         },
       );
     }
-    return locked;
+    entry = locked;
+  } else entry = await resolveFresh(eff, opts, fetcherOf(opts), digest);
+  const name = pin.pinName ?? pin.pin;
+  if (name !== undefined) {
+    await putPinRecord(opts.cache.fetchIndex, {
+      storePath: basename(entry.storePath),
+      pin: name,
+      ...(opts.lockfile === undefined ? {} : { lockfile: opts.lockfile }),
+      recordedAt: Date.now(),
+    });
   }
-  return resolveFresh(eff, opts, fetcherOf(opts), digest);
+  return entry;
 }

@@ -13,8 +13,7 @@
 import type { Cache } from '../cache.js';
 import { FetchCacheError } from '../errors.js';
 import type { FetcherOptions } from '../fetchers/base.js';
-import type { LockedPin, Lockfile } from './lockfile.js';
-import { LOCKFILE_VERSION } from './lockfile.js';
+import { hashKind, impliedStorePath, LOCKFILE_VERSION, type LockedPin, type Lockfile } from './lockfile.js';
 import { effectivePin, type GithubHosts, type Manifest, type Pin, pinDigest } from './manifest.js';
 import { DEFAULT_CONCURRENCY, mapLimited } from './pool.js';
 
@@ -28,6 +27,8 @@ export interface SyncOptions {
   readonly github?: GithubHosts | undefined;
   /** Options of the shared fetcher (`update` uses `ttlSeconds: 0` unless given). */
   readonly fetcher?: FetcherOptions | undefined;
+  /** The lockfile being synchronized (an absolute path): recorded with each pin it resolves (resolve.ts). */
+  readonly lockfile?: string | undefined;
   /** Told when a pin starts / finishes resolving (progress). */
   readonly onPin?:
     | ((event: { name: string; done: boolean; index: number; total: number }) => void)
@@ -54,8 +55,23 @@ function sameEntry(a: LockedPin, b: LockedPin): boolean {
   return true;
 }
 
+/**
+ * A kept entry must be what its own hash says: a hand-edited `narHash` / `hash` that no longer makes its
+ * `storePath` is refused here, not carried along until `lock --check` (re-resolve it with `update NAME`).
+ */
+function contradiction(name: string, entry: LockedPin): void {
+  const implied = impliedStorePath(entry);
+  if (implied === entry.storePath) return;
+  const kind = hashKind(entry);
+  throw new FetchCacheError(
+    'ERR_BAD_LOCKFILE',
+    `pins.${name}: ${kind} ${entry[kind]} makes ${implied}, not the recorded storePath ${entry.storePath}; fix the entry or re-resolve it with \`fetch-cache update ${name}\``,
+    { path: name, expected: implied, actual: entry.storePath },
+  );
+}
+
 export interface SyncPlan {
-  /** Pins to resolve (new, changed or forced by `update`). */
+  /** Pins to resolve (new, changed or forced by `update`), each with its `pinName`. */
   readonly todo: Pin[];
   /** The entries kept as they are. */
   readonly kept: Record<string, LockedPin>;
@@ -85,9 +101,10 @@ export function planSync(
     const current =
       prev !== undefined && prev.manifestDigest === pinDigest(effectivePin(pin, options.github));
     if (current && !forced(name)) {
+      contradiction(name, prev);
       kept[name] = prev;
       report.unchanged.push(name);
-    } else todo.push(pin);
+    } else todo.push(pin.pinName === name ? pin : { ...pin, pinName: name }); // the map key names it
   }
   for (const name of Object.keys(old)) if (!manifest.pins.has(name)) report.removed.push(name);
   return { todo, kept, report };
@@ -125,35 +142,36 @@ export async function synchronize(
   });
   const total = todo.length;
   const resolved = await mapLimited(todo, options.concurrency ?? DEFAULT_CONCURRENCY, async (pin, index) => {
-    options.onPin?.({ name: pin.pin, done: false, index, total });
+    options.onPin?.({ name: pin.pinName, done: false, index, total });
     try {
       return await resolvePin(pin, {
         cache: options.cache,
         offline: options.offline,
         fetcher,
         github: options.github,
+        lockfile: options.lockfile,
       });
     } catch (e) {
       if (e instanceof FetchCacheError) {
-        throw new FetchCacheError(e.code, `pin '${pin.pin}': ${e.message}`, {
+        throw new FetchCacheError(e.code, `pin '${pin.pinName}': ${e.message}`, {
           ...(e.expected === undefined ? {} : { expected: e.expected }),
           ...(e.actual === undefined ? {} : { actual: e.actual }),
-          path: e.path ?? pin.pin,
+          path: e.path ?? pin.pinName,
           cause: e,
         });
       }
       throw e;
     } finally {
-      options.onPin?.({ name: pin.pin, done: true, index, total });
+      options.onPin?.({ name: pin.pinName, done: true, index, total });
     }
   });
   todo.forEach((pin, i) => {
     const entry = resolved[i]!;
-    const prev = old[pin.pin];
-    pins[pin.pin] = entry;
-    if (prev === undefined) report.added.push(pin.pin);
-    else if (sameEntry(prev, entry)) report.unchanged.push(pin.pin);
-    else report.updated.push(pin.pin);
+    const prev = old[pin.pinName];
+    pins[pin.pinName] = entry;
+    if (prev === undefined) report.added.push(pin.pinName);
+    else if (sameEntry(prev, entry)) report.unchanged.push(pin.pinName);
+    else report.updated.push(pin.pinName);
   });
   for (const list of Object.values(report)) list.sort();
   const changed =

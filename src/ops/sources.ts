@@ -45,7 +45,7 @@ export function specFromKey(key: unknown[], entry: FetchIndexEntry): FetchSpec |
     case 'nar':
       return { type, url, name };
     case 'git': {
-      const [, , , ref, rev, submodules, shallow] = key;
+      const [, , , ref, rev, submodules, shallow, exportIgnore] = key;
       const pinned = entry.metadata?.rev ?? (typeof rev === 'string' ? rev : undefined);
       return {
         type: 'git',
@@ -55,6 +55,7 @@ export function specFromKey(key: unknown[], entry: FetchIndexEntry): FetchSpec |
         ...(pinned === undefined ? {} : { rev: pinned }),
         submodules: submodules === true,
         shallow: shallow === true,
+        ...(typeof exportIgnore === 'boolean' ? { exportIgnore } : {}),
       };
     }
     default:

@@ -2,7 +2,7 @@
  * PathInfo: a Nix store path, the castore root node of its contents and its
  * Nix metadata — the fields of `snix.store.v1.PathInfo`. The binary encoding
  * here is that protobuf message, so a value written by us is a valid snix
- * PathInfo (snix-reference.md §4.2). `contentAddressProblem` is the check of
+ * PathInfo (snix `store/protos/pathinfo.proto`; docs/formats.md §10). `contentAddressProblem` is the check of
  * a path info against its own content address that needs no data.
  */
 

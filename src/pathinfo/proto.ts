@@ -1,6 +1,6 @@
 /**
- * `PathInfo` ⇄ `snix.store.v1.PathInfo` protobuf bytes (snix-reference.md
- * §4.2), the value format of the path-info store and of snix's redb backend:
+ * `PathInfo` ⇄ `snix.store.v1.PathInfo` protobuf bytes (snix
+ * `store/protos/pathinfo.proto`, docs/formats.md §10), the value format of the path-info store and of snix's redb backend:
  *
  *   message PathInfo  { castore.v1.Entry entry = 1;     // name = "<nix32 digest>-<name>"
  *                       repeated bytes references = 2;  // raw 20-byte digests

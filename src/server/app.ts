@@ -22,6 +22,7 @@ import { describeError } from './log.js';
 import { getMetrics } from './metrics.js';
 import { getNar, putNar } from './nar.js';
 import { getNarInfo, putNarInfo } from './narinfo.js';
+import { getPathPage } from './path-page.js';
 import type { ServerServices } from './services.js';
 
 export { HttpError } from './http.js';
@@ -41,6 +42,7 @@ export interface Route {
 export const ROUTES: readonly Route[] = [
   { name: 'index', pattern: /^\/$/, get: getIndexPage },
   { name: 'favicon', pattern: /^\/favicon\.ico$/, get: getFavicon },
+  { name: 'path-page', pattern: /^\/path\/([^/]+)$/, get: getPathPage },
   { name: 'nix-cache-info', pattern: /^\/nix-cache-info$/, get: getCacheInfo },
   { name: 'narinfo', pattern: /^\/([^/]+)\.narinfo$/, get: getNarInfo, put: putNarInfo },
   { name: 'listing', pattern: /^\/([^/]+)\.ls$/, get: getListing, put: putListing },

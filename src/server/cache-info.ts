@@ -1,5 +1,5 @@
 /**
- * `GET /nix-cache-info` (nix-formats.md §6.2): `StoreDir`, `WantMassQuery: 1`
+ * `GET /nix-cache-info` (docs/formats.md §9): `StoreDir`, `WantMassQuery: 1`
  * and `Priority`. Nix fetches it first and refuses a cache without it (or
  * tries to PUT one), so it is always served.
  */

@@ -1,5 +1,5 @@
 /**
- * `GET /<hashpart>.ls`: the NAR listing JSON (nix-formats.md §1.8) with
+ * `GET /<hashpart>.ls`: the NAR listing JSON (docs/formats.md §1) with
  * `narOffset` for every regular file, as harmonia and nar-bridge serve it.
  * Computed from castore metadata alone — directories are read, blobs are not —
  * walking the tree in NAR order and adding up token sizes, so a listing of a

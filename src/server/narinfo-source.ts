@@ -1,5 +1,5 @@
 /**
- * The narinfo text the cache serves for a path info (nix-formats.md §6.3):
+ * The narinfo text the cache serves for a path info (docs/formats.md §7):
  * `URL: nar/<NarHash nix32>.nar`, `Compression: none`, FileHash/FileSize equal
  * to NarHash/NarSize (so Nix shows progress), References, Deriver, the
  * signatures stored with the path plus one per configured signing key, and

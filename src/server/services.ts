@@ -1,6 +1,6 @@
 /**
- * Everything a handler may use, injected once into the route table (STYLE.md
- * lesson 10): the store (castore + path infos of an open cache), the
+ * Everything a handler may use, injected once into the route table (docs/architecture.md;
+ * one handler file per resource): the store (castore + path infos of an open cache), the
  * configuration, the narinfo source with its signing keys, the small-NAR cache, the render limiter,
  * pending uploads, upload auth, store statistics, telemetry and the logger.
  * Tests build these around an in-memory cache; the CLI around the cache root.

@@ -1,5 +1,5 @@
 /**
- * Uploads as `nix copy --to http://…` sends them (nix-formats.md §6.6):
+ * Uploads as `nix copy --to http://…` sends them (docs/formats.md §9):
  * first `PUT nar/<FileHash nix32>.nar[.xz|.zst|.bz2]`, then
  * `PUT <hashpart>.narinfo`.
  *

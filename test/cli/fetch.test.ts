@@ -1,7 +1,7 @@
 /**
  * `fetch url|tarball|nar` through the built CLI (dist/cli/main.js) against a real server on 127.0.0.1:
  * store paths as Nix recorded them (fixtures/nix-goldens/fetch-url.json, fixtures/nar-fetch/), the
- * `--json` fields of CLI.md, `cached` on a second run from another process, `--offline` failing with
+ * `--json` fields of docs/cli.md, `cached` on a second run from another process, `--offline` failing with
  * ERR_OFFLINE and no connection, the one-line ERR_HASH_MISMATCH message, usage errors (exit 2), and no
  * progress output when stderr is not a TTY.
  */

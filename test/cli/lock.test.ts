@@ -69,6 +69,26 @@ describe.runIf(cliBuilt())('fetch-cache lock', () => {
     writeFileSync(join(dir, 'pins.lock'), good);
   });
 
+  it('lock refuses an entry whose hash contradicts its storePath (no fetch, lockfile untouched); update fixes it', async () => {
+    const good = lockText();
+    const lock = JSON.parse(good);
+    lock.pins.pkg.narHash = golden.data!.narHash;
+    const tampered = `${JSON.stringify(lock, null, 2)}\n`;
+    writeFileSync(join(dir, 'pins.lock'), tampered);
+    const requests = w.http.requests();
+    const r = await cli('lock');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^ERR_BAD_LOCKFILE: pins\.pkg: narHash sha256-\S+ makes \/nix\/store\/\S+-source, not the recorded storePath \/nix\/store\/\S+-source; fix the entry or re-resolve it with `fetch-cache update pkg`\n$/,
+    );
+    expect(w.http.requests()).toBe(requests);
+    expect(lockText()).toBe(tampered);
+    const fixed = await cli('update', 'pkg');
+    expect(fixed.code).toBe(0);
+    expect(JSON.parse(lockText()).pins.pkg.narHash).toBe(golden.pkg!.narHash);
+    writeFileSync(join(dir, 'pins.lock'), good);
+  });
+
   it('update re-resolves a new tag; unknown names are ERR_NOT_FOUND', async () => {
     const rev = w.commit(w.widget, 'widget.txt', 'widget 1.4.0\n', BASE_TIME + 50_000);
     w.tag(w.widget, 'v1.4.0');

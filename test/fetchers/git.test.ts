@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Cache, openCache } from '../../src/cache.js';
 import type { IngestEntry } from '../../src/castore/ingest.js';
 import { isFetchCacheError } from '../../src/errors.js';
+import { Fetcher } from '../../src/fetchers/base.js';
 import { globToRegex, isExportIgnored, parseAttributes } from '../../src/fetchers/git/attributes.js';
 import { parseGitmodules } from '../../src/fetchers/git/gitmodules.js';
 import { GitObjects } from '../../src/fetchers/git/objects.js';
@@ -385,6 +386,43 @@ describe('refs, revs and errors', () => {
     expect(a.metadata).toMatchObject({ rev: commits['v1.0^{commit}'], ref: 'refs/tags/v1.0', revCount: 50 });
     const b = await ours({ url: urlFor('file'), ref: 'refs/tags/v0.1' });
     expect(b.metadata).toMatchObject({ rev: commits['v0.1'], revCount: 10, lastModified: BASE_TIME + 600 });
+  });
+
+  it('the same rev with and without exportIgnore are two fetches, not one answer from the fetch index', async () => {
+    const c = await openCache({ memory: true });
+    try {
+      const fetcher = new Fetcher(c);
+      const spec = { type: 'git', url: urlFor('file'), rev: commits.main! } as const;
+      const archive = await fetcher.fetch(spec);
+      const tree = await new Fetcher(c).fetch({ ...spec, exportIgnore: false });
+      const again = await new Fetcher(c).fetch({ ...spec, exportIgnore: true });
+      expect(tree.path).not.toBe(archive.path);
+      expect([tree.cached, again.cached, again.path]).toEqual([false, true, archive.path]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a local repository is read again on every fetch (no TTL): a new commit is seen at once', async () => {
+    const c = await openCache({ memory: true });
+    const dir = join(tmp, 'moving');
+    try {
+      const fi = new FastImport();
+      fi.commit('refs/heads/main', BASE_TIME, 'one\n', [['100644', 'f.txt', 'one\n']]);
+      importRepo(dir, fi);
+      const first = await new Fetcher(c).fetch({ type: 'git', url: `file://${dir}` });
+      expect(first.metadata.rev).toBe(git(dir, ['rev-parse', 'HEAD']));
+      writeFileSync(join(dir, 'f.txt'), 'two\n');
+      git(dir, ['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qam', 'two']);
+      const second = await new Fetcher(c).fetch({ type: 'git', url: `file://${dir}` });
+      expect(second.metadata.rev).toBe(git(dir, ['rev-parse', 'HEAD']));
+      expect(second.path).not.toBe(first.path);
+      const third = await new Fetcher(c).fetch({ type: 'git', url: `file://${dir}` });
+      expect([third.cached, third.path]).toEqual([true, second.path]);
+    } finally {
+      await c.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('unknown ref → ERR_GIT', async () => {

@@ -1,6 +1,6 @@
 /**
- * The `path` source through the fetcher base (what `add` uses): the store paths of the spec's worked
- * examples (nix-formats.md §3.4: NAR sha256 of the file `asdf` named `my-file`, flat sha256 of `hello`),
+ * The `path` source through the fetcher base (what `add` uses): the store paths of docs/formats.md's worked
+ * examples (docs/formats.md §3: NAR sha256 of the file `asdf` named `my-file`, flat sha256 of `hello`),
  * a pinned path answered from the cache without reading the file, and a mismatch storing nothing.
  */
 

@@ -309,7 +309,7 @@ describe('modern Nix (>= 2.21) where it differs from the reference Nix 2.8', () 
     const r = await ingest(archive('onefile.tar.gz'));
     const golden = goldens.cases['onefile.tar.gz']!;
     const vector = vectors.tarballExperiments.cases.find((c) => c.tarball.startsWith('onefile'))!;
-    // Ours: a directory holding only.txt, the modern answer in the spec vectors.
+    // Ours: a directory holding only.txt, the modern answer in fixtures/tarball-vectors.json.
     expect(r.node.type).toBe('directory');
     expect(vector.modernExpected).toContain(r.narHash);
     expect(r.narHash).toBe(golden.modern.narHash);

@@ -87,6 +87,7 @@ describe('url fetch equals nix-prefetch-url', () => {
         ...(g.type ? { hash: `${g.type}:${g.hash}` } : {}),
       });
       expect(formatStorePath(r.storePath)).toBe(g.storePath);
+      expect(r.path).toBe(g.storePath);
       const printed = g.executable ? r.narHash : r.hash!;
       expect(formatHash(printed, 'nix32')).toBe(g.hash);
       expect(toSRI(r.narHash)).toBe(g.narHash);
@@ -107,6 +108,23 @@ describe('url fetch equals nix-prefetch-url', () => {
         await runNixOk([...args, server.url(g.path)], { bin: 'nix-prefetch-url' as NixBin })
       ).split('\n');
       expect([hash, path]).toEqual([g.hash, g.storePath]);
+    }
+  });
+
+  it("FetchResult.path is the printed store path, in the cache's store dir, also on a cached answer", async () => {
+    const cache = await openCache({ memory: true, storeDir: '/gnu/store' });
+    try {
+      const spec = { type: 'url', url: server.url('/pinned/hello.txt'), hash: toSRI(HELLO_SHA256) } as const;
+      const expected = formatStorePath(
+        makeFixedOutputPath({ name: 'hello.txt', method: 'flat', hash: HELLO_SHA256 }, '/gnu/store'),
+        '/gnu/store',
+      );
+      const first = await new Fetcher(cache, FAST).fetch(spec);
+      const again = await new Fetcher(cache, FAST).fetch(spec);
+      expect([first.path, again.path, again.cached]).toEqual([expected, expected, true]);
+      expect(first.path.startsWith('/gnu/store/')).toBe(true);
+    } finally {
+      await cache.close();
     }
   });
 

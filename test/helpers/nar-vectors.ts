@@ -1,6 +1,6 @@
 /**
- * The `nar` vectors of fixtures/nar.json (copied from the spec vectors with
- * their sources) and the conversion of their tree descriptions into the
+ * The `nar` vectors of fixtures/nar.json (known answers, each with its
+ * public source) and the conversion of their tree descriptions into the
  * encoder's in-memory `NarTree`, shared by the encoder and parser tests.
  */
 

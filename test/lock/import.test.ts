@@ -3,7 +3,7 @@
  * github inputs point at loopback servers verifies (expected hashes are Nix's,
  * from fixtures/nix-goldens/lock.json or `nix hash path`), a wrong narHash is
  * reported as `differs` with both hashes; an npins sources.json verifies;
- * the real flake.lock of the spec vectors parses (its github inputs, offline,
+ * go-nix's real flake.lock (fixtures/flake-lock.json) parses (its github inputs, offline,
  * are errors, the root is not an input); malformed files are ERR_BAD_LOCKFILE.
  */
 
@@ -101,7 +101,7 @@ describe('importLock: flake.lock', () => {
     expect(r.inputs.filter((i) => i.status === 'differs')).toHaveLength(1);
   });
 
-  it('reads the real go-nix flake.lock of the spec vectors (offline: github inputs cannot be fetched)', async () => {
+  it('reads the real go-nix flake.lock of fixtures/flake-lock.json (offline: github inputs cannot be fetched)', async () => {
     const text = vectors.flakeLock[0]!.json;
     const r = await importLock(text, { cache, offline: true });
     expect(r.version).toBe(7);

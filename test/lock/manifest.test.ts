@@ -6,7 +6,8 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import { effectivePin, parseManifest, pinDigest } from '../../src/lock/manifest.js';
+import { effectivePin, type Pin, parseManifest, pinDigest } from '../../src/lock/manifest.js';
+import { planSync } from '../../src/lock/sync.js';
 
 const GOOD = `
 [github]
@@ -86,6 +87,26 @@ describe('parseManifest', () => {
     expect(pinDigest(a)).not.toBe(pinDigest(c));
     expect(pinDigest(a)).toBe(pinDigest(renamed));
     expect(pinDigest(a)).toMatch(/^sha256-[A-Za-z0-9+/]{43}=$/);
+  });
+
+  it('names each pin unambiguously in pinName (the deprecated `pin` still set), outside its digest', () => {
+    const m = parseManifest(
+      '[pins.src]\ntype = "tarball"\nurl = "https://example.org/src.tar.gz"\nname = "my-src"\n' +
+        '[pins.lib]\ntype = "git"\nurl = "https://example.org/lib.git"\nref = "main"\n',
+    );
+    const src = m.pins.get('src')!;
+    expect(src.pinName).toBe('src');
+    expect(src.name).toBe('my-src');
+    expect(src.pin).toBe('src');
+    // Digests recorded before pinName existed: lockfiles written then stay current.
+    expect(pinDigest(src)).toBe(pinDigest({ ...src, name: 'my-src', pinName: 'other', pin: 'other' }));
+    expect(pinDigest(m.pins.get('lib')!)).toBe('sha256-Rbu0yzxcTdvzXviINh9eEF3dgB6g7pjOc393GwKpxIU=');
+  });
+
+  it('a pin built by a caller written before pinName (only `pin`) is still planned under its name', () => {
+    const old = { pin: 'x', type: 'tarball', url: 'https://example.org/x.tgz' } as unknown as Pin;
+    const plan = planSync({ pins: new Map([['x', old]]) }, undefined);
+    expect(plan.todo.map((p) => p.pinName)).toEqual(['x']);
   });
 
   const cases: [string, string, RegExp][] = [

@@ -68,7 +68,7 @@ describe('nix32 known answers', () => {
 });
 
 describe('nix32 lengths', () => {
-  it('matches the spec table', () => {
+  it('is ⌊(8n−1)/5⌋+1 characters for n bytes (docs/formats.md §2)', () => {
     expect([0, 1, 16, 20, 32, 64].map(nix32Length)).toEqual([0, 2, 26, 32, 52, 103]);
   });
   it('knows which lengths are encodings', () => {

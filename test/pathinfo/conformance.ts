@@ -3,7 +3,7 @@
 // changing its content (conflicts refused, the same content only adding signatures, replacement on request
 // and its effect on the NAR-hash index), listing in store-path digest order, look-up by NAR hash, deletion, and
 // validation of what is put. Path infos are built from snix fixtures (store paths from
-// snix-reference.md §10.5, NAR hashes from §10.4, nodes from fixtures/castore.json and fixtures/pathinfo.json).
+// snix's `glue/src/fetchers/mod.rs` tests, NAR hashes of `store/src/fixtures.rs`, nodes from fixtures/castore.json and fixtures/pathinfo.json).
 
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -42,7 +42,7 @@ export function fakeSignature(keyName: string, seed: number): string {
 
 const v0 = vectors[0]!;
 
-/** snix's PATH_INFO_SYMLINK (snix-reference.md §10.7). */
+/** snix's PATH_INFO_SYMLINK (`store/src/fixtures.rs`). */
 export const PATH_INFO_SYMLINK: PathInfo = {
   storePath: sp(v0.storePath),
   node: symlinkNode(v0.node.target),

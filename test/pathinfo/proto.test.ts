@@ -1,6 +1,6 @@
 // PathInfo ⇄ snix.store.v1.PathInfo protobuf: the §10.7 vector byte for byte (fixtures/pathinfo.json), a
 // fully populated path info against bytes assembled field by field from the .proto definition
-// (snix-reference.md §4.2), the CA enum numbering, snix's validations on decode, prost's leniencies, and
+// (snix `store/protos/pathinfo.proto`), the CA enum numbering, snix's validations on decode, prost's leniencies, and
 // fast-check round trips and fuzzing.
 
 import fc from 'fast-check';

@@ -1,8 +1,10 @@
 /**
  * `fetch url|tarball|git|nar`: the fetcher base behind the CLI contract
- * (CLI.md). Plain output is the store path; `--json` the path info plus
+ * (docs/cli.md). Plain output is the store path; `--json` the path info plus
  * `url`, `cached` (no body was downloaded), `hash` (flat SRI) for url fetches
- * and `rev`/`revCount`/`lastModified` where the source knows them. Progress
+ * and `rev`/`revCount`/`lastModified` where the source knows them. With
+ * `--to-nix-store` the path is then made valid in the local Nix store
+ * (fs/nix-store.ts; `--json` adds `nixStore`: `added` or `valid`). Progress
  * goes to stderr through src/cli/progress.ts. Library modules load when the
  * command runs.
  */
@@ -10,7 +12,6 @@
 import type { Cache } from '../../cache.js';
 import type { FetchResult, FetchSpec } from '../../fetchers/types.js';
 import { toSRI } from '../../nix/hash.js';
-import { formatStorePath } from '../../nix/store-path.js';
 import {
   type Command,
   type CommandContext,
@@ -34,9 +35,15 @@ function mirrors(ctx: CommandContext): string[] {
   });
 }
 
-/** What the command prints for `result` (CLI.md). */
-function formatResult(ctx: CommandContext, cache: Cache, spec: FetchSpec, result: FetchResult): string {
-  if (!ctx.globals.json) return `${formatStorePath(result.storePath, cache.storeDir)}\n`;
+/** What the command prints for `result` (docs/cli.md). */
+function formatResult(
+  ctx: CommandContext,
+  cache: Cache,
+  spec: FetchSpec,
+  result: FetchResult,
+  nixStore: 'added' | 'valid' | undefined,
+): string {
+  if (!ctx.globals.json) return `${result.path}\n`;
   const out = pathInfoJson(result.pathInfo, cache.storeDir);
   out.url = spec.type === 'path' ? spec.path : spec.url;
   out.cached = result.cached;
@@ -45,6 +52,7 @@ function formatResult(ctx: CommandContext, cache: Cache, spec: FetchSpec, result
   if (m.rev !== undefined) out.rev = m.rev;
   if (m.revCount !== undefined) out.revCount = m.revCount;
   if (m.lastModified !== undefined) out.lastModified = m.lastModified;
+  if (nixStore !== undefined) out.nixStore = nixStore;
   return `${JSON.stringify(out)}\n`;
 }
 
@@ -66,16 +74,25 @@ async function runFetch(ctx: CommandContext, spec: FetchSpec): Promise<void> {
     } finally {
       progress.clear();
     }
-    ctx.stdout.write(formatResult(ctx, cache, spec, result));
+    let nixStore: 'added' | 'valid' | undefined;
+    if (ctx.values['to-nix-store'] === true) {
+      const { copyToNixStore } = await import('../../fs/nix-store.js');
+      nixStore = (await copyToNixStore(result.pathInfo, cache, { env: ctx.env })).added ? 'added' : 'valid';
+    }
+    ctx.stdout.write(formatResult(ctx, cache, spec, result, nixStore));
   });
 }
 
-const COMMON = { hash: { type: 'string' }, name: { type: 'string' } } as const satisfies OptionSpec;
+const COMMON = {
+  hash: { type: 'string' },
+  name: { type: 'string' },
+  'to-nix-store': { type: 'boolean' },
+} as const satisfies OptionSpec;
 const MIRROR = { mirror: { type: 'string', multiple: true } } as const satisfies OptionSpec;
 
 export const fetchUrlCommand: Command = {
   words: ['fetch', 'url'],
-  usage: 'fetch url URL [--hash H] [--name N] [--executable] [--mirror URL]…',
+  usage: 'fetch url URL [--hash H] [--name N] [--to-nix-store] [--executable] [--mirror URL]…',
   summary: 'fetch a file like `builtins.fetchurl` (flat hash; NAR hash with --executable)',
   options: { ...COMMON, ...MIRROR, executable: { type: 'boolean' } },
   async run(ctx) {
@@ -93,7 +110,7 @@ export const fetchUrlCommand: Command = {
 
 export const fetchTarballCommand: Command = {
   words: ['fetch', 'tarball'],
-  usage: 'fetch tarball URL [--hash H] [--name N] [--mirror URL]…',
+  usage: 'fetch tarball URL [--hash H] [--name N] [--to-nix-store] [--mirror URL]…',
   summary: 'fetch and unpack an archive like `builtins.fetchTarball` (NAR hash of the tree)',
   options: { ...COMMON, ...MIRROR },
   async run(ctx) {
@@ -110,7 +127,8 @@ export const fetchTarballCommand: Command = {
 
 export const fetchGitCommand: Command = {
   words: ['fetch', 'git'],
-  usage: 'fetch git URL [--ref R] [--rev SHA] [--submodules] [--shallow] [--hash H] [--name N]',
+  usage:
+    'fetch git URL [--ref R] [--rev SHA] [--all-refs] [--submodules] [--shallow] [--hash H] [--name N] [--to-nix-store]',
   summary: 'fetch the tree of a git commit like `builtins.fetchGit`',
   options: {
     ...COMMON,
@@ -118,9 +136,11 @@ export const fetchGitCommand: Command = {
     rev: { type: 'string' },
     submodules: { type: 'boolean' },
     shallow: { type: 'boolean' },
+    'all-refs': { type: 'boolean' },
   },
   async run(ctx) {
     const [url] = expectArgs(ctx, 1, 'one URL');
+    const allRefs = ctx.values['all-refs'] === true;
     await runFetch(ctx, {
       type: 'git',
       url: url!,
@@ -128,6 +148,7 @@ export const fetchGitCommand: Command = {
       rev: stringOption(ctx, 'rev'),
       submodules: ctx.values.submodules === true,
       shallow: ctx.values.shallow === true,
+      ...(allRefs ? { allRefs } : {}),
       hash: stringOption(ctx, 'hash'),
       name: stringOption(ctx, 'name'),
     });
@@ -136,7 +157,7 @@ export const fetchGitCommand: Command = {
 
 export const fetchNarCommand: Command = {
   words: ['fetch', 'nar'],
-  usage: 'fetch nar URL --hash H [--name N] [--mirror URL]…',
+  usage: 'fetch nar URL --hash H [--name N] [--to-nix-store] [--mirror URL]…',
   summary: 'fetch a NAR (.nar, .nar.xz, .nar.zst, .nar.bz2, .nar.gz) and ingest its tree',
   options: { ...COMMON, ...MIRROR },
   async run(ctx) {

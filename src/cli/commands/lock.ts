@@ -1,6 +1,7 @@
 /**
- * `lock`, `update [NAME…]`, `lock --check` and `lock --from FILE` (CLI.md):
- * the pin synchronizer, checker and importer of src/lock/ behind the command
+ * `lock`, `update [NAME…]`, `lock --check`, `lock --from FILE` and
+ * `lock --import FILE` (docs/cli.md): the pin synchronizer, checker, verifier
+ * and importer of src/lock/ behind the command
  * line. The manifest defaults to `pins.toml` in the current directory, the
  * lockfile to `pins.lock` next to the manifest. The lockfile is written
  * (atomically) only when every pin resolved. `--json` prints the lockfile
@@ -10,7 +11,7 @@
  */
 
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { type ErrorCode, FetchCacheError } from '../../errors.js';
 import type { GithubHosts, Manifest } from '../../lock/manifest.js';
 import type { SyncReport } from '../../lock/sync.js';
@@ -89,6 +90,16 @@ function pinProgress(ctx: CommandContext) {
   };
 }
 
+/** Fetcher options that print what does not stop a fetch (a dirty git tree) as `warning:` lines. */
+function warnings(ctx: CommandContext, before: () => void = () => {}) {
+  return {
+    onWarning: (message: string) => {
+      before();
+      if (!ctx.globals.quiet) writeLine(ctx.stderr, `warning: ${message}`);
+    },
+  };
+}
+
 function summary(r: SyncReport): string {
   return `added ${r.added.length}, updated ${r.updated.length}, unchanged ${r.unchanged.length}, removed ${r.removed.length}`;
 }
@@ -114,7 +125,13 @@ async function runSync(ctx: CommandContext, update: readonly string[] | true | u
     settledPlan(planSync(manifest, old, options), old) ??
     (await withCache(ctx, async (cache) => {
       try {
-        return await synchronize(manifest, old, { ...options, cache, onPin: (e) => progress.onPin(e) });
+        return await synchronize(manifest, old, {
+          ...options,
+          cache,
+          onPin: (e) => progress.onPin(e),
+          lockfile: resolve(p.lock),
+          fetcher: warnings(ctx, () => progress.clear()),
+        });
       } finally {
         progress.clear();
       }
@@ -143,7 +160,12 @@ async function runCheck(ctx: CommandContext): Promise<void> {
   ]);
   const lock = parseLockfile(await readText(p.lock, 'lockfile'), p.lock);
   const report = await withCache(ctx, (cache) =>
-    checkLock(lock, { cache, offline: ctx.globals.offline, concurrency: concurrency(ctx) }),
+    checkLock(lock, {
+      cache,
+      offline: ctx.globals.offline,
+      concurrency: concurrency(ctx),
+      fetcher: warnings(ctx),
+    }),
   );
   if (ctx.globals.json) writeLine(ctx.stdout, JSON.stringify(report));
   else {
@@ -173,6 +195,7 @@ async function runImport(ctx: CommandContext, from: string): Promise<void> {
       cache,
       offline: ctx.globals.offline,
       concurrency: concurrency(ctx),
+      fetcher: warnings(ctx),
       file: from,
       ...(base === undefined ? {} : { githubBase: base }),
     }),
@@ -182,7 +205,7 @@ async function runImport(ctx: CommandContext, from: string): Promise<void> {
     for (const i of report.inputs) {
       const detail =
         i.status === 'differs'
-          ? ` expected ${i.expected} got ${i.actual}`
+          ? ` expected ${i.expected} got ${i.actual}${i.reason === undefined ? '' : `: ${i.reason}`}`
           : i.reason !== undefined
             ? ` ${i.reason}`
             : '';
@@ -193,20 +216,84 @@ async function runImport(ctx: CommandContext, from: string): Promise<void> {
   if (bad.length > 0) fail('ERR_HASH_MISMATCH', `${from}: ${bad.join(', ')} did not verify`);
 }
 
+/** `lock --import FILE`: adopt a flake.lock's or sources.json's inputs as pins (src/lock/adopt.ts). */
+async function runAdopt(ctx: CommandContext, from: string): Promise<void> {
+  const p = paths(ctx);
+  const [{ adoptLock }, { readLockfile, writeLockfile, writeTextAtomically }] = await Promise.all([
+    import('../../lock/adopt.js'),
+    import('../../lock/lockfile.js'),
+  ]);
+  const text = await readText(from, 'lock file');
+  let manifestText: string | undefined;
+  try {
+    manifestText = await readText(p.manifest, 'manifest');
+  } catch (e) {
+    if (!(e instanceof FetchCacheError && e.code === 'ERR_NOT_FOUND')) throw e;
+  }
+  const old = await readLockfile(p.lock);
+  const r = await withCache(ctx, (cache) =>
+    adoptLock(text, manifestText, old, {
+      cache,
+      offline: ctx.globals.offline,
+      concurrency: concurrency(ctx),
+      github: hosts(ctx),
+      fetcher: warnings(ctx),
+      file: from,
+      manifestFile: p.manifest,
+      lockfile: resolve(p.lock),
+    }),
+  );
+  const bad = r.report.inputs
+    .filter((i) => i.status === 'differs' || i.status === 'error')
+    .map((i) => i.name);
+  if (ctx.globals.json) writeLine(ctx.stdout, JSON.stringify({ ...r.report, imported: r.imported }));
+  else {
+    for (const i of r.report.inputs) {
+      if (i.status === 'ok') writeLine(ctx.stdout, `imported ${i.name} (${i.type})`);
+      else if (i.status === 'skipped')
+        writeLine(ctx.stdout, `skipped ${i.name} (${i.type}): ${i.reason ?? ''}`);
+      else if (i.status === 'differs')
+        writeLine(
+          ctx.stdout,
+          `differs ${i.name} (${i.type}) expected ${i.expected} got ${i.actual}${i.reason === undefined ? '' : `: ${i.reason}`}`,
+        );
+      else writeLine(ctx.stdout, `error ${i.name} (${i.type}) ${i.reason ?? ''}`);
+    }
+  }
+  if (bad.length > 0)
+    fail('ERR_HASH_MISMATCH', `${from}: ${bad.join(', ')} did not verify; nothing was written`);
+  if (r.imported.length > 0) {
+    await writeTextAtomically(p.manifest, r.manifestText);
+    await writeLockfile(p.lock, r.lock);
+  }
+  if (!ctx.globals.json) {
+    const skipped = r.report.inputs.length - r.imported.length;
+    writeLine(ctx.stdout, `${p.manifest}, ${p.lock}: imported ${r.imported.length}, skipped ${skipped}`);
+  }
+}
+
 export const lockCommand: Command = {
   words: ['lock'],
   usage:
-    'lock [--manifest F] [--lock F] [--check | --from flake.lock|sources.json] [--concurrency N] [--github-base URL] [--github-git-base URL]',
+    'lock [--manifest F] [--lock F] [--check | --from FILE | --import FILE] [--concurrency N] [--github-base URL] [--github-git-base URL]',
   summary:
-    'resolve every manifest pin not yet locked (or changed) and prune removed ones; --check verifies the lockfile, --from verifies a flake.lock or npins sources.json',
-  options: { ...FILES, ...TUNING, check: { type: 'boolean' }, from: { type: 'string' } },
+    'resolve every manifest pin not yet locked (or changed) and prune removed ones; --check verifies the lockfile; --from verifies a flake.lock or npins sources.json, --import adds its inputs as pins',
+  options: {
+    ...FILES,
+    ...TUNING,
+    check: { type: 'boolean' },
+    from: { type: 'string' },
+    import: { type: 'string' },
+  },
   async run(ctx) {
     if (ctx.args.length > 0) throw new UsageError(`unexpected argument '${ctx.args[0]}'`);
     const from = stringOption(ctx, 'from');
-    if (ctx.values.check === true && from !== undefined)
-      throw new UsageError('--check and --from do not go together');
+    const adopt = stringOption(ctx, 'import');
+    const modes = [ctx.values.check === true, from !== undefined, adopt !== undefined].filter(Boolean);
+    if (modes.length > 1) throw new UsageError('--check, --from and --import do not go together');
     if (ctx.values.check === true) return runCheck(ctx);
     if (from !== undefined) return runImport(ctx, from);
+    if (adopt !== undefined) return runAdopt(ctx, adopt);
     return runSync(ctx, undefined);
   },
 };

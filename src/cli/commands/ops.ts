@@ -1,8 +1,9 @@
 /**
- * Operating a cache root: `gc`, `verify` and `stats` (CLI.md), thin over
+ * Operating a cache root: `gc`, `verify` and `stats` (docs/cli.md), thin over
  * src/ops/. `verify` exits 1 (ERR_INTEGRITY on stderr) when damage remains
  * after it ran — with `--repair`, when some path could not be repaired —
- * and still prints its full report on stdout first.
+ * and still prints its report on stdout first: one line per damaged path
+ * with its count of problems (every problem with `--verbose` or `--json`).
  */
 
 import { FetchCacheError } from '../../errors.js';
@@ -53,12 +54,23 @@ export const gcCommand: Command = {
   },
 };
 
+/**
+ * One line per damaged path: a path whose every chunk is damaged has hundreds of problems, which
+ * `--verbose` and `--json` list; this line counts them and shows the first.
+ */
+function damagedLine(d: { path: string; problems: string[]; repaired?: boolean; removed?: boolean }): string {
+  const fate = d.repaired ? ' (repaired)' : d.removed ? ' (removed)' : '';
+  const n = d.problems.length;
+  const first = d.problems[0] ?? 'damaged';
+  return `damaged: ${d.path}${fate}: ${n} problem${n === 1 ? '' : 's'}: ${first}${n > 1 ? '; …' : ''}`;
+}
+
 export const verifyCommand: Command = {
   words: ['verify'],
-  usage: 'verify [STORE-PATH…|--all] [--repair]',
+  usage: 'verify [STORE-PATH…|--all] [--repair] [--verbose]',
   summary:
-    're-hash everything the paths reach and check their NAR hashes; --repair fetches damaged paths again',
-  options: { all: { type: 'boolean' }, repair: { type: 'boolean' } },
+    're-hash everything the paths reach and check their NAR hashes; --repair fetches damaged paths again; one line per damaged path (--verbose: every problem)',
+  options: { all: { type: 'boolean' }, repair: { type: 'boolean' }, verbose: { type: 'boolean' } },
   async run(ctx) {
     const all = ctx.values.all === true;
     if (all === ctx.args.length > 0) throw new UsageError('give STORE-PATHs or --all (not both)');
@@ -95,9 +107,8 @@ export const verifyCommand: Command = {
         if (ctx.globals.json) writeJson(ctx.stdout, report);
         else {
           for (const d of report.damaged) {
-            const fate = d.repaired ? ' (repaired)' : d.removed ? ' (removed)' : '';
-            writeLine(ctx.stdout, `damaged: ${d.path}${fate}`);
-            for (const p of d.problems) writeLine(ctx.stdout, `  ${p}`);
+            writeLine(ctx.stdout, damagedLine(d));
+            if (ctx.values.verbose === true) for (const p of d.problems) writeLine(ctx.stdout, `  ${p}`);
           }
           const seconds = report.durationMs / 1000;
           writeLine(

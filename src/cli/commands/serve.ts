@@ -41,7 +41,7 @@ function warnIfShared(ctx: CommandContext, path: string, what: string): void {
 export const serveCommand: Command = {
   words: ['serve'],
   usage:
-    'serve [--bind HOST:PORT|unix:PATH] [--sign-key FILE]… [--priority N] [--upload-token-file FILE] [--max-upload-size BYTES] [--compression zstd|none]',
+    'serve [--bind HOST:PORT|unix:PATH] [--sign-key FILE]… [--priority N] [--upload-token-file FILE] [--max-upload-size BYTES] [--max-renders N] [--compression zstd|none]',
   summary: 'serve the cache as a Nix binary cache (substitute from it, `nix copy --to` it)',
   options: {
     bind: { type: 'string' },

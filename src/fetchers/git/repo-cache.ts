@@ -76,16 +76,19 @@ export async function openLocalRepo(gitRootDir: string, url: string, path: strin
 /** The mirror of a remote URL, created empty on first use. */
 export async function openMirror(gitRootDir: string, url: string): Promise<GitRepo> {
   const gitdir = join(gitRootDir, cacheKey(url));
+  // The refspec makes isomorphic-git write fetched branches under their remote names (a mirror); tags it
+  // writes itself when it fetches every ref. Not `+refs/*:refs/*`: isomorphic-git maps the peeled
+  // `refs/tags/x^{}` entries of the advertisement through it too, and refuses to write those (so a fetch
+  // of every ref from a repository with annotated tags failed). Mirrors made with that refspec get this one.
+  const config = `[core]\n\trepositoryformatversion = 0\n\tbare = true\n[remote "origin"]\n\turl = ${url}\n\tfetch = +refs/heads/*:refs/heads/*\n`;
   if (!(await exists(join(gitdir, 'HEAD')))) {
     for (const d of ['objects/pack', 'objects/info', 'refs/heads', 'refs/tags']) {
       await mkdir(join(gitdir, d), { recursive: true });
     }
-    // The refspec makes isomorphic-git write fetched refs under their remote names (a mirror).
-    await writeFile(
-      join(gitdir, 'config'),
-      `[core]\n\trepositoryformatversion = 0\n\tbare = true\n[remote "origin"]\n\turl = ${url}\n\tfetch = +refs/*:refs/*\n`,
-    );
+    await atomicWrite(join(gitdir, 'config'), config);
     await atomicWrite(join(gitdir, 'HEAD'), 'ref: refs/heads/main\n');
+  } else if ((await readFile(join(gitdir, 'config'), 'utf8').catch(() => '')) !== config) {
+    await atomicWrite(join(gitdir, 'config'), config);
   }
   return { url, gitdir, objects: new GitObjects(gitdir), cacheDir: gitdir };
 }

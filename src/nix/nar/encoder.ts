@@ -1,5 +1,5 @@
 /**
- * Streaming NAR writer (nix-formats.md §1.2–1.3). The caller describes a tree
+ * Streaming NAR writer (docs/formats.md §1). The caller describes a tree
  * depth first through a push API and the encoder emits canonical NAR bytes to a
  * sink; it never holds a whole NAR or a whole file. Small tokens are batched
  * into one buffer; file content chunks of at least `PASS_THROUGH` bytes are
@@ -299,7 +299,7 @@ export function encodeNar(tree: NarTree): Uint8Array {
 }
 
 /*
- * NAR size is a pure function of metadata (snix-reference.md §5.1): these give
+ * NAR size is a pure function of metadata (as snix's NAR calculation uses): these give
  * the bytes each node contributes after its leading `"(" "type"` (which belongs
  * to the archive header or the enclosing entry), so a renderer can compute
  * NarSize without reading blobs.

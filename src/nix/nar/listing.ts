@@ -1,5 +1,5 @@
 /**
- * NAR listings (`<hashpart>.ls`, nix-formats.md §1.8): the JSON tree a binary
+ * NAR listings (`<hashpart>.ls`, docs/formats.md §1): the JSON tree a binary
  * cache may publish beside a NAR, `{"version":1,"root":<node>}`, where a
  * regular file carries its size, `executable: true` when set, and `narOffset`,
  * the offset of its first content byte in the uncompressed NAR. Built from

@@ -1,5 +1,5 @@
 /**
- * Strict incremental NAR parser (nix-formats.md §1.2–1.3, §10). Bytes are
+ * Strict incremental NAR parser (docs/formats.md §1). Bytes are
  * pushed in chunks of any size and each `push` returns the events completed by
  * that chunk; any chunking yields the same events (only `contents` events may
  * be split differently). File contents are never buffered: a `contents` event

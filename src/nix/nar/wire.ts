@@ -1,6 +1,6 @@
 /**
  * NAR wire primitives shared by the encoder, the parser and the listing
- * builder (nix-formats.md §1.1–1.3; snix `nar/wire/mod.rs`). Every string is a
+ * builder (docs/formats.md §1; snix `nix-compat/src/nar/wire/mod.rs`). Every string is a
  * u64 little-endian length, the bytes, then zero padding to a multiple of 8;
  * file contents are framed the same way. The pre-assembled token runs below
  * are the byte sequences a canonical writer emits between variable parts, so
@@ -68,7 +68,7 @@ function concatTokens(...parts: string[]): Uint8Array {
   return out;
 }
 
-/** Token runs, named after snix's `TOK_*` (byte sizes in snix-reference.md §5.1). */
+/** Token runs, named after snix's `TOK_*` (in snix `nix-compat/src/nar/wire/mod.rs`). */
 export const TOK_NAR = concatTokens(NAR_MAGIC, '(', 'type'); // 56
 export const TOK_SYM = concatTokens('symlink', 'target'); // 32
 export const TOK_REG = concatTokens('regular', 'contents'); // 32
