@@ -18,10 +18,12 @@
  * transaction and NOTIFY (a trigger; see the migration).
  *
  * - `getMany`/`hasMany`: one `= ANY($1)` query, answered in request order.
- * - `batch`: the last operation per key wins, then deletes and upserts of
+ * - `batch`: the last operation per key wins, then upserts and deletes of
  *   many rows per statement (`unnest`), all in one transaction (a single
- *   statement is one by itself). A write that PostgreSQL rolls back to break
- *   a deadlock with another writer is run again.
+ *   statement is one by itself). A batch that deletes first locks all its
+ *   keys, so concurrent batches apply as if one after the other, as
+ *   LevelDB's do (batchStatements). A write that PostgreSQL rolls back to
+ *   break a deadlock with another writer is run again.
  * - Iterators read pages with keyset pagination (`key > last ... order by
  *   key limit n`): no cursor or connection is held between pages, so an
  *   iterator sees what was written after it was made (no snapshots:
@@ -127,7 +129,11 @@ export class PgLevel extends AbstractLevel<Uint8Array, Uint8Array, Uint8Array> {
     if (typeof this.source === 'string') {
       this.current = await openPostgres(this.source, this.pool);
     } else {
-      await this.run('cannot read the schema version', () => checkSchema(this.source as Sql));
+      try {
+        await checkSchema(this.source);
+      } catch (e) {
+        throw postgresError(describeServer(this.source), 'cannot read the schema version', e);
+      }
       this.current = this.source;
     }
   }
@@ -140,7 +146,7 @@ export class PgLevel extends AbstractLevel<Uint8Array, Uint8Array, Uint8Array> {
 
   /** `fn` over the pool; any failure becomes ERR_STORE_BACKEND about `what`. */
   async run<T>(what: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const sql = this.current ?? (this.source as Sql);
+    const sql = this.sql;
     try {
       return await fn(sql);
     } catch (e) {

@@ -400,6 +400,24 @@ describe.skipIf(skipped)(`PgLevel${reason}`, () => {
     }
   });
 
+  it('over a pool the caller owns: the schema is checked on open, and close leaves the pool open', async () => {
+    const { url } = await fresh();
+    const sql = connect(url);
+    const level = new PgLevel(sql);
+    await level.open();
+    await level.put(enc('k'), enc('v'));
+    await level.close();
+    expect((await sql`select count(*)::int as n from kv where key = ${enc('k')}`)[0]?.n).toBe(1);
+    await level.open();
+    expect(txt(await level.get(enc('k')))).toBe('v');
+    await level.close();
+
+    const bare = connect(withSchema(levels!.database.url, schemaName()));
+    const error = (await new PgLevel(bare).open().catch((e: unknown) => e)) as Error & { cause?: unknown };
+    expect(isFetchCacheError(error.cause, 'ERR_STORE_MIGRATE')).toBe(true);
+    expect((await bare`select 1 as one`)[0]?.one).toBe(1);
+  });
+
   it('failures are ERR_STORE_BACKEND without the password; a missing schema is ERR_STORE_MIGRATE', async () => {
     const unreachable = new PgLevel('postgres://u:hunter2-secret@127.0.0.1:1/db', {
       pool: { connectTimeoutS: 5 },
