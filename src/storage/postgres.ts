@@ -32,7 +32,63 @@ export const MIGRATIONS: readonly string[] = [
      applied_at timestamptz not null default now()
    );
    comment on table schema_version is 'fetch-cache: one row per applied migration; the highest is the schema version'`,
+
+  // 2: the metadata as one key-value table (storage/pg-level.ts), and the path-info generation.
+  `create table kv (
+     key bytea primary key,
+     value bytea not null
+   );
+   comment on table kv is 'fetch-cache: the store''s metadata, key-value pairs in memcmp (bytea) order; a key is "!sublevel!" then the sublevel''s own key; read one sublevel with kv_sublevel(name)';
+
+   create function kv_sublevel(name text) returns table (key bytea, value bytea)
+     language sql stable set search_path from current
+     as $$ select substring(kv.key from octet_length(name) + 3), kv.value from kv
+           where kv.key >= convert_to('!' || name || '!', 'UTF8') and kv.key < convert_to('!' || name || '"', 'UTF8')
+           order by kv.key $$;
+   comment on function kv_sublevel(text) is 'fetch-cache: the entries of one sublevel of kv, keys without the prefix (select * from kv_sublevel(''pathinfo''))';
+
+   create table pathinfo_generation (
+     one boolean primary key default true check (one),
+     generation bigint not null
+   );
+   insert into pathinfo_generation (generation) values (0);
+   comment on table pathinfo_generation is 'fetch-cache: bumped in the transaction of every write to the pathinfo sublevel of kv, then NOTIFY fetch_cache_pathinfo with the new value';
+
+   create function pathinfo_changed() returns trigger
+     language plpgsql set search_path from current
+     as $$
+     declare g bigint;
+     begin
+       if current_setting('fetch_cache.pathinfo_bumped', true) is distinct from 'on' then
+         update pathinfo_generation set generation = generation + 1 returning generation into g;
+         perform pg_notify('fetch_cache_pathinfo', g::text);
+         perform set_config('fetch_cache.pathinfo_bumped', 'on', true);
+       end if;
+       return null;
+     end $$;
+
+   create trigger kv_pathinfo_inserted after insert on kv for each row
+     when (substring(new.key for 10) = '!pathinfo!'::bytea) execute function pathinfo_changed();
+   create trigger kv_pathinfo_updated after update on kv for each row
+     when (substring(new.key for 10) = '!pathinfo!'::bytea or substring(old.key for 10) = '!pathinfo!'::bytea)
+     execute function pathinfo_changed();
+   create trigger kv_pathinfo_deleted after delete on kv for each row
+     when (substring(old.key for 10) = '!pathinfo!'::bytea) execute function pathinfo_changed();
+   create trigger kv_truncated after truncate on kv for each statement execute function pathinfo_changed()`,
 ];
+
+/** The sublevel whose writes bump `pathinfo_generation` (pathinfo/leveldb.ts PATHINFO_SUBLEVEL, at the root). */
+export const PATHINFO_KEY_PREFIX = '!pathinfo!';
+
+/** The channel `pathinfo_generation` is announced on, with the new generation as payload. */
+export const PATHINFO_CHANNEL = 'fetch_cache_pathinfo';
+
+/** The current path-info generation (see MIGRATIONS, version 2). */
+export async function pathInfoGeneration(sql: ISql): Promise<bigint> {
+  const [row] = await sql<{ generation: string }[]>`select generation::text from pathinfo_generation`;
+  if (row === undefined) throw new TypeError('pathinfo_generation has no row');
+  return BigInt(row.generation);
+}
 
 /** Key of the transaction-level advisory lock `migrate()` holds ("fc-migr"). */
 const MIGRATE_LOCK = 0x66_63_2d_6d_69_67;
@@ -42,6 +98,8 @@ export interface PostgresOptions {
   readonly max?: number;
   /** Seconds to wait for a connection to the server (default 10). */
   readonly connectTimeoutS?: number;
+  /** Seconds after which an idle connection of the pool is closed (default: kept open). */
+  readonly idleTimeoutS?: number;
 }
 
 /** `url` with its password blanked out, for messages. */
@@ -82,6 +140,7 @@ export async function connectPostgres(url: string, options: PostgresOptions = {}
   const sql = postgres(url, {
     max: options.max ?? 10,
     connect_timeout: options.connectTimeoutS ?? 10,
+    ...(options.idleTimeoutS === undefined ? {} : { idle_timeout: options.idleTimeoutS }),
     onnotice: () => {},
     connection: { application_name: 'fetch-cache' },
   });
