@@ -9,7 +9,7 @@
  * LevelDB; `<root>/packs/` the pack files holding chunk bytes (blob/packs.ts;
  * layout 1 kept them inside the database and is refused, with a hint: a cache
  * can be deleted and refilled); `<root>/pathinfo.gen` changes with every path
-info write (pathinfo/generation.ts); `<root>/owner.json` names the process that has the database open;
+ * info write (coordination/change-stamp.ts); `<root>/owner.json` names the process that has the database open;
  * `<root>/db.sock` the socket over which that process serves the database to
  * the others. `<root>/tmp` holds spool files (fs/temp.ts); opening removes
  * those of processes no longer running. `<root>/reserve` is space held back for opening LevelDB on a
@@ -28,15 +28,15 @@ import type { ChunkStore } from './blob/chunk-store.js';
 import { LevelBlobService } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
 import { openLevelDb } from './cache-db.js';
+import { LocalCoordination } from './coordination/local.js';
+import { MemoryCoordination } from './coordination/memory.js';
+import type { Coordination } from './coordination/service.js';
 import { LevelDirectoryService } from './directory/leveldb.js';
 import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
 import { removeStaleTempDirs } from './fs/temp.js';
 import { NarCalculator } from './nar-render/nar-calc.js';
 import { canonicalStoreDir, DEFAULT_STORE_DIR } from './nix/store-path.js';
-import { withIngestLease } from './ops/leases.js';
-import { atimeKV, UseRecorder } from './ops/usage.js';
-import { PathInfoGeneration } from './pathinfo/generation.js';
 import { LevelPathInfoService } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
 import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
@@ -87,15 +87,11 @@ export interface Cache {
   /** The whole database, for operations over every sublevel (src/ops/: gc, verify, stats, leases). */
   readonly db: KV;
   /**
-   * Runs `fn`, which writes to the store, under an ingest lease (ops/leases.ts): no gc deletes anything
-   * until it is done. Reading what is stored needs none.
+   * What the processes using the store agree on (coordination/service.ts): gc exclusion (writers run
+   * under `ingest`; reading what is stored needs nothing), use leases, last uses, the path-info change
+   * stamp, pending uploads.
    */
-  ingesting<T>(fn: () => Promise<T>): Promise<T>;
-  /**
-   * Notes a use of the path with this store path digest, for gc's least-recently-used order
-   * (ops/usage.ts): written after the caller has gone on, by `close()` at the latest. Never throws.
-   */
-  used(digest: Uint8Array): void;
+  readonly coordination: Coordination;
   /** Writes the uses still pending, then releases the store. */
   close(): Promise<void>;
 }
@@ -198,12 +194,10 @@ function compose(
 ): Cache {
   const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs'), packs });
   const directories = new LevelDirectoryService(db);
-  const pathInfos = new LevelPathInfoService(
-    db,
-    new PathInfoGeneration(root === undefined ? undefined : join(root, 'pathinfo.gen')),
-  );
+  const coordination =
+    root === undefined ? new MemoryCoordination() : new LocalCoordination(db, join(root, 'pathinfo.gen'));
+  const pathInfos = new LevelPathInfoService(db, coordination.changes);
   const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
-  const uses = new UseRecorder(atimeKV({ db }));
   let closed: Promise<void> | undefined;
   return {
     root,
@@ -215,11 +209,10 @@ function compose(
     narCalc,
     fetchIndex: binarySublevel(db, FETCH_SUBLEVEL),
     db,
-    ingesting: (fn) => withIngestLease({ db }, fn),
-    used: (digest) => uses.note(digest),
+    coordination,
     close: () => {
-      closed ??= uses
-        .flush()
+      closed ??= coordination
+        .close()
         .then(() => blobs.close())
         .then(close, async (error: unknown) => {
           await close();

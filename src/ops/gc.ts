@@ -3,15 +3,16 @@
  * reach (root node → directories → blobs → chunks, reach.ts) and deletes the
  * chunks, chunk lists, directories, NAR-sum cache entries, last-use records,
  * NAR-hash index entries and fetch-index entries nobody reaches. With
- * `maxSize` it then evicts least recently used path infos (usage.ts) until
- * the reachable store fits, never a path a reader holds or one used within
- * `keepRecentMs`.
+ * `maxSize` it then evicts least recently used path infos (by the last uses
+ * the coordination service records) until the reachable store fits, never a
+ * path a reader holds or one used within `keepRecentMs`.
  *
- * One gc runs at a time: a second one waits for the first (leases.ts
- * `takeGcTurn`). Safe while fetches and `serve` run, in this or other processes:
+ * One gc runs at a time: a second one waits for the first
+ * (`coordination.gcTurn`). Safe while fetches and `serve` run, in this or
+ * other processes (coordination/service.ts):
  * 1. Without any lock: snapshot the path infos, mark, list candidates (every
  *    stored key not marked). This is the slow part; ingests go on.
- * 2. Exclusive against ingests (leases.ts): new ingests wait, running ones
+ * 2. Exclusive against ingests (`coordination.exclusive`): new ingests wait, running ones
  *    are waited for. Path infos written or changed since the snapshot are
  *    marked too (an ingest may have reused a candidate chunk), then
  *    evictions, then deletions in batches — readers keep being served
@@ -30,10 +31,8 @@ import { parseStorePathBaseName, storePathBaseName } from '../nix/store-path.js'
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { decodePathInfo } from '../pathinfo/proto.js';
 import type { KV } from '../storage/kv.js';
-import { beginExclusive, listLeases, takeGcTurn } from './leases.js';
 import { keyBytes, keyOf, type RawStore, rawStore, readAll } from './raw-store.js';
 import { closureOf, RefCounts } from './reach.js';
-import { readAtimes } from './usage.js';
 
 export interface GcOptions {
   /** After collecting garbage, evict least recently used paths until the store holds at most this many bytes. */
@@ -82,7 +81,10 @@ export function decodeStored(key: string, value: Uint8Array): PathInfo | undefin
 }
 
 export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcReport> {
-  const endTurn = await takeGcTurn(cache, { timeoutMs: options.waitTimeoutMs, onWait: options.onWait });
+  const endTurn = await cache.coordination.gcTurn({
+    timeoutMs: options.waitTimeoutMs,
+    onWait: options.onWait,
+  });
   try {
     return await collect(cache, options);
   } finally {
@@ -121,7 +123,10 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
   };
 
   // Phase 2, exclusive against ingests.
-  const end = await beginExclusive(cache, { timeoutMs: options.waitTimeoutMs, onWait: options.onWait });
+  const end = await cache.coordination.exclusive({
+    timeoutMs: options.waitTimeoutMs,
+    onWait: options.onWait,
+  });
   try {
     const second = await readAll(raw.pathinfo);
     const live = new Map<string, PathInfo>();
@@ -135,8 +140,8 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
 
     if (options.maxSize !== undefined) {
       let stored = refs.storedBytes();
-      const atimes = await readAtimes(cache);
-      const held = new Set((await listLeases(cache)).filter((l) => l.kind === 'use').map((l) => l.path));
+      const atimes = await cache.coordination.lastUses();
+      const held = await cache.coordination.held();
       const keepAfter = now() - (options.keepRecentMs ?? 0);
       const lastUse = (info: PathInfo) => atimes.get(Buffer.from(info.storePath.digest).toString('hex')) ?? 0;
       const order = [...live.entries()]
@@ -168,7 +173,10 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
     // Metadata that names dead paths or nodes first, then the data, roots before leaves.
     const liveNodes = new Set([...live.values()].map((i) => keyOf(encodeEntry(EMPTY_NAME, i.node))));
     report.deleted.narSums += await sweep(raw.narcalc, await unmarked(raw.narcalc, (k) => liveNodes.has(k)));
-    report.deleted.records += await sweep(raw.atime, await unmarked(raw.atime, (k) => live.has(k)));
+    const uses = [...(await cache.coordination.lastUses()).keys()];
+    report.deleted.records += await cache.coordination.forgetUses(
+      uses.filter((hex) => !live.has(keyOf(Buffer.from(hex, 'hex')))),
+    );
     report.deleted.records += await sweep(
       raw.narhash,
       await unmarked(raw.narhash, (k) => live.has(k.slice(32))),

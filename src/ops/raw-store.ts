@@ -9,7 +9,6 @@
  *   blobs (chunk lists), chunks   blob/leveldb.ts (chunks: the index of
  *                       chunk bytes, which live in pack files: blob/packs.ts)
  *   narcalc, fetch      cache.ts (NAR-sum cache, fetch index)
- *   atime, ops          ops/usage.ts, ops/leases.ts
  */
 
 import { BLOBS_SUBLEVEL, CHUNKS_SUBLEVEL, LISTSUMS_SUBLEVEL } from '../blob/leveldb.js';
@@ -17,7 +16,6 @@ import { type Cache, FETCH_SUBLEVEL, NARCALC_SUBLEVEL } from '../cache.js';
 import { DIRECTORY_SUBLEVEL } from '../directory/leveldb.js';
 import { NARHASH_SUBLEVEL, PATHINFO_SUBLEVEL } from '../pathinfo/leveldb.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
-import { ATIME_SUBLEVEL } from './usage.js';
 
 export interface RawStore {
   readonly pathinfo: KV;
@@ -32,7 +30,6 @@ export interface RawStore {
   chunkBytes(digest: Uint8Array): Promise<Uint8Array | undefined>;
   readonly narcalc: KV;
   readonly fetch: KV;
-  readonly atime: KV;
 }
 
 export function rawStore(cache: Pick<Cache, 'db' | 'chunkStore'>): RawStore {
@@ -47,7 +44,6 @@ export function rawStore(cache: Pick<Cache, 'db' | 'chunkStore'>): RawStore {
     chunkBytes: (digest) => cache.chunkStore.get(digest),
     narcalc: s(NARCALC_SUBLEVEL),
     fetch: s(FETCH_SUBLEVEL),
-    atime: s(ATIME_SUBLEVEL),
   };
 }
 

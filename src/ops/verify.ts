@@ -292,7 +292,7 @@ async function repair(
     if (b.entry.repaired) continue;
     if (info !== undefined) await cache.pathInfos.delete(info.storePath.digest);
     await raw.pathinfo.del(keyBytes(b.key));
-    cache.pathInfos.generation?.bump();
+    cache.coordination.changes.bump();
     b.entry.removed = true;
   }
 }

@@ -54,7 +54,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
   if (NAR_EXTENSIONS[ext] === undefined) throw new HttpError(404, 'no such NAR file');
   if (ext !== '') {
     // Only ever a pending upload (HEAD before PUT); this cache serves uncompressed NARs.
-    if (ctx.head && s.uploads.byFileHash(hash) !== undefined) {
+    if (ctx.head && (await s.uploads.byFileHash(hash)) !== undefined) {
       sendBody(ctx, 200, NAR_CONTENT_TYPE, '', { 'Cache-Control': NO_STORE });
       return;
     }
@@ -62,7 +62,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
   }
   const found = await storedByNarHash(s, hash);
   if (found === undefined) {
-    const pending = ctx.head ? s.uploads.byFileHash(hash) : undefined;
+    const pending = ctx.head ? await s.uploads.byFileHash(hash) : undefined;
     if (pending !== undefined) {
       ctx.res.writeHead(200, {
         'Content-Type': NAR_CONTENT_TYPE,
@@ -87,7 +87,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
         ? await s.narCache.getOrLoad(name, found.narSize, () => renderWhole(s, found, hash))
         : s.narCache.get(name);
     if (whole !== undefined) {
-      await touchServed(s, found.storePath.digest);
+      touchServed(s, found.storePath.digest);
       const sendWhole = async () => {
         ctx.res.writeHead(response.status, response.headers);
         ctx.bytesSent += response.length;
@@ -559,7 +559,7 @@ export async function putNar(ctx: RequestContext, s: ServerServices): Promise<vo
   const max = s.config.maxUploadBytes;
   if (Number(ctx.req.headers['content-length'] ?? 0) > max) throw uploadTooLarge('the uploaded file', max);
   const pending = await receiveNar(ctx.req, fileHash, ext, s.store, max);
-  s.uploads.add(pending);
+  await s.uploads.add(pending);
   s.log.log('info', 'NAR uploaded', {
     nar: `nar/${name}.nar${ext}`,
     narSize: pending.narSize,

@@ -11,7 +11,6 @@ import { Fetcher } from '../../src/fetchers/base.js';
 import type { FetchResult, FetchSpec } from '../../src/fetchers/types.js';
 import { gc } from '../../src/ops/gc.js';
 import { storeStats } from '../../src/ops/stats.js';
-import { readAtimes } from '../../src/ops/usage.js';
 import { startServer, type TestServer } from '../helpers/http-server.js';
 
 const A = randomBytes(100_000);
@@ -42,7 +41,7 @@ const hex = (r: FetchResult) => Buffer.from(r.storePath.digest).toString('hex');
 /** Waits, a turn of the event loop at a time, until the recorded use of `r` is later than `after`. */
 async function useRecorded(cache: Cache, r: FetchResult, after = 0): Promise<number> {
   for (;;) {
-    const at = (await readAtimes(cache)).get(hex(r));
+    const at = (await cache.coordination.lastUses()).get(hex(r));
     if (at !== undefined && at > after) return at;
     await new Promise((resolve) => setImmediate(resolve));
   }
