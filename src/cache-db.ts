@@ -15,7 +15,7 @@
  *   and logs (what it cannot goes to `db/lost/`); a database that opens is
  *   first read through once, and repaired the same way if a read finds
  *   damage. A missing one is started afresh. The caller is told, so it can
- *   index again the chunks the packs hold (ops/reindex.ts).
+ *   index again the chunks the packs hold (maintenance `reindex`: blob/packs.ts).
  * - A full disk: LevelDB writes while it opens (the last log replayed into a
  *   table, a new MANIFEST, log and info LOG: about the size of that log, at
  *   most around the 4 MiB write buffer). The root keeps `reserve`, 8 MiB

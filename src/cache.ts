@@ -24,30 +24,30 @@
 import { linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { FETCH_SUBLEVEL, KvFetchRecords, KvNarSums, NARCALC_SUBLEVEL } from './backends/kv.js';
 import type { ChunkStore } from './blob/chunk-store.js';
-import { LevelBlobService } from './blob/leveldb.js';
+import { BLOBS_SUBLEVEL, CHUNKS_SUBLEVEL, LevelBlobService, LISTSUMS_SUBLEVEL } from './blob/leveldb.js';
 import type { BlobService } from './blob/service.js';
-import { openLevelDb } from './cache-db.js';
+import { damaged, openLevelDb } from './cache-db.js';
 import { LocalCoordination } from './coordination/local.js';
 import { MemoryCoordination } from './coordination/memory.js';
 import type { Coordination } from './coordination/service.js';
-import { LevelDirectoryService } from './directory/leveldb.js';
+import { DIRECTORY_SUBLEVEL, LevelDirectoryService } from './directory/leveldb.js';
 import type { DirectoryService } from './directory/service.js';
 import { FetchCacheError } from './errors.js';
+import type { FetchRecords } from './fetchers/fetch-index.js';
 import { removeStaleTempDirs } from './fs/temp.js';
-import { NarCalculator } from './nar-render/nar-calc.js';
+import { KvMaintenance } from './maintenance/kv.js';
+import type { Maintenance } from './maintenance/service.js';
+import { NarCalculator, type NarSums } from './nar-render/nar-calc.js';
 import { canonicalStoreDir, DEFAULT_STORE_DIR } from './nix/store-path.js';
-import { LevelPathInfoService } from './pathinfo/leveldb.js';
+import { LevelPathInfoService, NARHASH_SUBLEVEL, PATHINFO_SUBLEVEL } from './pathinfo/leveldb.js';
 import type { PathInfoService } from './pathinfo/service.js';
-import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
+import { binarySublevel, isCorruption, type KV, openMemoryKV } from './storage/kv.js';
 import { openSharedDb } from './storage/shared-db.js';
 import { adoptStoreDir, recordStoreDir, storeDirMismatch } from './store-dir.js';
 
 export const LAYOUT_VERSION = 2;
-
-/** Sublevels the cache makes itself (the services name theirs in their own files). */
-export const NARCALC_SUBLEVEL = 'narcalc';
-export const FETCH_SUBLEVEL = 'fetch';
 
 export interface CacheOptions {
   /** Cache root; default from `FETCH_CACHE_ROOT`, then the platform cache dir. Ignored with `memory`. */
@@ -68,7 +68,7 @@ export interface CacheOptions {
   locationCache?: number;
   /** Rebuild a database that cannot be opened or read, keeping what it still holds (cache-db.ts; verify --repair). */
   repairDatabase?: boolean;
-  /** Told when the database was rebuilt (then the chunks in the packs should be indexed again: ops/reindex.ts). */
+  /** Told when the database was rebuilt (then the chunks in the packs should be indexed again: `maintenance.reindex`). */
   onDatabaseRepaired?: (how: string) => void;
 }
 
@@ -81,9 +81,14 @@ export interface Cache {
   readonly chunkStore: ChunkStore;
   readonly directories: DirectoryService;
   readonly pathInfos: PathInfoService;
+  /** The NAR-sum cache (nar-render/nar-calc.ts). */
+  readonly narSums: NarSums;
+  /** NAR sums from `narSums`, computed where it has none. */
   readonly narCalc: NarCalculator;
-  /** The `fetch` sublevel: the fetch index of src/fetchers/fetch-index.ts (URL → last result, ETag). */
-  readonly fetchIndex: KV;
+  /** The fetch records of src/fetchers/fetch-index.ts (URL → last result, ETag) and of lock/remote-refs.ts. */
+  readonly fetchIndex: FetchRecords;
+  /** gc, verify, stats and repair see and change the store through this (maintenance/service.ts). */
+  readonly maintenance: Maintenance;
   /** The whole database, for operations over every sublevel (src/ops/: gc, verify, stats, leases). */
   readonly db: KV;
   /**
@@ -197,7 +202,27 @@ function compose(
   const coordination =
     root === undefined ? new MemoryCoordination() : new LocalCoordination(db, join(root, 'pathinfo.gen'));
   const pathInfos = new LevelPathInfoService(db, coordination.changes);
-  const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
+  const narSums = new KvNarSums(db);
+  const narCalc = new NarCalculator(narSums, { blobs, directories });
+  const s = (name: string) => binarySublevel(db, name);
+  const database = root === undefined ? 'memory' : join(root, 'db');
+  const maintenance = new KvMaintenance({
+    kinds: {
+      pathInfos: s(PATHINFO_SUBLEVEL),
+      narHashIndex: s(NARHASH_SUBLEVEL),
+      directories: s(DIRECTORY_SUBLEVEL),
+      chunkLists: s(BLOBS_SUBLEVEL),
+      listSums: s(LISTSUMS_SUBLEVEL),
+      chunks: s(CHUNKS_SUBLEVEL),
+      narSums: s(NARCALC_SUBLEVEL),
+      fetchIndex: s(FETCH_SUBLEVEL),
+    },
+    chunkStore: blobs.chunkStore,
+    changes: coordination.changes,
+    database,
+    damage: (e) =>
+      root !== undefined && isCorruption(e) ? damaged(database, (e as Error).message, e) : undefined,
+  });
   let closed: Promise<void> | undefined;
   return {
     root,
@@ -206,8 +231,10 @@ function compose(
     chunkStore: blobs.chunkStore,
     directories,
     pathInfos,
+    narSums,
     narCalc,
-    fetchIndex: binarySublevel(db, FETCH_SUBLEVEL),
+    fetchIndex: new KvFetchRecords(db),
+    maintenance,
     db,
     coordination,
     close: () => {

@@ -70,6 +70,11 @@ export interface ChunkStore {
   compact?(): Promise<{ packs: number; moved: number; freedBytes: number }>;
   /** Bytes of the files holding chunks, where they are files. */
   diskBytes?(): number;
+  /**
+   * Put back the index rows of chunks the files hold but the index does not name (after the
+   * database was rebuilt: cache-db.ts), each once its bytes hash to its digest.
+   */
+  reindex?(): Promise<{ chunks: number; bytes: number }>;
   /** Release files; the store is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -5,7 +5,6 @@
  * they hold no logic of their own.
  */
 
-import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { Cache, CacheOptions } from '../cache.js';
 import { parseByteCount } from '../fetchers/download-limits.js';
@@ -98,8 +97,6 @@ export async function withCache<T>(
   options: Pick<CacheOptions, 'locationCache' | 'repairDatabase' | 'onDatabaseRepaired'> = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
-  const { damaged } = await import('../cache-db.js');
-  const { isCorruption } = await import('../storage/kv.js');
   const cache = await openCache({
     ...options,
     root: ctx.globals.root,
@@ -113,10 +110,7 @@ export async function withCache<T>(
     return await fn(cache);
   } catch (e) {
     // A read that found the database damaged: a coded error naming it (and what to do), not a crash.
-    if (cache.root !== undefined && isCorruption(e)) {
-      throw damaged(join(cache.root, 'db'), (e as Error).message, e);
-    }
-    throw e;
+    throw cache.maintenance.damage(e) ?? e;
   } finally {
     await cache.close();
   }

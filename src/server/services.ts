@@ -25,7 +25,7 @@ import { findZstd, ZstdEncoding, type ZstdOptions } from './zstd.js';
  */
 export type ServerStore = Pick<
   Cache,
-  'blobs' | 'chunkStore' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir' | 'db' | 'coordination'
+  'blobs' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir' | 'coordination' | 'maintenance'
 >;
 
 export interface ServerConfig {

@@ -49,6 +49,7 @@ import type { Node } from '../castore/nodes.js';
 import type { PendingUpload, PendingUploads } from '../coordination/service.js';
 import { isFetchCacheError } from '../errors.js';
 import { type Compression, decompress, sniffCompression } from '../fetchers/decompress.js';
+import { missingData } from '../maintenance/reach.js';
 import { ingestNar } from '../nar-render/ingest-nar.js';
 import { renderNar } from '../nar-render/render.js';
 import { type ContentAddress, formatContentAddress, parseContentAddress } from '../nix/content-address.js';
@@ -67,8 +68,6 @@ import {
   storePathEquals,
   storePathHashPart,
 } from '../nix/store-path.js';
-import { rawStore } from '../ops/raw-store.js';
-import { missingData } from '../ops/reach.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { HttpError } from './http.js';
 import type { ServerStore } from './services.js';
@@ -283,7 +282,7 @@ async function commitLeased(
   let narSize: number;
   if (p !== undefined) {
     // Under the lease no gc deletes anything, so what is here now stays until the path info is written.
-    const missing = await missingData(rawStore(store), p.node);
+    const missing = await missingData(store.maintenance, p.node);
     if (missing.length > 0) {
       await pending.remove(p);
       throw new HttpError(

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cache } from '../../src/cache.js';
 import { addPath } from '../../src/fs/add.js';
-import { rawStore } from '../../src/ops/raw-store.js';
+import type { Kind } from '../../src/maintenance/service.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
 import { flipChunkByte } from './chunk-damage.js';
 
@@ -61,9 +61,14 @@ export async function corruptChunk(cache: Cache, digest: Uint8Array): Promise<vo
   await flipChunkByte(cache.chunkStore, digest, 0);
 }
 
-/** Digests of every chunk stored, hex. */
-export async function chunkKeys(cache: Cache): Promise<string[]> {
+/** Keys of every record of a kind (maintenance/service.ts), hex. */
+export async function storedKeys(cache: Cache, kind: Kind): Promise<string[]> {
   const out: string[] = [];
-  for await (const k of rawStore(cache).chunks.keys()) out.push(Buffer.from(k).toString('hex'));
+  for await (const k of cache.maintenance.keys(kind)) out.push(Buffer.from(k).toString('hex'));
   return out;
+}
+
+/** Digests of every chunk stored, hex. */
+export function chunkKeys(cache: Cache): Promise<string[]> {
+  return storedKeys(cache, 'chunks');
 }

@@ -7,13 +7,12 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cache, openCache } from '../../src/cache.js';
+import { missingData } from '../../src/maintenance/reach.js';
 import { gc } from '../../src/ops/gc.js';
-import { rawStore } from '../../src/ops/raw-store.js';
-import { missingData } from '../../src/ops/reach.js';
 import { storeStats } from '../../src/ops/stats.js';
 import { verify } from '../../src/ops/verify.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
-import { addTree, bytes, chunkKeys, cleanTempDirs } from '../helpers/ops-store.js';
+import { addTree, bytes, chunkKeys, cleanTempDirs, storedKeys } from '../helpers/ops-store.js';
 
 afterEach(cleanTempDirs);
 
@@ -51,12 +50,11 @@ describe('gc', () => {
     await writeOrphan(cache, 3, 400_000); // a failed fetch's leftovers
     const dirty = await storeStats(cache);
     expect(dirty.unreachable.chunks).toBeGreaterThan(0);
-    const raw = rawStore(cache);
-    const sumsBefore = (await raw.listSums.keys().all()).length;
+    const sumsBefore = (await storedKeys(cache, 'listSums')).length;
     const report = await gc(cache);
     // The orphan's chunk list went, and its sum with it; the live lists keep theirs.
-    expect((await raw.listSums.keys().all()).length).toBe(sumsBefore - 1);
-    expect((await raw.listSums.keys().all()).length).toBe((await raw.lists.keys().all()).length);
+    expect((await storedKeys(cache, 'listSums')).length).toBe(sumsBefore - 1);
+    expect(await storedKeys(cache, 'listSums')).toEqual(await storedKeys(cache, 'chunkLists'));
     expect(report.deleted.chunks).toBe(dirty.unreachable.chunks);
     expect(report.deleted.chunkLists).toBe(1);
     expect(report.freedBytes).toBeGreaterThanOrEqual(400_000);
@@ -159,12 +157,11 @@ describe('gc', () => {
   it('missingData names what a tree lacks, for writers that commit after a gc could have run', async () => {
     const cache = await openCache({ memory: true });
     const info = await addTree(cache, 'a', { big: bytes(40, 300_000), small: 's' });
-    const raw = rawStore(cache);
-    expect(await missingData(raw, info.node)).toEqual([]);
-    const [first] = await raw.chunks.keys({ limit: 1 }).all();
-    await raw.chunks.del(first!);
-    expect(await missingData(raw, info.node)).toEqual([
-      `chunk ${Buffer.from(first!).toString('hex')} is missing`,
-    ]);
+    expect(await missingData(cache.maintenance, info.node)).toEqual([]);
+    const [first] = await chunkKeys(cache);
+    expect(await cache.maintenance.delete('chunks', [Buffer.from(first!, 'hex')])).toMatchObject({
+      count: 1,
+    });
+    expect(await missingData(cache.maintenance, info.node)).toEqual([`chunk ${first} is missing`]);
   });
 });
