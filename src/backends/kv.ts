@@ -15,10 +15,17 @@
  *   ops, atime               coordination/local.ts (a cache root only)
  */
 
+import type { ChunkStore } from '../blob/chunk-store.js';
+import { BLOBS_SUBLEVEL, CHUNKS_SUBLEVEL, LevelBlobService, LISTSUMS_SUBLEVEL } from '../blob/leveldb.js';
+import type { StoreServices } from '../cache.js';
 import { encodeEntry, type Node } from '../castore/nodes.js';
+import type { Coordination } from '../coordination/service.js';
+import { DIRECTORY_SUBLEVEL, LevelDirectoryService } from '../directory/leveldb.js';
 import { FetchCacheError } from '../errors.js';
 import type { FetchRecords } from '../fetchers/fetch-index.js';
+import { KvMaintenance } from '../maintenance/kv.js';
 import type { NarSum, NarSums } from '../nar-render/nar-calc.js';
+import { LevelPathInfoService, NARHASH_SUBLEVEL, PATHINFO_SUBLEVEL } from '../pathinfo/leveldb.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
 
 export const NARCALC_SUBLEVEL = 'narcalc';
@@ -75,4 +82,65 @@ export class KvFetchRecords implements FetchRecords {
   async put(key: string, value: string): Promise<void> {
     await this.kv.put(Buffer.from(key, 'utf8'), Buffer.from(value, 'utf8'));
   }
+}
+
+export interface KvStoreOptions {
+  /** The local root, where there is one (git mirrors and spool files live under it). */
+  readonly root: string | undefined;
+  readonly storeDir: string;
+  /** Where chunk bytes go, given the chunk index (default: inline, the index values themselves). */
+  readonly chunkStore?: ((index: KV) => ChunkStore) | undefined;
+  readonly coordination: Coordination;
+  /** What reports call the database. */
+  readonly database: string;
+  /** The coded error for a read that found the database damaged. */
+  readonly damage?: ((error: unknown) => FetchCacheError | undefined) | undefined;
+  /** Releases the database (and whatever else the backend holds), after the services are done. */
+  readonly close: () => Promise<void>;
+}
+
+/** Every service of a store on the key-value database `db`, in the layout above. */
+export function composeKv(db: KV, options: KvStoreOptions): StoreServices {
+  const { coordination } = options;
+  const blobs = new LevelBlobService(db, { chunkStore: options.chunkStore });
+  const s = (name: string) => binarySublevel(db, name);
+  const maintenance = new KvMaintenance({
+    kinds: {
+      pathInfos: s(PATHINFO_SUBLEVEL),
+      narHashIndex: s(NARHASH_SUBLEVEL),
+      directories: s(DIRECTORY_SUBLEVEL),
+      chunkLists: s(BLOBS_SUBLEVEL),
+      listSums: s(LISTSUMS_SUBLEVEL),
+      chunks: s(CHUNKS_SUBLEVEL),
+      narSums: s(NARCALC_SUBLEVEL),
+      fetchIndex: s(FETCH_SUBLEVEL),
+    },
+    chunkStore: blobs.chunkStore,
+    changes: coordination.changes,
+    database: options.database,
+    damage: options.damage,
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    root: options.root,
+    storeDir: options.storeDir,
+    blobs,
+    directories: new LevelDirectoryService(db),
+    pathInfos: new LevelPathInfoService(db, coordination.changes),
+    narSums: new KvNarSums(db),
+    fetchIndex: new KvFetchRecords(db),
+    maintenance,
+    coordination,
+    close: () => {
+      // Pending uses and writes first, then the database, which is released even when they fail.
+      closed ??= coordination
+        .close()
+        .then(() => blobs.close())
+        .then(options.close, async (error: unknown) => {
+          await options.close();
+          throw error;
+        });
+      return closed;
+    },
+  };
 }

@@ -72,7 +72,7 @@ export interface ChunkStore {
   diskBytes?(): number;
   /**
    * Put back the index rows of chunks the files hold but the index does not name (after the
-   * database was rebuilt: cache-db.ts), each once its bytes hash to its digest.
+   * database was rebuilt: backends/level-db.ts), each once its bytes hash to its digest.
    */
   reindex?(): Promise<{ chunks: number; bytes: number }>;
   /** Release files; the store is unusable afterwards. */

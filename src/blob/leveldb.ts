@@ -40,7 +40,6 @@ import { binarySublevel, type KV } from '../storage/kv.js';
 import { decodeChunkList, encodeChunkList } from './chunk-list.js';
 import { type ChunkStore, type FileSegment, InlineChunkStore } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
-import { PackChunkStore, type PackChunkStoreOptions } from './packs.js';
 import type {
   BlobService,
   BlobStat,
@@ -74,9 +73,11 @@ export interface LevelBlobServiceOptions {
   readonly batchBytes?: number;
   /** Reads fetch chunks ahead in windows of about this many bytes (default 1 MiB: as fast as 4 MiB when serving, a third of the memory). */
   readonly readAheadBytes?: number;
-  /** Keep chunk bytes in pack files in this directory instead of in the database. */
-  readonly packDir?: string;
-  readonly packs?: PackChunkStoreOptions;
+  /**
+   * Where chunk bytes go, given the chunk index: pack files (packs.ts) for a cache root, chosen by the
+   * backend; default the index values themselves (`InlineChunkStore`).
+   */
+  readonly chunkStore?: ((index: KV) => ChunkStore) | undefined;
 }
 
 /** Windows of `readSegments` located and verified ahead of the one being sent. */
@@ -126,10 +127,7 @@ export class LevelBlobService implements BlobService {
       this.blobs = given.blobs;
       this.listSums = given.listSums;
     }
-    this.chunkStore =
-      options.packDir === undefined
-        ? new InlineChunkStore(this.chunks)
-        : new PackChunkStore(this.chunks, options.packDir, options.packs);
+    this.chunkStore = options.chunkStore?.(this.chunks) ?? new InlineChunkStore(this.chunks);
     this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     new Chunker(this.chunker); // validates the parameters now rather than on the first write
     this.commit = new GroupCommit({

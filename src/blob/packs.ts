@@ -30,7 +30,7 @@
  * mostly dead or small into the caller's own pack and deletes them; a reader
  * that finds its pack gone looks the chunk up again once.
  *
- * After the database was rebuilt (cache-db.ts: LevelDB's repair loses the
+ * After the database was rebuilt (backends/level-db.ts: LevelDB's repair loses the
  * entries of a damaged table, and a database started afresh names nothing),
  * `reindex` gives every record whose digest the index does not name its row
  * back, once its bytes hash to that digest: paths whose path infos survived

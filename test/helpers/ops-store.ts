@@ -12,7 +12,8 @@ import type { Cache } from '../../src/cache.js';
 import { addPath } from '../../src/fs/add.js';
 import type { Kind } from '../../src/maintenance/service.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
-import { flipChunkByte } from './chunk-damage.js';
+
+export { corruptChunk } from './chunk-damage.js';
 
 const made: string[] = [];
 
@@ -54,11 +55,6 @@ export async function addTree(
   }
   mkdirSync(dir, { recursive: true });
   return addPath(cache, dir);
-}
-
-/** Damage the stored bytes of a chunk (flip a bit of its first byte), in its pack file or inline. */
-export async function corruptChunk(cache: Cache, digest: Uint8Array): Promise<void> {
-  await flipChunkByte(cache.chunkStore, digest, 0);
 }
 
 /** Keys of every record of a kind (maintenance/service.ts), hex. */

@@ -63,7 +63,7 @@ export const verifyCommand: Command = {
     const all = ctx.values.all === true;
     if (all === ctx.args.length > 0) throw new UsageError('give STORE-PATHs or --all (not both)');
     const repair = ctx.values.repair === true;
-    // With --repair, a database that cannot be opened or read is rebuilt first (cache-db.ts), and the
+    // With --repair, a database that cannot be opened or read is rebuilt first (backends/level-db.ts), and the
     // chunks the packs hold are indexed again (what the rebuild lost); then paths are checked as usual.
     let rebuilt: string | undefined;
     const onDatabaseRepaired = (how: string) => {
