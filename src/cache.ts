@@ -11,6 +11,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { levelUrl, openStore } from './backends/registry.js';
+import type { Capabilities } from './blob/capabilities.js';
 import type { BlobService } from './blob/service.js';
 import type { Coordination } from './coordination/service.js';
 import type { DirectoryService } from './directory/service.js';
@@ -71,6 +72,8 @@ export interface Cache {
    * stamp, pending uploads.
    */
   readonly coordination: Coordination;
+  /** Fast paths the store offers beyond the service contracts (blob/capabilities.ts); callers probe them. */
+  readonly capabilities: Capabilities;
   /** Writes the uses still pending, then releases the store. */
   close(): Promise<void>;
 }

@@ -131,6 +131,12 @@ export function composeKv(db: KV, options: KvStoreOptions): StoreServices {
     fetchIndex: new KvFetchRecords(db),
     maintenance,
     coordination,
+    capabilities: {
+      readSmall: (digest) => blobs.readSmall(digest),
+      // Only where chunk bytes are files (pack files): a store of inline chunks has none to send.
+      fileSegments:
+        blobs.chunkStore.segments === undefined ? undefined : (digest) => blobs.readSegments(digest),
+    },
     close: () => {
       // Pending uses and writes first, then the database, which is released even when they fail.
       closed ??= coordination

@@ -17,13 +17,7 @@
 
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
-
-/** `length` bytes at `offset` of the open file `fd`. */
-export interface FileSegment {
-  readonly fd: number;
-  readonly offset: number;
-  readonly length: number;
-}
+import type { FileSegment } from './capabilities.js';
 
 /** What `ChunkStore.segments` found for one chunk. */
 export type SegmentCheck =

@@ -37,17 +37,11 @@ import { FetchCacheError } from '../errors.js';
 import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
 import { GroupCommit, type Put } from '../storage/group-commit.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
+import type { FileSegment, SegmentRun } from './capabilities.js';
 import { decodeChunkList, encodeChunkList } from './chunk-list.js';
-import { type ChunkStore, type FileSegment, InlineChunkStore } from './chunk-store.js';
+import { type ChunkStore, InlineChunkStore } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
-import type {
-  BlobService,
-  BlobStat,
-  BlobWriter,
-  BlobWriterOptions,
-  ChunkMeta,
-  SegmentRun,
-} from './service.js';
+import type { BlobService, BlobStat, BlobWriter, BlobWriterOptions, ChunkMeta } from './service.js';
 
 /** Names of the two sublevels the service makes when given a database. */
 export const CHUNKS_SUBLEVEL = 'chunks';
@@ -181,6 +175,7 @@ export class LevelBlobService implements BlobService {
     return this.readChunks(digest, chunks, offset, summed ? undefined : sum);
   }
 
+  /** The `readSmall` capability (capabilities.ts): a single-chunk blob is one chunk read. */
   async readSmall(digest: B3Digest): Promise<Uint8Array | undefined> {
     checkDigest(digest);
     if (b3Equals(digest, EMPTY_B3)) return new Uint8Array(0);
@@ -190,6 +185,7 @@ export class LevelBlobService implements BlobService {
     return chunk;
   }
 
+  /** The `fileSegments` capability (capabilities.ts), where the chunk store has files (packs.ts). */
   async readSegments(digest: B3Digest): Promise<AsyncIterable<SegmentRun> | undefined> {
     checkDigest(digest);
     const store = this.chunkStore;

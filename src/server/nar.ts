@@ -23,7 +23,7 @@
 
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import type { SegmentRun } from '../blob/service.js';
+import type { SegmentRun } from '../blob/capabilities.js';
 import { renderNar, renderNarPieces } from '../nar-render/render.js';
 import { type FileSender, fileSender } from '../native/send-file.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
@@ -392,7 +392,7 @@ async function streamNar(
   // A whole NAR on a plain socket sends large files with sendfile(2) (src/native/send-file.ts); a Range, TLS, or
   // a build without the native addon takes the byte path below.
   const sender =
-    start === 0 && length === info.narSize && s.store.blobs.readSegments !== undefined
+    start === 0 && length === info.narSize && s.store.capabilities.fileSegments !== undefined
       ? fileSender(ctx.req.socket)
       : undefined;
   if (sender !== undefined) {

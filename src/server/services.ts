@@ -25,7 +25,14 @@ import { findZstd, ZstdEncoding, type ZstdOptions } from './zstd.js';
  */
 export type ServerStore = Pick<
   Cache,
-  'blobs' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir' | 'coordination' | 'maintenance'
+  | 'blobs'
+  | 'directories'
+  | 'pathInfos'
+  | 'narCalc'
+  | 'storeDir'
+  | 'coordination'
+  | 'maintenance'
+  | 'capabilities'
 >;
 
 export interface ServerConfig {

@@ -531,7 +531,7 @@ describe('segments (for sendfile)', () => {
     const { keep, k } = await keepAndDrop(o, 1_500_000, 2_000_000, 64);
     expect((await segmentBytes(o.service, k.digest))!.bytes.equals(Buffer.from(keep))).toBe(true);
     const runs = (await o.service.readSegments(k.digest))![Symbol.asyncIterator]();
-    const held = (await runs.next()).value as import('../../src/blob/service.js').SegmentRun;
+    const held = (await runs.next()).value as import('../../src/blob/capabilities.js').SegmentRun;
     const other = new LevelBlobService(o.db as unknown as KV, {
       chunkStore: (index) => new PackChunkStore(index, join(o.dir, 'packs')),
     });
