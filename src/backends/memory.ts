@@ -10,9 +10,17 @@
 import type { StoreServices } from '../cache.js';
 import { MemoryCoordination } from '../coordination/memory.js';
 import { DEFAULT_STORE_DIR } from '../nix/store-path.js';
-import { openMemoryKV } from '../storage/kv.js';
+import type { KV } from '../storage/kv.js';
 import { composeKv } from './kv.js';
 import type { StoreOptions } from './registry.js';
+
+/** A fresh in-memory database (memory-level loads on first use). */
+export async function openMemoryKV(): Promise<KV> {
+  const { MemoryLevel } = await import('memory-level');
+  const db = new MemoryLevel<Uint8Array, Uint8Array>({ keyEncoding: 'view', valueEncoding: 'view' });
+  await db.open();
+  return db;
+}
 
 export async function openMemoryStore(options: StoreOptions): Promise<StoreServices> {
   const db = await openMemoryKV();

@@ -1,39 +1,22 @@
 /**
  * LocalCoordination (coordination/local.ts), the coordination of a cache
- * root on one machine: the conformance suite over a database and stamp file
- * shared by two handles (as two processes on one root share them), and what
+ * root on one machine (its conformance suite runs on `level:` stores, with
+ * a second process's handle: test/backends/conformance.test.ts). Here what
  * only records with pids can show: records of processes that are gone never
- * block a gc or an ingest, and are removed.
+ * block a gc or an ingest, and are removed; and uses are written behind the
+ * caller, never on its way.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openMemoryKV } from '../../src/backends/memory.js';
 import { LocalCoordination, OPS_SUBLEVEL } from '../../src/coordination/local.js';
-import { binarySublevel, openMemoryKV } from '../../src/storage/kv.js';
-import { coordinationConformance } from './conformance.js';
+import { binarySublevel } from '../../src/storage/kv.js';
 
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-coordinationConformance('LocalCoordination on one database, two handles', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fc-coord-'));
-  dirs.push(dir);
-  const db = await openMemoryKV();
-  const coordination = new LocalCoordination(db, join(dir, 'pathinfo.gen'));
-  const other = new LocalCoordination(db, join(dir, 'pathinfo.gen'));
-  return {
-    coordination,
-    other,
-    close: async () => {
-      await coordination.close();
-      await other.close();
-      await db.close();
-    },
-  };
 });
 
 describe('LocalCoordination records', () => {
@@ -57,6 +40,21 @@ describe('LocalCoordination records', () => {
     expect(await c.ingest(async () => 'ran', { timeoutMs: 2_000 })).toBe('ran');
     expect(await c.held()).toEqual(new Set());
     expect(await ops.keys().all()).toEqual([]);
+    await db.close();
+  });
+
+  it('writes a noted use behind the caller, one batch for the uses noted meanwhile', async () => {
+    const db = await openMemoryKV();
+    const c = new LocalCoordination(db);
+    const writes: number[] = [];
+    db.on('write', (ops: unknown[]) => writes.push(ops.length));
+    c.recordUse(new Uint8Array(20).fill(1), 1_000);
+    c.recordUse(new Uint8Array(20).fill(2), 2_000);
+    c.recordUse(new Uint8Array(20).fill(1), 3_000);
+    expect(writes).toEqual([]);
+    await c.flushUses();
+    expect(writes).toEqual([2]);
+    expect((await c.lastUses()).get('01'.repeat(20))).toBe(3_000);
     await db.close();
   });
 

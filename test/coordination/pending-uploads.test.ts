@@ -1,19 +1,13 @@
 /**
- * MemoryCoordination (coordination/memory.ts), the coordination of a
- * `memory:` store: the conformance suite, and the bounds of the pending
- * uploads every local store keeps in memory (an upload expires after its
- * time to live, the oldest goes past the capacity).
+ * The pending uploads every local store keeps in memory (coordination/memory.ts;
+ * the conformance suite of MemoryCoordination runs on `memory:` stores:
+ * test/backends/conformance.test.ts): an upload expires after its time to
+ * live, the oldest goes past the capacity.
  */
 
 import { describe, expect, it } from 'vitest';
-import { MemoryCoordination, MemoryPendingUploads } from '../../src/coordination/memory.js';
+import { MemoryPendingUploads } from '../../src/coordination/memory.js';
 import type { PendingUpload } from '../../src/coordination/service.js';
-import { coordinationConformance } from './conformance.js';
-
-coordinationConformance('MemoryCoordination', async () => {
-  const coordination = new MemoryCoordination();
-  return { coordination, close: () => coordination.close() };
-});
 
 function upload(n: number, receivedAt: number): PendingUpload {
   return {
