@@ -28,6 +28,12 @@ const digest = (n: number) => new Uint8Array(20).fill(n);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits (at most 10 s) until `done()`. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) await tick(10);
+  expect(done()).toBe(true);
+}
+
 /** A promise and the functions that settle it. */
 function gate(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;
@@ -83,7 +89,8 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
         exclusive = true;
         return end;
       });
-      await tick(100);
+      await until(() => waits.length > 0);
+      await tick(50);
       expect(exclusive).toBe(false);
       expect(waits.length).toBe(1);
       finish.open();
@@ -145,7 +152,8 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
         second = true;
         return e;
       });
-      await tick(150);
+      await until(() => waits.length > 0);
+      await tick(50);
       expect(second).toBe(false);
       expect(waits.length).toBe(1);
       const e = await c.gcTurn({ timeoutMs: 100 }).catch((x: unknown) => x);
