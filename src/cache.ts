@@ -1,63 +1,42 @@
 /**
- * `openCache()`: the one composition root. Resolves the cache root, checks the
- * on-disk layout version, opens the LevelDB under `<root>/db` (or an in-memory
- * database) and builds every service on its own sublevel (the fetch index
- * of the fetchers included).
- *
- * Layout (version 2): `<root>/layout.json` = `{"layout":2,"storeDir":"/nix/store"}`
- * (the store dir its paths are made for: store-dir.ts); `<root>/db` the
- * LevelDB; `<root>/packs/` the pack files holding chunk bytes (blob/packs.ts;
- * layout 1 kept them inside the database and is refused, with a hint: a cache
- * can be deleted and refilled); `<root>/pathinfo.gen` changes with every path
-info write (pathinfo/generation.ts); `<root>/owner.json` names the process that has the database open;
- * `<root>/db.sock` the socket over which that process serves the database to
- * the others. `<root>/tmp` holds spool files (fs/temp.ts); opening removes
- * those of processes no longer running. `<root>/reserve` is space held back for opening LevelDB on a
- * full disk (cache-db.ts, which opens the database: the one file that knows
- * the backend). LevelDB admits one opener, so every further process on the
- * same root reaches the database through the opener (storage/shared-db.ts)
- * and takes over when it exits; only when the lock is held and nobody
- * answers does it wait up to `lockTimeoutMs`, then fail with
- * ERR_STORE_LOCKED naming the owner.
+ * `openCache()`: the one composition root. Picks the store from
+ * configuration (a store URL, a root, or the default root), has its backend
+ * open every service of it (backends/registry.ts), and hands them out as a
+ * `Cache`: services, never storage. Everything above (fetchers, lock,
+ * server, gc/verify/stats) sees these interfaces only; which interface a
+ * backend implements, and which suites it passes, is in
+ * docs/architecture.md.
  */
 
-import { linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import type { ChunkStore } from './blob/chunk-store.js';
-import { LevelBlobService } from './blob/leveldb.js';
+import { join, resolve } from 'node:path';
+import { levelUrl, openStore } from './backends/registry.js';
+import type { Capabilities } from './blob/capabilities.js';
 import type { BlobService } from './blob/service.js';
-import { openLevelDb } from './cache-db.js';
-import { LevelDirectoryService } from './directory/leveldb.js';
+import type { Coordination } from './coordination/service.js';
 import type { DirectoryService } from './directory/service.js';
-import { FetchCacheError } from './errors.js';
-import { removeStaleTempDirs } from './fs/temp.js';
-import { NarCalculator } from './nar-render/nar-calc.js';
-import { canonicalStoreDir, DEFAULT_STORE_DIR } from './nix/store-path.js';
-import { withIngestLease } from './ops/leases.js';
-import { atimeKV, UseRecorder } from './ops/usage.js';
-import { PathInfoGeneration } from './pathinfo/generation.js';
-import { LevelPathInfoService } from './pathinfo/leveldb.js';
+import type { FetchRecords } from './fetchers/fetch-index.js';
+import type { Maintenance } from './maintenance/service.js';
+import { NarCalculator, type NarSums } from './nar-render/nar-calc.js';
+import { canonicalStoreDir } from './nix/store-path.js';
 import type { PathInfoService } from './pathinfo/service.js';
-import { binarySublevel, type KV, openMemoryKV } from './storage/kv.js';
-import { openSharedDb } from './storage/shared-db.js';
-import { adoptStoreDir, recordStoreDir, storeDirMismatch } from './store-dir.js';
 
-export const LAYOUT_VERSION = 2;
-
-/** Sublevels the cache makes itself (the services name theirs in their own files). */
-export const NARCALC_SUBLEVEL = 'narcalc';
-export const FETCH_SUBLEVEL = 'fetch';
+export { LAYOUT_VERSION } from './backends/level.js';
 
 export interface CacheOptions {
-  /** Cache root; default from `FETCH_CACHE_ROOT`, then the platform cache dir. Ignored with `memory`. */
+  /**
+   * The store, by URL: `level:///abs/root` (a cache root), `memory:` (this process's memory), the
+   * backends of backends/registry.ts. Default: `root`; else `FETCH_CACHE_STORE`; else the default root.
+   */
+  store?: string | undefined;
+  /** A cache root, `level://<root>`; default from `FETCH_CACHE_ROOT`, then the platform cache dir. */
   root?: string | undefined;
   /**
-   * The store dir (canonicalised, must be absolute); default the one the root records, else `/nix/store`.
-   * A different one than the root records is ERR_STORE_DIR.
+   * The store dir (canonicalised, must be absolute); default the one the store records, else `/nix/store`.
+   * A different one than the store records is ERR_STORE_DIR.
    */
   storeDir?: string | undefined;
-  /** Keep everything in memory (tests, throwaway use). */
+  /** Keep everything in memory: the store `memory:` (tests, throwaway use). */
   memory?: boolean;
   /** How long to wait for a process that holds the database but does not serve it (default 10 s). */
   lockTimeoutMs?: number;
@@ -66,39 +45,41 @@ export interface CacheOptions {
   env?: NodeJS.ProcessEnv;
   /** Chunk locations the pack store remembers (blob/packs.ts), for a long-lived reader (`serve`); default 0. */
   locationCache?: number;
-  /** Rebuild a database that cannot be opened or read, keeping what it still holds (cache-db.ts; verify --repair). */
+  /** Rebuild a database that cannot be opened or read, keeping what it still holds (verify --repair). */
   repairDatabase?: boolean;
-  /** Told when the database was rebuilt (then the chunks in the packs should be indexed again: ops/reindex.ts). */
+  /** Told when the database was rebuilt (then the chunks it lost are indexed again: `maintenance.reindex`). */
   onDatabaseRepaired?: (how: string) => void;
 }
 
 export interface Cache {
-  /** The cache root directory, or `undefined` in memory. */
+  /** The local cache root (git mirrors and spool files live under it), or `undefined` when there is none. */
   readonly root: string | undefined;
   readonly storeDir: string;
   readonly blobs: BlobService;
-  /** Where the blob service keeps chunk bytes (pack files on disk), for gc, verify and stats. */
-  readonly chunkStore: ChunkStore;
   readonly directories: DirectoryService;
   readonly pathInfos: PathInfoService;
+  /** The NAR-sum cache (nar-render/nar-calc.ts). */
+  readonly narSums: NarSums;
+  /** NAR sums from `narSums`, computed where it has none. */
   readonly narCalc: NarCalculator;
-  /** The `fetch` sublevel: the fetch index of src/fetchers/fetch-index.ts (URL → last result, ETag). */
-  readonly fetchIndex: KV;
-  /** The whole database, for operations over every sublevel (src/ops/: gc, verify, stats, leases). */
-  readonly db: KV;
+  /** The fetch records of src/fetchers/fetch-index.ts (URL → last result, ETag) and of lock/remote-refs.ts. */
+  readonly fetchIndex: FetchRecords;
+  /** gc, verify, stats and repair see and change the store through this (maintenance/service.ts). */
+  readonly maintenance: Maintenance;
   /**
-   * Runs `fn`, which writes to the store, under an ingest lease (ops/leases.ts): no gc deletes anything
-   * until it is done. Reading what is stored needs none.
+   * What the processes using the store agree on (coordination/service.ts): gc exclusion (writers run
+   * under `ingest`; reading what is stored needs nothing), use leases, last uses, the path-info change
+   * stamp, pending uploads.
    */
-  ingesting<T>(fn: () => Promise<T>): Promise<T>;
-  /**
-   * Notes a use of the path with this store path digest, for gc's least-recently-used order
-   * (ops/usage.ts): written after the caller has gone on, by `close()` at the latest. Never throws.
-   */
-  used(digest: Uint8Array): void;
+  readonly coordination: Coordination;
+  /** Fast paths the store offers beyond the service contracts (blob/capabilities.ts); callers probe them. */
+  readonly capabilities: Capabilities;
   /** Writes the uses still pending, then releases the store. */
   close(): Promise<void>;
 }
+
+/** What a backend opens (backends/registry.ts): every service of a store; the cache adds `narCalc`. */
+export type StoreServices = Omit<Cache, 'narCalc'>;
 
 /** `--root` > `FETCH_CACHE_ROOT` > `$XDG_CACHE_HOME/fetch-cache` > `~/.cache/fetch-cache`. */
 export function resolveRoot(root: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -108,203 +89,25 @@ export function resolveRoot(root: string | undefined, env: NodeJS.ProcessEnv = p
   return join(base, 'fetch-cache');
 }
 
+/** The store URL the options name: `store`, `memory`, `root`, then `FETCH_CACHE_STORE`, then the default root. */
+export function storeUrl(options: Pick<CacheOptions, 'store' | 'root' | 'memory' | 'env'> = {}): string {
+  const given = [options.store, options.memory ? 'memory:' : undefined, options.root].filter(Boolean);
+  if (given.length > 1) throw new TypeError('openCache takes one of store, memory and root');
+  const env = options.env ?? process.env;
+  if (options.store) return options.store;
+  if (options.memory) return 'memory:';
+  if (!options.root && env.FETCH_CACHE_STORE) return env.FETCH_CACHE_STORE;
+  return levelUrl(resolveRoot(options.root, env));
+}
+
 export async function openCache(options: CacheOptions = {}): Promise<Cache> {
-  const asked = options.storeDir === undefined ? undefined : canonicalStoreDir(options.storeDir);
-  if (options.memory) {
-    return compose(await openMemoryKV(), undefined, asked ?? DEFAULT_STORE_DIR, async () => {});
-  }
-  const root = resolveRoot(options.root, options.env);
-  let layout: Record<string, unknown>;
-  try {
-    makeDirectory(root);
-    layout = checkLayout(root, asked ?? DEFAULT_STORE_DIR);
-    removeStaleTempDirs(root);
-  } catch (e) {
-    if (e instanceof FetchCacheError) throw e;
-    const why = e instanceof Error ? e.message : String(e);
-    throw new FetchCacheError('ERR_IO', `cannot use '${root}' as the cache root: ${why}`, {
-      path: root,
-      cause: e,
-    });
-  }
-  const recorded = typeof layout.storeDir === 'string' ? layout.storeDir : undefined;
-  if (recorded !== undefined && asked !== undefined && recorded !== asked) {
-    throw storeDirMismatch(root, recorded, asked);
-  }
-  const storeDir = recorded ?? asked ?? DEFAULT_STORE_DIR;
-  const ownerFile = join(root, 'owner.json');
-  const location = join(root, 'db');
-  const shared = await openSharedDb(root, {
-    location,
-    open: () =>
-      openLevelDb(location, {
-        root,
-        repair: options.repairDatabase,
-        onRepaired: options.onDatabaseRepaired,
-      }),
-    timeoutMs: options.lockTimeoutMs,
-    owner: () => describeOwner(root),
+  const store = await openStore(storeUrl(options), {
+    storeDir: options.storeDir === undefined ? undefined : canonicalStoreDir(options.storeDir),
+    lockTimeoutMs: options.lockTimeoutMs,
     onWait: options.onWait,
-    onHost: (hosting) => {
-      if (hosting) {
-        writeFileSync(
-          ownerFile,
-          JSON.stringify({ pid: process.pid, command: process.argv.slice(1).join(' ') }),
-        );
-      } else if (ownedByUs(ownerFile)) {
-        rmSync(ownerFile, { force: true });
-      }
-    },
+    locationCache: options.locationCache,
+    repairDatabase: options.repairDatabase,
+    onDatabaseRepaired: options.onDatabaseRepaired,
   });
-  const cache = compose(shared.db, root, storeDir, () => shared.close(), {
-    locationCache: options.locationCache ?? 0,
-  });
-  if (recorded === undefined) {
-    // A root from before the store dir was recorded (store-dir.ts).
-    try {
-      const adopted = await adoptStoreDir(root, cache.pathInfos, asked);
-      recordStoreDir(root, layout, adopted);
-      if (adopted !== storeDir) throw storeDirMismatch(root, adopted, storeDir);
-    } catch (e) {
-      await cache.close();
-      if (e instanceof FetchCacheError) throw e;
-      throw new FetchCacheError(
-        'ERR_IO',
-        `cannot record the store dir of '${root}': ${(e as Error).message}`,
-        {
-          path: root,
-          cause: e,
-        },
-      );
-    }
-  }
-  return cache;
-}
-
-function ownedByUs(file: string): boolean {
-  try {
-    return (JSON.parse(readFileSync(file, 'utf8')) as { pid?: number }).pid === process.pid;
-  } catch {
-    return false;
-  }
-}
-
-function compose(
-  db: KV,
-  root: string | undefined,
-  storeDir: string,
-  close: () => Promise<void>,
-  packs: { locationCache: number } = { locationCache: 0 },
-): Cache {
-  const blobs = new LevelBlobService(db, root === undefined ? {} : { packDir: join(root, 'packs'), packs });
-  const directories = new LevelDirectoryService(db);
-  const pathInfos = new LevelPathInfoService(
-    db,
-    new PathInfoGeneration(root === undefined ? undefined : join(root, 'pathinfo.gen')),
-  );
-  const narCalc = new NarCalculator(binarySublevel(db, NARCALC_SUBLEVEL), { blobs, directories });
-  const uses = new UseRecorder(atimeKV({ db }));
-  let closed: Promise<void> | undefined;
-  return {
-    root,
-    storeDir,
-    blobs,
-    chunkStore: blobs.chunkStore,
-    directories,
-    pathInfos,
-    narCalc,
-    fetchIndex: binarySublevel(db, FETCH_SUBLEVEL),
-    db,
-    ingesting: (fn) => withIngestLease({ db }, fn),
-    used: (digest) => uses.note(digest),
-    close: () => {
-      closed ??= uses
-        .flush()
-        .then(() => blobs.close())
-        .then(close, async (error: unknown) => {
-          await close();
-          throw error;
-        });
-      return closed;
-    },
-  };
-}
-
-/**
- * `mkdir -p`, by hand: Node's recursive mkdirSync loops forever where the parent exists but the child can
- * never be made (`/proc/x`). A path that exists but is no directory is ENOTDIR.
- */
-function makeDirectory(dir: string): void {
-  try {
-    mkdirSync(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') {
-      if (statSync(dir).isDirectory()) return;
-      throw Object.assign(new Error(`'${dir}' is not a directory`), { code: 'ENOTDIR' });
-    }
-    const parent = dirname(dir);
-    if (code !== 'ENOENT' || parent === dir) throw e;
-    makeDirectory(parent);
-    try {
-      mkdirSync(dir);
-    } catch (again) {
-      if ((again as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(dir).isDirectory()) throw again;
-    }
-  }
-}
-
-/**
- * `layout.json`, created for a new root (with its store dir, at once and whole: linked into place, so two
- * processes creating a root agree on one) and checked for an existing one. Returns its fields.
- */
-function checkLayout(root: string, storeDir: string): Record<string, unknown> {
-  const file = join(root, 'layout.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    const layout = { layout: LAYOUT_VERSION, storeDir };
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(layout)}\n`);
-    try {
-      linkSync(tmp, file);
-      return layout;
-    } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
-      text = readFileSync(file, 'utf8');
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
-  let fields: Record<string, unknown> = {};
-  try {
-    fields = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // Not JSON: reported as an unknown layout below.
-  }
-  const version = fields?.layout;
-  if (version !== LAYOUT_VERSION) {
-    const hint =
-      version === 1 ? ' (layout 1 kept chunk bytes inside the database; delete the root to refill it)' : '';
-    throw new FetchCacheError(
-      'ERR_STORE_VERSION',
-      `cache root '${root}' has layout ${JSON.stringify(version ?? null)}, this fetch-cache reads layout ${LAYOUT_VERSION}${hint}`,
-      { path: root },
-    );
-  }
-  return fields;
-}
-
-function describeOwner(root: string): string {
-  try {
-    const o = JSON.parse(readFileSync(join(root, 'owner.json'), 'utf8')) as {
-      pid?: number;
-      command?: string;
-    };
-    return `pid ${o.pid ?? '?'} (${o.command ?? 'unknown command'})`;
-  } catch {
-    return 'another process';
-  }
+  return { ...store, narCalc: new NarCalculator(store.narSums, store) };
 }

@@ -4,12 +4,14 @@
  * are the contract.
  */
 
+export type { Capabilities } from './blob/capabilities.js';
 export type { BlobService } from './blob/service.js';
 export { type Cache, type CacheOptions, openCache, resolveRoot } from './cache.js';
 export { type B3Digest, b3ToHex, parseB3Digest } from './castore/digest.js';
 export { Directory } from './castore/directory.js';
 export { type IngestEntry, ingestEntries } from './castore/ingest.js';
 export type { Node } from './castore/nodes.js';
+export type { ChangeStamp, Coordination, PendingUploads } from './coordination/service.js';
 export type { DirectoryService } from './directory/service.js';
 export { type ErrorCode, FetchCacheError, isFetchCacheError } from './errors.js';
 export {
@@ -19,6 +21,7 @@ export {
   fetchSpec,
   ingestAndPersist,
 } from './fetchers/base.js';
+export type { FetchRecords } from './fetchers/fetch-index.js';
 export { HttpClient, type HttpClientOptions } from './fetchers/http.js';
 export type {
   FetchMetadata,
@@ -56,7 +59,9 @@ export {
   settledPlan,
   synchronize,
 } from './lock/sync.js';
+export type { Kind as MaintenanceKind, Maintenance } from './maintenance/service.js';
 export { ingestNar } from './nar-render/ingest-nar.js';
+export type { NarCalculator, NarSum, NarSums } from './nar-render/nar-calc.js';
 export { narSizeOf, renderNar } from './nar-render/render.js';
 export {
   type ContentAddress,

@@ -17,13 +17,7 @@
 
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
-
-/** `length` bytes at `offset` of the open file `fd`. */
-export interface FileSegment {
-  readonly fd: number;
-  readonly offset: number;
-  readonly length: number;
-}
+import type { FileSegment } from './capabilities.js';
 
 /** What `ChunkStore.segments` found for one chunk. */
 export type SegmentCheck =
@@ -70,6 +64,11 @@ export interface ChunkStore {
   compact?(): Promise<{ packs: number; moved: number; freedBytes: number }>;
   /** Bytes of the files holding chunks, where they are files. */
   diskBytes?(): number;
+  /**
+   * Put back the index rows of chunks the files hold but the index does not name (after the
+   * database was rebuilt: backends/level-db.ts), each once its bytes hash to its digest.
+   */
+  reindex?(): Promise<{ chunks: number; bytes: number }>;
   /** Release files; the store is unusable afterwards. */
   close(): Promise<void>;
 }

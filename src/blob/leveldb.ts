@@ -37,18 +37,11 @@ import { FetchCacheError } from '../errors.js';
 import { blake3, createBlake3Hasher, type Hasher } from '../nix/hashing.js';
 import { GroupCommit, type Put } from '../storage/group-commit.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
+import type { FileSegment, SegmentRun } from './capabilities.js';
 import { decodeChunkList, encodeChunkList } from './chunk-list.js';
-import { type ChunkStore, type FileSegment, InlineChunkStore } from './chunk-store.js';
+import { type ChunkStore, InlineChunkStore } from './chunk-store.js';
 import { Chunker, type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from './fastcdc.js';
-import { PackChunkStore, type PackChunkStoreOptions } from './packs.js';
-import type {
-  BlobService,
-  BlobStat,
-  BlobWriter,
-  BlobWriterOptions,
-  ChunkMeta,
-  SegmentRun,
-} from './service.js';
+import type { BlobService, BlobStat, BlobWriter, BlobWriterOptions, ChunkMeta } from './service.js';
 
 /** Names of the two sublevels the service makes when given a database. */
 export const CHUNKS_SUBLEVEL = 'chunks';
@@ -74,9 +67,11 @@ export interface LevelBlobServiceOptions {
   readonly batchBytes?: number;
   /** Reads fetch chunks ahead in windows of about this many bytes (default 1 MiB: as fast as 4 MiB when serving, a third of the memory). */
   readonly readAheadBytes?: number;
-  /** Keep chunk bytes in pack files in this directory instead of in the database. */
-  readonly packDir?: string;
-  readonly packs?: PackChunkStoreOptions;
+  /**
+   * Where chunk bytes go, given the chunk index: pack files (packs.ts) for a cache root, chosen by the
+   * backend; default the index values themselves (`InlineChunkStore`).
+   */
+  readonly chunkStore?: ((index: KV) => ChunkStore) | undefined;
 }
 
 /** Windows of `readSegments` located and verified ahead of the one being sent. */
@@ -126,10 +121,7 @@ export class LevelBlobService implements BlobService {
       this.blobs = given.blobs;
       this.listSums = given.listSums;
     }
-    this.chunkStore =
-      options.packDir === undefined
-        ? new InlineChunkStore(this.chunks)
-        : new PackChunkStore(this.chunks, options.packDir, options.packs);
+    this.chunkStore = options.chunkStore?.(this.chunks) ?? new InlineChunkStore(this.chunks);
     this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     new Chunker(this.chunker); // validates the parameters now rather than on the first write
     this.commit = new GroupCommit({
@@ -183,6 +175,7 @@ export class LevelBlobService implements BlobService {
     return this.readChunks(digest, chunks, offset, summed ? undefined : sum);
   }
 
+  /** The `readSmall` capability (capabilities.ts): a single-chunk blob is one chunk read. */
   async readSmall(digest: B3Digest): Promise<Uint8Array | undefined> {
     checkDigest(digest);
     if (b3Equals(digest, EMPTY_B3)) return new Uint8Array(0);
@@ -192,6 +185,7 @@ export class LevelBlobService implements BlobService {
     return chunk;
   }
 
+  /** The `fileSegments` capability (capabilities.ts), where the chunk store has files (packs.ts). */
   async readSegments(digest: B3Digest): Promise<AsyncIterable<SegmentRun> | undefined> {
     checkDigest(digest);
     const store = this.chunkStore;

@@ -29,6 +29,14 @@
  * Compaction (called by gc) rewrites packs of finished writers that are
  * mostly dead or small into the caller's own pack and deletes them; a reader
  * that finds its pack gone looks the chunk up again once.
+ *
+ * After the database was rebuilt (backends/level-db.ts: LevelDB's repair loses the
+ * entries of a damaged table, and a database started afresh names nothing),
+ * `reindex` gives every record whose digest the index does not name its row
+ * back, once its bytes hash to that digest: paths whose path infos survived
+ * but whose chunk rows were lost are whole again; chunks nothing reaches stay
+ * garbage that gc deletes as usual. Records are read front to back, as
+ * compaction reads them; a torn or damaged record ends the pack's scan.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -530,7 +538,7 @@ export class PackChunkStore implements ChunkStore {
    * byte the index names in it has been moved (one whose records cannot all
    * be read back, e.g. a damaged header, is kept), and a pack another process
    * deleted meanwhile is skipped. The caller (gc) runs one compaction at a
-   * time per root (ops/leases.ts).
+   * time per store (coordination/service.ts `gcTurn`).
    */
   async compact(options: CompactOptions = {}): Promise<CompactReport> {
     const minLive = options.minLiveRatio ?? 0.5;
@@ -569,6 +577,56 @@ export class PackChunkStore implements ChunkStore {
       report.packs++;
       report.moved += moved.chunks;
       report.freedBytes += p.bytes - moved.bytes;
+    }
+    return report;
+  }
+
+  async reindex(): Promise<{ chunks: number; bytes: number }> {
+    const report = { chunks: 0, bytes: 0 };
+    for (const { pack } of this.packs()) {
+      let fd: number;
+      try {
+        fd = openSync(packFile(this.dir, pack), 'r');
+      } catch {
+        continue; // deleted meanwhile
+      }
+      try {
+        const id = Buffer.from(pack, 'hex');
+        const size = fstatSync(fd).size;
+        const head = Buffer.allocUnsafe(RECORD_HEADER);
+        let batch: { digest: Uint8Array; at: number; length: number }[] = [];
+        const flush = async () => {
+          const present = await this.index.hasMany(batch.map((r) => r.digest));
+          const puts: { type: 'put'; key: Uint8Array; value: Uint8Array }[] = [];
+          batch.forEach((r, i) => {
+            if (present[i]) return;
+            const bytes = Buffer.allocUnsafe(r.length);
+            if (readSync(fd, bytes, 0, r.length, r.at) !== r.length) return;
+            if (!Buffer.from(blake3(bytes)).equals(r.digest)) return;
+            puts.push({ type: 'put', key: r.digest, value: encodeLocation(id, r.at, r.length) });
+            report.chunks++;
+            report.bytes += r.length;
+          });
+          if (puts.length > 0) await this.index.batch(puts);
+          batch = [];
+        };
+        let at = PACK_MAGIC.length;
+        while (at + RECORD_HEADER <= size) {
+          if (readSync(fd, head, 0, RECORD_HEADER, at) !== RECORD_HEADER) break;
+          const length = head.readUInt32LE(0);
+          if (at + RECORD_HEADER + length > size) break;
+          batch.push({
+            digest: new Uint8Array(head.subarray(4, RECORD_HEADER)),
+            at: at + RECORD_HEADER,
+            length,
+          });
+          at += RECORD_HEADER + length;
+          if (batch.length >= 1024) await flush();
+        }
+        await flush();
+      } finally {
+        closeSync(fd);
+      }
     }
     return report;
   }

@@ -2,17 +2,11 @@
  * The blob service contract: content-addressed byte strings keyed by the
  * BLAKE3-256 digest of their content (snix castore BlobService). Blobs are
  * stored as content-defined chunks, each keyed by its own BLAKE3, so similar
- * files share storage and reads can start at any offset.
+ * files share storage and reads can start at any offset. Fast paths beyond
+ * this contract are capabilities of the store (capabilities.ts).
  */
 
 import type { B3Digest } from '../castore/digest.js';
-import type { FileSegment } from './chunk-store.js';
-
-/** Consecutive bytes of a blob as segments of open files; `release()` once they are sent. */
-export interface SegmentRun {
-  readonly segments: readonly FileSegment[];
-  release(): void;
-}
 
 /** One chunk of a blob: BLAKE3 of the chunk bytes and their length. */
 export interface ChunkMeta {
@@ -66,21 +60,6 @@ export interface BlobService {
    * An offset beyond the size is a RangeError.
    */
   read(digest: B3Digest, offset?: number): Promise<AsyncIterable<Uint8Array> | undefined>;
-  /**
-   * Optional fast path for small files: the whole blob, verified, when it is
-   * stored as a single chunk; `undefined` otherwise (missing, or several
-   * chunks: use `read`). Saves an async iteration per file in NAR renders.
-   */
-  readSmall?(digest: B3Digest): Promise<Uint8Array | undefined>;
-  /**
-   * Optional fast path for sending a large blob with sendfile(2): the whole blob as runs of file
-   * segments, each chunk verified as its run is produced; a run's files stay open until its
-   * `release()`. `undefined` when the blob cannot be read this way (missing, a single chunk, a chunk
-   * list not yet known to add up to the blob digest, or a store without files): use `read`, which
-   * gives the same bytes and errors. A damaged or missing chunk throws ERR_INTEGRITY when its run is
-   * reached, as `read` would.
-   */
-  readSegments?(digest: B3Digest): Promise<AsyncIterable<SegmentRun> | undefined>;
   /**
    * Start writing a new blob. Identical concurrent writes are harmless. `options.digest`: the blob's
    * BLAKE3, which the caller computes itself over exactly the bytes it writes (a large file hashed on a

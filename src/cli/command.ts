@@ -5,7 +5,6 @@
  * they hold no logic of their own.
  */
 
-import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { Cache, CacheOptions } from '../cache.js';
 import { parseByteCount } from '../fetchers/download-limits.js';
@@ -14,6 +13,7 @@ export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** Options every command accepts, before or after the sub-command. */
 export const GLOBAL_OPTIONS = {
+  store: { type: 'string' },
   root: { type: 'string' },
   'store-dir': { type: 'string' },
   json: { type: 'boolean' },
@@ -25,6 +25,9 @@ export const GLOBAL_OPTIONS = {
 } as const satisfies OptionSpec;
 
 export interface GlobalOptions {
+  /** The store URL (`--store`, else `FETCH_CACHE_STORE` unless `--root` is given). */
+  store: string | undefined;
+  /** The cache root (`--root`, else `FETCH_CACHE_ROOT`), when no store URL is given. */
   root: string | undefined;
   /** `--store-dir`, canonical; undefined: the one the root records. */
   storeDir: string | undefined;
@@ -90,7 +93,8 @@ export function expectArgs(ctx: CommandContext, count: number, names: string): s
 /**
  * Open the cache named by the global options, run `fn`, and always close it.
  * The store modules (and LevelDB's native addon) load only here, so commands
- * that need no store, like `hash path`, start fast.
+ * that need no store, like `hash path`, start fast. A store URL no backend
+ * opens is bad usage.
  */
 export async function withCache<T>(
   ctx: CommandContext,
@@ -98,11 +102,20 @@ export async function withCache<T>(
   options: Pick<CacheOptions, 'locationCache' | 'repairDatabase' | 'onDatabaseRepaired'> = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
-  const { damaged } = await import('../cache-db.js');
-  const { isCorruption } = await import('../storage/kv.js');
+  const { store } = ctx.globals;
+  if (store !== undefined) {
+    const { parseStoreUrl } = await import('../backends/registry.js');
+    try {
+      parseStoreUrl(store);
+    } catch (e) {
+      const from = ctx.values.store === undefined ? 'FETCH_CACHE_STORE' : '--store';
+      throw new UsageError(`${from}: ${(e as Error).message}`);
+    }
+  }
   const cache = await openCache({
     ...options,
-    root: ctx.globals.root,
+    store,
+    root: store === undefined ? ctx.globals.root : undefined,
     storeDir: ctx.globals.storeDir,
     env: ctx.env,
     onWait: (owner) => {
@@ -113,10 +126,7 @@ export async function withCache<T>(
     return await fn(cache);
   } catch (e) {
     // A read that found the database damaged: a coded error naming it (and what to do), not a crash.
-    if (cache.root !== undefined && isCorruption(e)) {
-      throw damaged(join(cache.root, 'db'), (e as Error).message, e);
-    }
-    throw e;
+    throw cache.maintenance.damage(e) ?? e;
   } finally {
     await cache.close();
   }

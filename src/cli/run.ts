@@ -40,7 +40,13 @@ const COMMANDS: Command[] = [
 ];
 
 /** Global options that take a value, so their value is not mistaken for a command word. */
-const VALUE_GLOBALS = new Set(['--root', '--store-dir', '--stalled-download-timeout', '--max-download-size']);
+const VALUE_GLOBALS = new Set([
+  '--store',
+  '--root',
+  '--store-dir',
+  '--stalled-download-timeout',
+  '--max-download-size',
+]);
 
 /**
  * The download limits (src/fetchers/http.ts): a flag sets its variable for this run (every download client
@@ -94,7 +100,7 @@ export function packageVersion(): string {
 
 function usageText(): string {
   const lines = [
-    'usage: fetch-cache [--version] [--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
+    'usage: fetch-cache [--version] [--store URL|--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
     '                   [--stalled-download-timeout SECONDS] [--max-download-size BYTES] COMMAND …',
     '',
   ];
@@ -115,6 +121,23 @@ function endOnClosedOutput(io: { stdout: NodeJS.WritableStream; stderr: NodeJS.W
     io.stderr.write(`ERR_IO: cannot write to stdout: ${e.code ?? e.message}\n`);
     process.exit(1);
   });
+}
+
+/**
+ * The store: `--store URL` or `--root DIR` (not both), else `FETCH_CACHE_STORE`, else `FETCH_CACHE_ROOT`
+ * (else the default root). `--root DIR` is the store `level://DIR`.
+ */
+function storeOptions(
+  values: CommandContext['values'],
+  env: NodeJS.ProcessEnv,
+): { store: string | undefined; root: string | undefined } {
+  const store = values.store as string | undefined;
+  const root = values.root as string | undefined;
+  if (store !== undefined && root !== undefined) throw new UsageError('give --store or --root, not both');
+  if (store !== undefined) return { store, root: undefined };
+  if (root !== undefined) return { store: undefined, root };
+  if (env.FETCH_CACHE_STORE) return { store: env.FETCH_CACHE_STORE, root: undefined };
+  return { store: undefined, root: env.FETCH_CACHE_ROOT };
 }
 
 /**
@@ -174,7 +197,7 @@ export async function main(
     applyDownloadLimits(values, io.env);
     const ctx: CommandContext = {
       globals: {
-        root: (values.root as string | undefined) ?? io.env.FETCH_CACHE_ROOT,
+        ...storeOptions(values, io.env),
         storeDir: storeDirOption(values['store-dir'] as string | undefined),
         json: values.json === true,
         offline: values.offline === true,

@@ -20,8 +20,8 @@
  *   or a 304.
  * - A hit (pinned, or an index hit) is a read: no lease and no write before
  *   the answer; its use, for gc's least-recently-used order, is written
- *   after it (`Cache.used`). Anything that writes runs under an ingest lease
- *   (`Cache.ingesting`), so no gc deletes what it reuses or writes.
+ *   after it (`coordination.recordUse`). Anything that writes runs under
+ *   `coordination.ingest`, so no gc deletes what it reuses or writes.
  * - A hash mismatch is ERR_HASH_MISMATCH and stores nothing under the
  *   expected path (the path info is only written for the actual hash; blobs
  *   already written stay unreferenced until gc).
@@ -228,7 +228,7 @@ export class Fetcher {
     if (running) return running;
     const p = this.run(spec, name, expected, call)
       .then(async (result) => {
-        this.cache.used(result.storePath.digest); // for gc --max-size, written after the answer
+        this.cache.coordination.recordUse(result.storePath.digest); // for gc --max-size, written after the answer
         const toNix = this.options.toNixStore;
         if (toNix !== undefined && toNix !== false) {
           const { copyToNixStore } = await import('../fs/nix-store.js');
@@ -245,7 +245,7 @@ export class Fetcher {
   async ingestAndPersist(name: string, spec: FetchSpec, call: FetchCallOptions = {}): Promise<FetchResult> {
     validateStorePathName(name);
     const expected = specHash(spec);
-    return this.cache.ingesting(async () => {
+    return this.cache.coordination.ingest(async () => {
       const { sourceFor } = await import('./sources.js');
       const out = await sourceFor(spec).ingest(spec, this.context(spec, expected, undefined, call));
       if (out.notModified) throw new TypeError('a source answered "not modified" to an unconditional fetch');
@@ -278,7 +278,7 @@ export class Fetcher {
     if (first.hit !== undefined) return first.hit;
     // A miss writes, under an ingest lease; looked up again under it, so that a stale result a 304 or a
     // failed transfer falls back to cannot be deleted by a gc meanwhile.
-    return this.cache.ingesting(async () => {
+    return this.cache.coordination.ingest(async () => {
       const found = await this.lookup(spec, name, expected, key, { quiet: true });
       return found.hit ?? this.ingest(spec, name, expected, call, key, found);
     });

@@ -2,8 +2,9 @@
  * The fetch index: what an unpinned fetch last produced, so a repeat within
  * the TTL needs no request and a later one can revalidate with
  * `If-None-Match` / `If-Modified-Since`. One entry per fetch input (type,
- * URL, name and the options that change the result), on the cache's `fetch`
- * sublevel. Values are JSON (version 1):
+ * URL, name and the options that change the result), in the store's fetch
+ * records (`FetchRecords`, a service of the store: Cache.fetchIndex), keyed
+ * by JSON text. Values are JSON (version 1):
  * `{"v":1,"storePath":"<hash>-<name>","fetchedAt":<ms>,"etag"?,"lastModifiedHeader"?,"metadata":{…}}`.
  * An entry is only a hint: the path info it names is looked up again and a
  * missing one (gc) means a fresh fetch.
@@ -16,8 +17,17 @@
  * path, as it deletes every entry whose store path is gone.
  */
 
-import type { KV } from '../storage/kv.js';
 import type { FetchMetadata, FetchSpec } from './types.js';
+
+/**
+ * The store's fetch records: JSON text by JSON text key (this file's entries, and the ref listings of
+ * lock/remote-refs.ts). A record is only a hint, so a write may be lost; maintenance lists them as
+ * `fetchIndex`.
+ */
+export interface FetchRecords {
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+}
 
 export interface FetchIndexEntry {
   readonly storePath: string;
@@ -56,14 +66,15 @@ export function fetchIndexKey(spec: FetchSpec, name: string): string | undefined
   }
 }
 
+/** The fetch index's entries in the store's fetch records. */
 export class FetchIndex {
-  constructor(private readonly kv: KV) {}
+  constructor(private readonly records: FetchRecords) {}
 
   async get(key: string): Promise<FetchIndexEntry | undefined> {
-    const raw = await this.kv.get(Buffer.from(key, 'utf8'));
+    const raw = await this.records.get(key);
     if (raw === undefined) return undefined;
     try {
-      const v = JSON.parse(Buffer.from(raw).toString('utf8')) as FetchIndexEntry & { v?: number };
+      const v = JSON.parse(raw) as FetchIndexEntry & { v?: number };
       return v.v === 1 && typeof v.storePath === 'string' && typeof v.fetchedAt === 'number' ? v : undefined;
     } catch {
       return undefined;
@@ -71,7 +82,7 @@ export class FetchIndex {
   }
 
   async put(key: string, entry: FetchIndexEntry): Promise<void> {
-    await this.kv.put(Buffer.from(key, 'utf8'), Buffer.from(JSON.stringify({ v: 1, ...entry }), 'utf8'));
+    await this.records.put(key, JSON.stringify({ v: 1, ...entry }));
   }
 }
 
@@ -91,9 +102,6 @@ export function pinRecordKey(lockfile: string | undefined, pin: string): string 
 }
 
 /** Record that `record.pin` resolved to `record.storePath` (replacing what that pin recorded before). */
-export async function putPinRecord(kv: KV, record: PinRecord): Promise<void> {
-  await kv.put(
-    Buffer.from(pinRecordKey(record.lockfile, record.pin), 'utf8'),
-    Buffer.from(JSON.stringify({ v: 1, ...record }), 'utf8'),
-  );
+export async function putPinRecord(records: FetchRecords, record: PinRecord): Promise<void> {
+  await records.put(pinRecordKey(record.lockfile, record.pin), JSON.stringify({ v: 1, ...record }));
 }

@@ -12,7 +12,7 @@ import { fstatSync, readSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { isatty } from 'node:tty';
 import { getSystemErrorName } from 'node:util';
-import type { SegmentRun } from '../blob/service.js';
+import type { SegmentRun } from '../blob/capabilities.js';
 import { FetchCacheError } from '../errors.js';
 import { type FileSending, fileSending } from '../native/index.js';
 

@@ -3,7 +3,7 @@
  * branch head or the newest matching tag before anything is fetched (github
  * pins never clone; they only need the rev for the archive URL). Remote
  * (http/https) listings go through the git fetcher's smart-HTTP client and are
- * remembered in the cache's fetch sublevel under `["ls-remote", url]`, so an
+ * remembered in the store's fetch records under `["ls-remote", url]`, so an
  * offline resolution — or one whose remote is down (Nix: "using the most
  * recent version") — sees the last listing made online. Local repositories
  * (file:// or a path) are read in place; their annotated tags are peeled
@@ -33,15 +33,15 @@ interface Stored {
   head?: string;
 }
 
-function key(url: string): Uint8Array {
-  return Buffer.from(JSON.stringify(['ls-remote', url]), 'utf8');
+function key(url: string): string {
+  return JSON.stringify(['ls-remote', url]);
 }
 
 async function stored(cache: Cache, url: string): Promise<Stored | undefined> {
   const raw = await cache.fetchIndex.get(key(url));
   if (raw === undefined) return undefined;
   try {
-    const v = JSON.parse(Buffer.from(raw).toString('utf8')) as Stored;
+    const v = JSON.parse(raw) as Stored;
     return v.v === 1 && Array.isArray(v.refs) ? v : undefined;
   } catch {
     return undefined;
@@ -101,6 +101,6 @@ export async function listRefs(url: string, ctx: { cache: Cache; offline: boolea
     if (last !== undefined && isFetchCacheError(e, 'ERR_HTTP')) return fromStored(location.url, last);
     throw e;
   }
-  await ctx.cache.fetchIndex.put(key(location.url), Buffer.from(JSON.stringify(record), 'utf8'));
+  await ctx.cache.fetchIndex.put(key(location.url), JSON.stringify(record));
   return fromStored(location.url, record);
 }

@@ -1,15 +1,14 @@
 /**
  * NAR sha256 and size of a castore node, computed by streaming the render
- * through SHA-256 (the NAR itself is never stored) and cached persistently,
- * keyed by the encoded anonymous root node — a node fully determines its NAR,
- * so the cache never goes stale. snix's SimpleRenderer recomputes every time;
- * here a tree's NAR is hashed once.
+ * through SHA-256 (the NAR itself is never stored) and kept in the store's
+ * NAR-sum cache (`NarSums`, a service of the store: Cache.narSums), keyed by
+ * the anonymous root node — a node fully determines its NAR, so the cache
+ * never goes stale. snix's SimpleRenderer recomputes every time; here a
+ * tree's NAR is hashed once.
  */
 
-import { encodeEntry, type Node } from '../castore/nodes.js';
-import { FetchCacheError } from '../errors.js';
+import type { Node } from '../castore/nodes.js';
 import { createHasher } from '../nix/hashing.js';
-import type { KV } from '../storage/kv.js';
 import { type RenderServices, renderNar } from './render.js';
 
 export interface NarSum {
@@ -17,7 +16,14 @@ export interface NarSum {
   readonly narSize: number;
 }
 
-const EMPTY_NAME = new Uint8Array(0);
+/** The store's NAR-sum cache (maintenance/service.ts lists it as `narSums`). */
+export interface NarSums {
+  /** The sum recorded for `node`; `undefined` when none is. A damaged record is ERR_INTEGRITY. */
+  get(node: Node): Promise<NarSum | undefined>;
+  put(node: Node, sum: NarSum): Promise<void>;
+  /** Forget the sum of `node` (verify found it wrong). A miss is not an error. */
+  delete(node: Node): Promise<void>;
+}
 
 /** Hash a node's NAR without consulting any cache. */
 export async function computeNarSum(node: Node, services: RenderServices): Promise<NarSum> {
@@ -30,17 +36,17 @@ export async function computeNarSum(node: Node, services: RenderServices): Promi
   return { narSha256: hasher.digest(), narSize };
 }
 
+/** NAR sums from the store's cache, computed (and recorded) where it has none. */
 export class NarCalculator {
   constructor(
-    private readonly kv: KV,
+    private readonly sums: NarSums,
     private readonly services: RenderServices,
   ) {}
 
   /** NAR sha256 and size of `node`, from the cache or computed (and then cached). */
   async calculate(node: Node): Promise<NarSum> {
-    const key = encodeEntry(EMPTY_NAME, node);
-    const cached = await this.kv.get(key);
-    if (cached !== undefined) return decodeSum(cached);
+    const cached = await this.sums.get(node);
+    if (cached !== undefined) return cached;
     const sum = await computeNarSum(node, this.services);
     await this.remember(node, sum);
     return sum;
@@ -48,27 +54,11 @@ export class NarCalculator {
 
   /** Record a sum computed elsewhere (e.g. while ingesting a NAR stream). */
   async remember(node: Node, sum: NarSum): Promise<void> {
-    await this.kv.put(encodeEntry(EMPTY_NAME, node), encodeSum(sum));
+    await this.sums.put(node, sum);
   }
 
   /** Forget a cached sum (verify found it wrong). */
   async forget(node: Node): Promise<void> {
-    await this.kv.del(encodeEntry(EMPTY_NAME, node));
+    await this.sums.delete(node);
   }
-}
-
-/** 32 bytes sha256, then the size as u64 little-endian. */
-function encodeSum(sum: NarSum): Uint8Array {
-  const out = new Uint8Array(40);
-  out.set(sum.narSha256, 0);
-  new DataView(out.buffer).setBigUint64(32, BigInt(sum.narSize), true);
-  return out;
-}
-
-function decodeSum(bytes: Uint8Array): NarSum {
-  if (bytes.length !== 40) {
-    throw new FetchCacheError('ERR_INTEGRITY', `NAR sum cache entry has ${bytes.length} bytes, expected 40`);
-  }
-  const size = new DataView(bytes.buffer, bytes.byteOffset, 40).getBigUint64(32, true);
-  return { narSha256: bytes.slice(0, 32), narSize: Number(size) };
 }

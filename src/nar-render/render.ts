@@ -13,7 +13,8 @@
  * the size their node claims.
  */
 
-import type { BlobService, SegmentRun } from '../blob/service.js';
+import type { Capabilities, SegmentRun } from '../blob/capabilities.js';
+import type { BlobService } from '../blob/service.js';
 import { b3ToHex } from '../castore/digest.js';
 import type { Directory } from '../castore/directory.js';
 import type { Node } from '../castore/nodes.js';
@@ -42,6 +43,8 @@ import {
 export interface RenderServices {
   readonly blobs: BlobService;
   readonly directories: DirectoryService;
+  /** The store's fast paths, where it has them (single-chunk reads, file segments). */
+  readonly capabilities?: Capabilities | undefined;
 }
 
 const ZEROS = new Uint8Array(8);
@@ -66,7 +69,7 @@ export function renderNar(node: Node, services: RenderServices, offset = 0): Asy
 
 /**
  * The whole NAR of `node`, with the contents of files of at least SEGMENT_MIN bytes as runs of file
- * segments where the blob service can give them (`BlobService.readSegments`; verified as they are
+ * segments where the store can give them (`Capabilities.fileSegments`; verified as they are
  * produced), for sending with sendfile(2); the consumer calls each run's `release()` once it is sent
  * (or abandoned). Everything else is bytes, exactly as `renderNar` yields them.
  */
@@ -84,7 +87,7 @@ async function* render(
   segments: boolean,
 ): AsyncGenerator<Piece> {
   if (!(Number.isSafeInteger(offset) && offset >= 0)) throw new RangeError(`invalid NAR offset ${offset}`);
-  const r = new Renderer(services, offset, segments && services.blobs.readSegments !== undefined);
+  const r = new Renderer(services, offset, segments && services.capabilities?.fileSegments !== undefined);
   if (offset === 0 && node.type === 'directory') await r.loadTree(node);
   r.put(TOK_NAR);
   yield* r.node(node);
@@ -353,11 +356,11 @@ class Renderer {
   private readAhead(node: Node): void {
     if (node.type !== 'file' || this.ahead.has(node)) return;
     if (this.segments && node.size >= SEGMENT_MIN) return; // read as segments when its turn comes
-    const blobs = this.services.blobs;
+    const readSmall = this.services.capabilities?.readSmall;
     const ahead: Ahead =
-      node.size <= INLINE && blobs.readSmall !== undefined
-        ? { small: true, read: blobs.readSmall(node.digest) }
-        : { small: false, read: blobs.read(node.digest, 0) };
+      node.size <= INLINE && readSmall !== undefined
+        ? { small: true, read: readSmall(node.digest) }
+        : { small: false, read: this.services.blobs.read(node.digest, 0) };
     // Failures surface when the file is rendered; do not leave them unhandled meanwhile.
     ahead.read.catch(() => {});
     this.ahead.set(node, ahead);
@@ -373,8 +376,9 @@ class Renderer {
     if (node.size === 0) return new Uint8Array(0);
     let ahead = this.ahead.get(node);
     if (ahead?.small !== true) {
-      if (ahead !== undefined || this.services.blobs.readSmall === undefined) return undefined;
-      ahead = { small: true, read: this.services.blobs.readSmall(node.digest) };
+      const readSmall = this.services.capabilities?.readSmall;
+      if (ahead !== undefined || readSmall === undefined) return undefined;
+      ahead = { small: true, read: readSmall(node.digest) };
     }
     this.ahead.delete(node);
     const bytes = await ahead.read;
@@ -399,7 +403,7 @@ class Renderer {
     if (this.pos <= this.offset || node.size === 0) return;
     const inner = Math.max(0, this.offset - start);
     if (this.segments && inner === 0 && node.size >= SEGMENT_MIN) {
-      const runs = await this.services.blobs.readSegments!(node.digest);
+      const runs = await this.services.capabilities!.fileSegments!(node.digest);
       if (runs !== undefined) {
         for (const c of this.takeAll()) yield c;
         yield* this.segmentContents(node, runs);

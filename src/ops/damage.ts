@@ -13,16 +13,17 @@ import { bytesEqual } from '../castore/bytes.js';
 import { b3ToHex, EMPTY_B3 } from '../castore/digest.js';
 import { Directory } from '../castore/directory.js';
 import type { Node } from '../castore/nodes.js';
+import { keyOf } from '../maintenance/reach.js';
+import type { Maintenance } from '../maintenance/service.js';
 import { blake3 } from '../nix/hashing.js';
-import { keyOf, type RawStore } from './raw-store.js';
 
 export interface Damage {
   readonly problems: string[];
-  /** Values present but wrong, by sublevel: delete them before re-fetching. */
+  /** Values present but wrong, by kind: delete them before re-fetching. */
   readonly damaged: { dirs: Uint8Array[]; lists: Uint8Array[]; chunks: Uint8Array[] };
 }
 
-export async function locateDamage(raw: RawStore, node: Node): Promise<Damage> {
+export async function locateDamage(store: Maintenance, node: Node): Promise<Damage> {
   const d: Damage = { problems: [], damaged: { dirs: [], lists: [], chunks: [] } };
   const seen = new Set<string>();
   const checked = new Set<string>();
@@ -32,7 +33,7 @@ export async function locateDamage(raw: RawStore, node: Node): Promise<Damage> {
   else if (node.type === 'file') files.push(node);
   while (queue.length > 0) {
     const digest = queue.shift()!;
-    const value = await raw.directories.get(digest);
+    const [value] = await store.getMany('directories', [digest]);
     const hex = b3ToHex(digest);
     if (value === undefined) {
       d.problems.push(`directory ${hex} is missing`);
@@ -64,14 +65,14 @@ export async function locateDamage(raw: RawStore, node: Node): Promise<Damage> {
     const k = keyOf(f.digest);
     if (checked.has(k) || bytesEqual(f.digest, EMPTY_B3)) continue;
     checked.add(k);
-    await checkBlob(raw, f.digest, f.size, d);
+    await checkBlob(store, f.digest, f.size, d);
   }
   return d;
 }
 
-async function checkBlob(raw: RawStore, digest: Uint8Array, size: number, d: Damage): Promise<void> {
+async function checkBlob(store: Maintenance, digest: Uint8Array, size: number, d: Damage): Promise<void> {
   const hex = b3ToHex(digest);
-  const list = await raw.lists.get(digest);
+  const [list] = await store.getMany('chunkLists', [digest]);
   let chunks: { digest: Uint8Array; size: number }[];
   if (list !== undefined) {
     try {
@@ -85,7 +86,7 @@ async function checkBlob(raw: RawStore, digest: Uint8Array, size: number, d: Dam
   let total = 0;
   for (const c of chunks) {
     total += c.size;
-    const bytes = await raw.chunkBytes(c.digest);
+    const bytes = await store.chunkBytes(c.digest);
     const chex = b3ToHex(c.digest);
     if (bytes === undefined) {
       d.problems.push(

@@ -1,17 +1,19 @@
 /**
- * Garbage collection (`fetch-cache gc`). Marks everything the path infos
- * reach (root node → directories → blobs → chunks, reach.ts) and deletes the
+ * Garbage collection (`fetch-cache gc`), over the store's maintenance and
+ * coordination services. Marks everything the path infos reach (root node →
+ * directories → blobs → chunks, maintenance/reach.ts) and deletes the
  * chunks, chunk lists, directories, NAR-sum cache entries, last-use records,
  * NAR-hash index entries and fetch-index entries nobody reaches. With
- * `maxSize` it then evicts least recently used path infos (usage.ts) until
- * the reachable store fits, never a path a reader holds or one used within
- * `keepRecentMs`.
+ * `maxSize` it then evicts least recently used path infos (by the last uses
+ * the coordination service records) until the reachable store fits, never a
+ * path a reader holds or one used within `keepRecentMs`.
  *
- * One gc runs at a time: a second one waits for the first (leases.ts
- * `takeGcTurn`). Safe while fetches and `serve` run, in this or other processes:
+ * One gc runs at a time: a second one waits for the first
+ * (`coordination.gcTurn`). Safe while fetches and `serve` run, in this or
+ * other processes (coordination/service.ts):
  * 1. Without any lock: snapshot the path infos, mark, list candidates (every
  *    stored key not marked). This is the slow part; ingests go on.
- * 2. Exclusive against ingests (leases.ts): new ingests wait, running ones
+ * 2. Exclusive against ingests (`coordination.exclusive`): new ingests wait, running ones
  *    are waited for. Path infos written or changed since the snapshot are
  *    marked too (an ingest may have reused a candidate chunk), then
  *    evictions, then deletions in batches — readers keep being served
@@ -26,14 +28,11 @@ import type { Cache } from '../cache.js';
 import { bytesEqual } from '../castore/bytes.js';
 import { encodeEntry } from '../castore/nodes.js';
 import type { FetchIndexEntry } from '../fetchers/fetch-index.js';
+import { closureOf, keyBytes, keyOf, RefCounts, readAll } from '../maintenance/reach.js';
+import type { Kind, Maintenance } from '../maintenance/service.js';
 import { parseStorePathBaseName, storePathBaseName } from '../nix/store-path.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { decodePathInfo } from '../pathinfo/proto.js';
-import type { KV } from '../storage/kv.js';
-import { beginExclusive, listLeases, takeGcTurn } from './leases.js';
-import { keyBytes, keyOf, type RawStore, rawStore, readAll } from './raw-store.js';
-import { closureOf, RefCounts } from './reach.js';
-import { readAtimes } from './usage.js';
 
 export interface GcOptions {
   /** After collecting garbage, evict least recently used paths until the store holds at most this many bytes. */
@@ -82,7 +81,10 @@ export function decodeStored(key: string, value: Uint8Array): PathInfo | undefin
 }
 
 export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcReport> {
-  const endTurn = await takeGcTurn(cache, { timeoutMs: options.waitTimeoutMs, onWait: options.onWait });
+  const endTurn = await cache.coordination.gcTurn({
+    timeoutMs: options.waitTimeoutMs,
+    onWait: options.onWait,
+  });
   try {
     return await collect(cache, options);
   } finally {
@@ -94,7 +96,7 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
   const started = performance.now();
   const now = options.now ?? Date.now;
   const batchSize = options.batchSize ?? 1000;
-  const raw = rawStore(cache);
+  const store = cache.maintenance;
   const report: GcReport = {
     freedBytes: 0,
     deleted: { pathInfos: 0, directories: 0, chunkLists: 0, chunks: 0, narSums: 0, records: 0 },
@@ -106,37 +108,40 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
   };
 
   // Phase 1, concurrent with everything.
-  const first = await readAll(raw.pathinfo);
+  const first = await readAll(store, 'pathInfos');
   const refs = new RefCounts();
   for (const [key, value] of first) {
     const info = decodeStored(key, value);
-    if (info !== undefined) refs.add(await closureOf(raw, info.node));
+    if (info !== undefined) refs.add(await closureOf(store, info.node));
   }
   const candidates = {
-    dirs: await unmarked(raw.directories, (k) => refs.live('dirs', k)),
-    lists: await unmarked(raw.lists, (k) => refs.live('lists', k)),
+    dirs: await unmarked(store, 'directories', (k) => refs.live('dirs', k)),
+    lists: await unmarked(store, 'chunkLists', (k) => refs.live('lists', k)),
     // A list's sum goes with it (a sum deleted too early only costs a re-hash on the next full read).
-    listSums: await unmarked(raw.listSums, (k) => refs.live('lists', k)),
-    chunks: await unmarked(raw.chunks, (k) => refs.live('chunks', k)),
+    listSums: await unmarked(store, 'listSums', (k) => refs.live('lists', k)),
+    chunks: await unmarked(store, 'chunks', (k) => refs.live('chunks', k)),
   };
 
   // Phase 2, exclusive against ingests.
-  const end = await beginExclusive(cache, { timeoutMs: options.waitTimeoutMs, onWait: options.onWait });
+  const end = await cache.coordination.exclusive({
+    timeoutMs: options.waitTimeoutMs,
+    onWait: options.onWait,
+  });
   try {
-    const second = await readAll(raw.pathinfo);
+    const second = await readAll(store, 'pathInfos');
     const live = new Map<string, PathInfo>();
     for (const [key, value] of second) {
       const info = decodeStored(key, value);
       if (info === undefined) continue;
       live.set(key, info);
       const before = first.get(key);
-      if (before === undefined || !bytesEqual(before, value)) refs.add(await closureOf(raw, info.node));
+      if (before === undefined || !bytesEqual(before, value)) refs.add(await closureOf(store, info.node));
     }
 
     if (options.maxSize !== undefined) {
       let stored = refs.storedBytes();
-      const atimes = await readAtimes(cache);
-      const held = new Set((await listLeases(cache)).filter((l) => l.kind === 'use').map((l) => l.path));
+      const atimes = await cache.coordination.lastUses();
+      const held = await cache.coordination.held();
       const keepAfter = now() - (options.keepRecentMs ?? 0);
       const lastUse = (info: PathInfo) => atimes.get(Buffer.from(info.storePath.digest).toString('hex')) ?? 0;
       const order = [...live.entries()]
@@ -151,7 +156,7 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
         report.deleted.pathInfos++;
         report.evicted.push(storePathBaseName(info.storePath));
         live.delete(key);
-        const { freed, bytes } = refs.remove(await closureOf(raw, info.node));
+        const { freed, bytes } = refs.remove(await closureOf(store, info.node));
         stored -= bytes;
         candidates.dirs.push(...freed.dirs);
         candidates.lists.push(...freed.lists);
@@ -160,38 +165,43 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
       }
     }
 
-    const sweep = async (kv: KV, keys: Iterable<string>, size?: (value: Uint8Array) => number) => {
-      const r = await deleteKeys(kv, keys, batchSize, size);
+    const sweep = async (kind: Kind, keys: readonly string[]) => {
+      const r = await store.delete(kind, keys.map(keyBytes), { batchSize });
       report.freedBytes += r.bytes;
       return r.count;
     };
     // Metadata that names dead paths or nodes first, then the data, roots before leaves.
     const liveNodes = new Set([...live.values()].map((i) => keyOf(encodeEntry(EMPTY_NAME, i.node))));
-    report.deleted.narSums += await sweep(raw.narcalc, await unmarked(raw.narcalc, (k) => liveNodes.has(k)));
-    report.deleted.records += await sweep(raw.atime, await unmarked(raw.atime, (k) => live.has(k)));
-    report.deleted.records += await sweep(
-      raw.narhash,
-      await unmarked(raw.narhash, (k) => live.has(k.slice(32))),
+    report.deleted.narSums += await sweep(
+      'narSums',
+      await unmarked(store, 'narSums', (k) => liveNodes.has(k)),
     );
-    report.deleted.records += await sweep(raw.fetch, await deadFetchEntries(raw, live));
+    const uses = [...(await cache.coordination.lastUses()).keys()];
+    report.deleted.records += await cache.coordination.forgetUses(
+      uses.filter((hex) => !live.has(keyOf(Buffer.from(hex, 'hex')))),
+    );
+    report.deleted.records += await sweep(
+      'narHashIndex',
+      await unmarked(store, 'narHashIndex', (k) => live.has(k.slice(32))),
+    );
+    report.deleted.records += await sweep('fetchIndex', await deadFetchEntries(store, live));
     report.deleted.directories += await sweep(
-      raw.directories,
+      'directories',
       candidates.dirs.filter((k) => !refs.live('dirs', k)),
     );
     report.deleted.chunkLists += await sweep(
-      raw.lists,
+      'chunkLists',
       candidates.lists.filter((k) => !refs.live('lists', k)),
     );
     report.deleted.records += await sweep(
-      raw.listSums,
+      'listSums',
       candidates.listSums.filter((k) => !refs.live('lists', k)),
     );
     report.deleted.chunks += await sweep(
-      raw.chunks,
+      'chunks',
       candidates.chunks.filter((k) => !refs.live('chunks', k)),
-      (value) => cache.chunkStore.storedSize(value),
     );
-    if (cache.chunkStore.compact !== undefined) report.compacted = await cache.chunkStore.compact();
+    report.compacted = await store.compact();
     report.paths = live.size;
     report.storedBytes = refs.storedBytes();
   } finally {
@@ -201,10 +211,10 @@ async function collect(cache: Cache, options: GcOptions): Promise<GcReport> {
   return report;
 }
 
-/** Keys of `kv` for which `isLive` is false. */
-async function unmarked(kv: KV, isLive: (key: string) => boolean): Promise<string[]> {
+/** Keys of a kind for which `isLive` is false. */
+async function unmarked(store: Maintenance, kind: Kind, isLive: (key: string) => boolean): Promise<string[]> {
   const out: string[] = [];
-  for await (const key of kv.keys()) {
+  for await (const key of store.keys(kind)) {
     const k = keyOf(key);
     if (!isLive(k)) out.push(k);
   }
@@ -212,9 +222,9 @@ async function unmarked(kv: KV, isLive: (key: string) => boolean): Promise<strin
 }
 
 /** Fetch-index entries whose store path has no path info (any more). */
-async function deadFetchEntries(raw: RawStore, live: Map<string, PathInfo>): Promise<string[]> {
+async function deadFetchEntries(store: Maintenance, live: Map<string, PathInfo>): Promise<string[]> {
   const out: string[] = [];
-  for await (const [key, value] of raw.fetch.iterator()) {
+  for await (const [key, value] of store.entries('fetchIndex')) {
     let alive = false;
     try {
       const entry = JSON.parse(Buffer.from(value).toString('utf8')) as FetchIndexEntry;
@@ -225,36 +235,4 @@ async function deadFetchEntries(raw: RawStore, live: Map<string, PathInfo>): Pro
     if (!alive) out.push(keyOf(key));
   }
   return out;
-}
-
-/** Delete keys in batches, measuring what was there; returns the count and bytes deleted. */
-export async function deleteKeys(
-  kv: KV,
-  keys: Iterable<string>,
-  batchSize: number,
-  size: (value: Uint8Array) => number = (value) => value.length,
-): Promise<{ count: number; bytes: number }> {
-  let count = 0;
-  let bytes = 0;
-  let page: Uint8Array[] = [];
-  const flush = async () => {
-    if (page.length === 0) return;
-    const values = await kv.getMany(page);
-    const ops = [];
-    for (let i = 0; i < page.length; i++) {
-      const v = values[i];
-      if (v === undefined) continue;
-      bytes += size(v);
-      count++;
-      ops.push({ type: 'del' as const, key: page[i]! });
-    }
-    if (ops.length > 0) await kv.batch(ops);
-    page = [];
-  };
-  for (const k of keys) {
-    page.push(keyBytes(k));
-    if (page.length >= batchSize) await flush();
-  }
-  await flush();
-  return { count, bytes };
 }

@@ -15,9 +15,9 @@ import { toSRI } from '../nix/hash.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 
 /** Specs (without hash) by store path base name `<hash>-<name>`. */
-export async function recordedSources(cache: Pick<Cache, 'fetchIndex'>): Promise<Map<string, FetchSpec[]>> {
+export async function recordedSources(cache: Pick<Cache, 'maintenance'>): Promise<Map<string, FetchSpec[]>> {
   const out = new Map<string, FetchSpec[]>();
-  for await (const [key, value] of cache.fetchIndex.iterator()) {
+  for await (const [key, value] of cache.maintenance.entries('fetchIndex')) {
     let spec: FetchSpec | undefined;
     let entry: FetchIndexEntry;
     try {

@@ -1,5 +1,6 @@
 /**
- * `fetch-cache stats`: what the store holds. Logical bytes are the NAR
+ * `fetch-cache stats`: what the store holds, read through its maintenance
+ * service (maintenance/service.ts). Logical bytes are the NAR
  * sizes of all paths (what a Nix store would hold); stored bytes are what
  * their data takes here (distinct chunks, chunk lists and directories);
  * the dedup ratio is logical over stored. Values nobody reaches (left by
@@ -8,10 +9,9 @@
  */
 
 import type { Cache } from '../cache.js';
-import type { KV } from '../storage/kv.js';
+import { closureOf, keyBytes, keyOf, RefCounts } from '../maintenance/reach.js';
+import type { Kind, Maintenance } from '../maintenance/service.js';
 import { decodeStored } from './gc.js';
-import { keyBytes, keyOf, rawStore } from './raw-store.js';
-import { closureOf, RefCounts } from './reach.js';
 
 export interface StoreStats {
   paths: number;
@@ -22,7 +22,7 @@ export interface StoreStats {
   /** Distinct chunks reachable from a path. */
   chunks: number;
   chunkBytes: number;
-  /** Bytes of the pack files holding chunks (dead chunks included until gc compacts them). */
+  /** Bytes of the pack files holding chunks (dead chunks included until gc compacts them); 0 where not files. */
   packBytes: number;
   directories: number;
   /** Path infos that cannot be decoded (verify reports them). */
@@ -32,12 +32,12 @@ export interface StoreStats {
 }
 
 export async function storeStats(cache: Cache): Promise<StoreStats> {
-  const raw = rawStore(cache);
+  const store = cache.maintenance;
   const refs = new RefCounts();
   let paths = 0;
   let logicalBytes = 0;
   let damagedPathInfos = 0;
-  for await (const [key, value] of raw.pathinfo.iterator()) {
+  for await (const [key, value] of store.entries('pathInfos')) {
     const info = decodeStored(keyOf(key), value);
     if (info === undefined) {
       damagedPathInfos++;
@@ -45,18 +45,14 @@ export async function storeStats(cache: Cache): Promise<StoreStats> {
     }
     paths++;
     logicalBytes += info.narSize;
-    refs.add(await closureOf(raw, info.node));
+    refs.add(await closureOf(store, info.node));
   }
   const storedBytes = refs.storedBytes();
   let chunkBytes = 0;
   for (const size of refs.sizes.chunks.values()) chunkBytes += size;
-  const chunks = await unreachable(
-    raw.chunks,
-    (k) => refs.live('chunks', k),
-    (v) => cache.chunkStore.storedSize(v),
-  );
-  const lists = await unreachable(raw.lists, (k) => refs.live('lists', k));
-  const dirs = await unreachable(raw.directories, (k) => refs.live('dirs', k));
+  const chunks = await unreachable(store, 'chunks', (k) => refs.live('chunks', k));
+  const lists = await unreachable(store, 'chunkLists', (k) => refs.live('lists', k));
+  const dirs = await unreachable(store, 'directories', (k) => refs.live('dirs', k));
   return {
     paths,
     logicalBytes,
@@ -64,7 +60,7 @@ export async function storeStats(cache: Cache): Promise<StoreStats> {
     dedupRatio: storedBytes === 0 ? 1 : Math.round((logicalBytes / storedBytes) * 1000) / 1000,
     chunks: refs.counts.chunks.size,
     chunkBytes,
-    packBytes: cache.chunkStore.diskBytes?.() ?? 0,
+    packBytes: store.diskBytes() ?? 0,
     directories: refs.counts.dirs.size,
     damagedPathInfos,
     unreachable: {
@@ -76,17 +72,17 @@ export async function storeStats(cache: Cache): Promise<StoreStats> {
   };
 }
 
-/** Count and size of the values of `kv` nobody reaches (sizes read only for those). */
+/** Count and size of the records of a kind nobody reaches (sizes read only for those). */
 async function unreachable(
-  kv: KV,
+  store: Maintenance,
+  kind: Kind,
   isLive: (k: string) => boolean,
-  size: (value: Uint8Array) => number = (value) => value.length,
 ): Promise<{ count: number; bytes: number }> {
   const dead: Uint8Array[] = [];
-  for await (const key of kv.keys()) if (!isLive(keyOf(key))) dead.push(keyBytes(keyOf(key)));
+  for await (const key of store.keys(kind)) if (!isLive(keyOf(key))) dead.push(keyBytes(keyOf(key)));
   let bytes = 0;
   for (let at = 0; at < dead.length; at += 512) {
-    for (const v of await kv.getMany(dead.slice(at, at + 512))) bytes += v === undefined ? 0 : size(v);
+    for (const n of await store.sizes(kind, dead.slice(at, at + 512))) bytes += n ?? 0;
   }
   return { count: dead.length, bytes };
 }

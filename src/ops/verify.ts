@@ -27,6 +27,8 @@ import { encodeEntry } from '../castore/nodes.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import type { Fetcher } from '../fetchers/base.js';
 import type { FetchSpec } from '../fetchers/types.js';
+import { keyBytes, keyOf } from '../maintenance/reach.js';
+import type { Maintenance } from '../maintenance/service.js';
 import { computeNarSum, type NarSum } from '../nar-render/nar-calc.js';
 import { renderNar } from '../nar-render/render.js';
 import { toSRI } from '../nix/hash.js';
@@ -34,10 +36,8 @@ import { createHasher, type HashAlgo } from '../nix/hashing.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
 import { formatStorePath, type StorePath, storePathBaseName } from '../nix/store-path.js';
 import { contentAddressProblem, type PathInfo } from '../pathinfo/path-info.js';
-import { isCorruption } from '../storage/kv.js';
 import { locateDamage } from './damage.js';
 import { decodeStored } from './gc.js';
-import { keyBytes, keyOf, type RawStore, rawStore } from './raw-store.js';
 import { pinnedTo, recordedSources } from './sources.js';
 
 export interface VerifyOptions {
@@ -72,19 +72,20 @@ const EMPTY_NAME = new Uint8Array(0);
 
 export async function verify(cache: Cache, options: VerifyOptions = {}): Promise<VerifyReport> {
   const started = performance.now();
-  const raw = rawStore(cache);
+  const store = cache.maintenance;
+  const isCorruption = (e: unknown) => store.damage(e) !== undefined;
   const report: VerifyReport = { checked: 0, damaged: [], bytes: 0, durationMs: 0 };
   const targets: [string, Uint8Array | undefined][] = [];
   if (options.paths === undefined) {
     try {
-      for await (const [key, value] of raw.pathinfo.iterator()) targets.push([keyOf(key), value]);
+      for await (const [key, value] of store.entries('pathInfos')) targets.push([keyOf(key), value]);
     } catch (e) {
       if (!isCorruption(e)) throw e;
       databaseDamage(cache, report, e);
     }
   } else {
     for (const sp of options.paths) {
-      const value = await raw.pathinfo.get(sp.digest);
+      const [value] = await store.getMany('pathInfos', [sp.digest]);
       const info = value === undefined ? undefined : decodeStored(keyOf(sp.digest), value);
       if (value === undefined || (info !== undefined && info.storePath.name !== sp.name)) {
         const path = formatStorePath(sp, cache.storeDir);
@@ -105,7 +106,7 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
     report.checked++;
     let r: Checked;
     try {
-      r = await checkPath(cache, raw, sources, key, value);
+      r = await checkPath(cache, sources, key, value);
     } catch (e) {
       if (!isCorruption(e)) throw e;
       // The database itself could not be read: that is damage too (verify --repair rebuilds it).
@@ -130,14 +131,14 @@ export async function verify(cache: Cache, options: VerifyOptions = {}): Promise
       broken.push({ key, info: r.info, entry });
     }
   }
-  if (options.repair && broken.length > 0) await repair(cache, raw, sources, broken, options);
+  if (options.repair && broken.length > 0) await repair(cache, sources, broken, options);
   report.durationMs = Math.round(performance.now() - started);
   return report;
 }
 
-/** The database is damaged (a read found it so): one entry for it in the report, named by its directory. */
+/** The database is damaged (a read found it so): one entry for it in the report, named as the store names it. */
 function databaseDamage(cache: Cache, report: VerifyReport, e: unknown): void {
-  const path = cache.root === undefined ? 'the database' : `${cache.root}/db`;
+  const path = cache.maintenance.database;
   if (report.damaged.some((d) => d.path === path)) return;
   report.damaged.push({
     path,
@@ -156,7 +157,6 @@ interface Checked {
 
 async function checkPath(
   cache: Cache,
-  raw: RawStore,
   sources: ReadonlyMap<string, readonly FetchSpec[]>,
   key: string,
   value: Uint8Array | undefined,
@@ -188,7 +188,7 @@ async function checkPath(
       );
     }
     if (sum.narSize !== info.narSize) problems.push(`NAR size is ${sum.narSize}, recorded ${info.narSize}`);
-    const cached = await raw.narcalc.get(encodeEntry(EMPTY_NAME, info.node));
+    const [cached] = await cache.maintenance.getMany('narSums', [encodeEntry(EMPTY_NAME, info.node)]);
     if (
       cached !== undefined &&
       (cached.length !== 40 || !bytesEqual(cached.subarray(0, 32), sum.narSha256))
@@ -197,7 +197,7 @@ async function checkPath(
     }
     problems.push(...(await checkContentAddress(cache, info)));
   }
-  if (problems.length > 0) problems.push(...(await locateDamage(raw, info.node)).problems);
+  if (problems.length > 0) problems.push(...(await locateDamage(cache.maintenance, info.node)).problems);
   return { path, info, problems, bytes: sum?.narSize ?? 0 };
 }
 
@@ -241,11 +241,11 @@ async function narHashWith(cache: Cache, info: PathInfo, algo: HashAlgo): Promis
 
 async function repair(
   cache: Cache,
-  raw: RawStore,
   sources: ReadonlyMap<string, readonly FetchSpec[]>,
   broken: { key: string; info: PathInfo | undefined; entry: DamagedPath }[],
   options: VerifyOptions,
 ): Promise<void> {
+  const store: Maintenance = cache.maintenance;
   let fetcher = options.fetcher;
   if (fetcher === undefined) {
     const { Fetcher } = await import('../fetchers/base.js');
@@ -254,13 +254,13 @@ async function repair(
   // Delete every damaged value first: paths may share them, and a re-fetch only writes what is absent.
   for (const b of broken) {
     if (b.info === undefined) continue;
-    const { damaged } = await locateDamage(raw, b.info.node).catch((e: unknown) => {
-      if (!isCorruption(e)) throw e;
+    const { damaged } = await locateDamage(store, b.info.node).catch((e: unknown) => {
+      if (store.damage(e) === undefined) throw e;
       return { damaged: { dirs: [], lists: [], chunks: [] } };
     });
-    if (damaged.dirs.length) await raw.directories.batch(damaged.dirs.map((key) => ({ type: 'del', key })));
-    if (damaged.lists.length) await raw.lists.batch(damaged.lists.map((key) => ({ type: 'del', key })));
-    if (damaged.chunks.length) await raw.chunks.batch(damaged.chunks.map((key) => ({ type: 'del', key })));
+    await store.delete('directories', damaged.dirs);
+    await store.delete('chunkLists', damaged.lists);
+    await store.delete('chunks', damaged.chunks);
     await cache.narCalc.forget(b.info.node);
   }
   for (const b of broken) {
@@ -276,13 +276,8 @@ async function repair(
           b.entry.problems.push(`repair from ${sourceLabel(spec)} failed: ${e.message}`);
           continue;
         }
-        const again = await checkPath(
-          cache,
-          raw,
-          sources,
-          b.key,
-          await raw.pathinfo.get(info.storePath.digest),
-        );
+        const [value] = await store.getMany('pathInfos', [info.storePath.digest]);
+        const again = await checkPath(cache, sources, b.key, value);
         if (again.problems.length === 0) {
           b.entry.repaired = true;
           break;
@@ -291,8 +286,7 @@ async function repair(
     }
     if (b.entry.repaired) continue;
     if (info !== undefined) await cache.pathInfos.delete(info.storePath.digest);
-    await raw.pathinfo.del(keyBytes(b.key));
-    cache.pathInfos.generation?.bump();
+    await store.delete('pathInfos', [keyBytes(b.key)]);
     b.entry.removed = true;
   }
 }

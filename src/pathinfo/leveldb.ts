@@ -21,13 +21,13 @@
 
 import type { AbstractSublevel } from 'abstract-level';
 import { bytesEqual } from '../castore/bytes.js';
+import type { ChangeStamp } from '../coordination/service.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import { type ContentAddress, formatContentAddress } from '../nix/content-address.js';
 import { toSRI } from '../nix/hash.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
 import { STORE_PATH_DIGEST_BYTES, storePathBaseName } from '../nix/store-path.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
-import { PathInfoGeneration } from './generation.js';
 import type { PathInfo } from './path-info.js';
 import { decodePathInfo, encodePathInfo } from './proto.js';
 import type { PathInfoService, PutOptions } from './service.js';
@@ -112,13 +112,13 @@ export class LevelPathInfoService implements PathInfoService {
   private readonly narHashIndex: Sublevel;
   /** Tail of the write queue: puts and deletes run one at a time. */
   private writes: Promise<unknown> = Promise.resolve();
-  /** Bumped after every put and delete (generation.ts). */
-  readonly generation: PathInfoGeneration;
+  /** Bumped after every put and delete (coordination/service.ts). */
+  private readonly changes: ChangeStamp | undefined;
 
-  /** Uses the `pathinfo` and `narhash` sublevels of `db`; `generation` is shared by the processes of a root. */
-  constructor(db: KV, generation = new PathInfoGeneration()) {
+  /** Uses the `pathinfo` and `narhash` sublevels of `db`; `changes`: the store's path-info change stamp. */
+  constructor(db: KV, changes?: ChangeStamp) {
     this.db = db;
-    this.generation = generation;
+    this.changes = changes;
     this.infos = binarySublevel(db, PATHINFO_SUBLEVEL) as Sublevel;
     this.narHashIndex = binarySublevel(db, NARHASH_SUBLEVEL) as Sublevel;
   }
@@ -156,7 +156,7 @@ export class LevelPathInfoService implements PathInfoService {
       batch.put(indexKey(next.narSha256, key), EMPTY, { sublevel: this.narHashIndex });
       batch.put(key, value, { sublevel: this.infos });
       await batch.write();
-      this.generation.bump();
+      this.changes?.bump();
       return next;
     });
   }
@@ -187,7 +187,7 @@ export class LevelPathInfoService implements PathInfoService {
       if (previous !== undefined)
         batch.del(indexKey(previous.narSha256, key), { sublevel: this.narHashIndex });
       await batch.write();
-      this.generation.bump();
+      this.changes?.bump();
     });
   }
 

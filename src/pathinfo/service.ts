@@ -9,7 +9,6 @@
  * uploads, repairs) at once.
  */
 
-import type { PathInfoGeneration } from './generation.js';
 import type { PathInfo } from './path-info.js';
 
 export interface PutOptions {
@@ -45,6 +44,4 @@ export interface PathInfoService {
   byNarHash(narSha256: Uint8Array): Promise<Uint8Array | undefined>;
   /** Remove a path info and its index entry. A miss is not an error. */
   delete(storePathDigest: Uint8Array): Promise<void>;
-  /** Changes with every put and delete, in any process on the root (generation.ts); optional. */
-  readonly generation?: PathInfoGeneration;
 }

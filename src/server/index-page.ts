@@ -126,7 +126,7 @@ function digestHex(hashPart: string): string {
 }
 
 export async function getIndexPage(ctx: RequestContext, s: ServerServices): Promise<void> {
-  const [snap, provenance] = await Promise.all([s.stats.snapshot(), provenanceOf(s.store.db).get()]);
+  const [snap, provenance] = await Promise.all([s.stats.snapshot(), provenanceOf(s.store).get()]);
   const q = (new URLSearchParams(ctx.query).get('q') ?? '').trim().slice(0, 200);
   const needle = q.toLowerCase();
   const matching =

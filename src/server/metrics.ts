@@ -30,7 +30,7 @@ export async function getMetrics(ctx: RequestContext, s: ServerServices): Promis
     {
       name: 'fetch_cache_uploads_pending',
       help: 'Uploaded NARs waiting for their narinfo.',
-      value: s.uploads.size,
+      value: await s.uploads.count(),
     },
     {
       name: 'fetch_cache_uptime_seconds',

@@ -23,7 +23,7 @@
 
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import type { SegmentRun } from '../blob/service.js';
+import type { SegmentRun } from '../blob/capabilities.js';
 import { renderNar, renderNarPieces } from '../nar-render/render.js';
 import { type FileSender, fileSender } from '../native/send-file.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
@@ -54,7 +54,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
   if (NAR_EXTENSIONS[ext] === undefined) throw new HttpError(404, 'no such NAR file');
   if (ext !== '') {
     // Only ever a pending upload (HEAD before PUT); this cache serves uncompressed NARs.
-    if (ctx.head && s.uploads.byFileHash(hash) !== undefined) {
+    if (ctx.head && (await s.uploads.byFileHash(hash)) !== undefined) {
       sendBody(ctx, 200, NAR_CONTENT_TYPE, '', { 'Cache-Control': NO_STORE });
       return;
     }
@@ -62,7 +62,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
   }
   const found = await storedByNarHash(s, hash);
   if (found === undefined) {
-    const pending = ctx.head ? s.uploads.byFileHash(hash) : undefined;
+    const pending = ctx.head ? await s.uploads.byFileHash(hash) : undefined;
     if (pending !== undefined) {
       ctx.res.writeHead(200, {
         'Content-Type': NAR_CONTENT_TYPE,
@@ -87,7 +87,7 @@ export async function getNar(ctx: RequestContext, s: ServerServices): Promise<vo
         ? await s.narCache.getOrLoad(name, found.narSize, () => renderWhole(s, found, hash))
         : s.narCache.get(name);
     if (whole !== undefined) {
-      await touchServed(s, found.storePath.digest);
+      touchServed(s, found.storePath.digest);
       const sendWhole = async () => {
         ctx.res.writeHead(response.status, response.headers);
         ctx.bytesSent += response.length;
@@ -392,7 +392,7 @@ async function streamNar(
   // A whole NAR on a plain socket sends large files with sendfile(2) (src/native/send-file.ts); a Range, TLS, or
   // a build without the native addon takes the byte path below.
   const sender =
-    start === 0 && length === info.narSize && s.store.blobs.readSegments !== undefined
+    start === 0 && length === info.narSize && s.store.capabilities.fileSegments !== undefined
       ? fileSender(ctx.req.socket)
       : undefined;
   if (sender !== undefined) {
@@ -559,7 +559,7 @@ export async function putNar(ctx: RequestContext, s: ServerServices): Promise<vo
   const max = s.config.maxUploadBytes;
   if (Number(ctx.req.headers['content-length'] ?? 0) > max) throw uploadTooLarge('the uploaded file', max);
   const pending = await receiveNar(ctx.req, fileHash, ext, s.store, max);
-  s.uploads.add(pending);
+  await s.uploads.add(pending);
   s.log.log('info', 'NAR uploaded', {
     nar: `nar/${name}.nar${ext}`,
     narSize: pending.narSize,

@@ -32,7 +32,7 @@ const NARINFO_HEADERS = { 'Cache-Control': 'public, max-age=300' };
 export async function getNarInfo(ctx: RequestContext, s: ServerServices): Promise<void> {
   const hashPart = ctx.params[0]!;
   // Taken before the read: a write after it changes the stamp (narinfo-source.ts).
-  const stamp = s.store.pathInfos.generation?.current();
+  const stamp = s.store.coordination.changes.current();
   let response = s.narInfos.hit(hashPart, stamp);
   if (response === undefined) {
     const info = await s.store.pathInfos.get(parseHashPart(hashPart));
@@ -40,11 +40,11 @@ export async function getNarInfo(ctx: RequestContext, s: ServerServices): Promis
     response = s.narInfos.response(info, stamp);
   }
   if (!ctx.head) {
-    // touchPath writes at most once a minute per path; skip even asking it within a second.
+    // touchServed records at most once a minute per path; skip even asking it within a second.
     const now = Date.now();
     if (now - response.touchedAt >= 1000 || now < response.touchedAt) {
       response.touchedAt = now;
-      await touchServed(s, response.digest);
+      touchServed(s, response.digest);
     }
   }
   sendBody(ctx, 200, NARINFO_CONTENT_TYPE, response.body, NARINFO_HEADERS);
@@ -61,7 +61,7 @@ export async function putNarInfo(ctx: RequestContext, s: ServerServices): Promis
     throw new HttpError(400, 'narinfo is not UTF-8');
   }
   const info = await commitNarInfo(text, hashPart, s.store, s.uploads);
-  await touchServed(s, info.storePath.digest);
+  touchServed(s, info.storePath.digest);
   s.narInfos.invalidate(storePathHashPart(info.storePath));
   s.stats.invalidate();
   s.log.log('info', 'path uploaded', {

@@ -68,7 +68,7 @@ export async function getPathPage(ctx: RequestContext, s: ServerServices): Promi
   const full = `${storeDir}/${baseName}`;
   const narinfoText = s.narInfos.text(info);
   const narinfo = parseNarInfo(narinfoText, { storeDir });
-  const provenance = await provenanceOf(s.store.db).get();
+  const provenance = await provenanceOf(s.store).get();
   const prov = provenance.byPath.get(baseName);
   const lastUsed = provenance.lastUsed.get(Buffer.from(info.storePath.digest).toString('hex'));
 

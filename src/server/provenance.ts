@@ -4,15 +4,16 @@
  * store path it produced, with when it was fetched (or last revalidated) and
  * what the source said (the git rev) — and the pin records beside it (which
  * pin of which lockfile resolved to the path), plus the last use gc orders
- * eviction by (ops/usage.ts). A path may have several sources and pins; an
+ * eviction by (the store's coordination). A path may have several sources and pins; an
  * uploaded or added path has none. One scan of the fetch index and the use
  * records, reused for `maxAgeMs` (default 10 s, like the store snapshot).
  */
 
-import { FETCH_SUBLEVEL } from '../cache.js';
+import type { Cache } from '../cache.js';
 import type { FetchIndexEntry } from '../fetchers/fetch-index.js';
-import { readAtimes } from '../ops/usage.js';
-import { binarySublevel, type KV } from '../storage/kv.js';
+
+/** What provenance is read from: the fetch records (through maintenance) and the last uses. */
+export type ProvenanceStore = Pick<Cache, 'maintenance' | 'coordination'>;
 
 export interface PathSource {
   /** The fetch type: url, tarball, nar or git. */
@@ -53,7 +54,7 @@ function parse(bytes: Uint8Array): unknown {
   }
 }
 
-export async function readProvenance(db: KV): Promise<ProvenanceMap> {
+export async function readProvenance(store: ProvenanceStore): Promise<ProvenanceMap> {
   const byPath = new Map<string, Provenance>();
   const of = (storePath: string) => {
     let p = byPath.get(storePath);
@@ -63,7 +64,7 @@ export async function readProvenance(db: KV): Promise<ProvenanceMap> {
     }
     return p;
   };
-  for await (const [rawKey, rawValue] of binarySublevel(db, FETCH_SUBLEVEL).iterator()) {
+  for await (const [rawKey, rawValue] of store.maintenance.entries('fetchIndex')) {
     const key = parse(rawKey);
     const value = parse(rawValue) as Obj | undefined;
     if (!Array.isArray(key) || typeof value !== 'object' || value === null) continue;
@@ -90,7 +91,7 @@ export async function readProvenance(db: KV): Promise<ProvenanceMap> {
     p.sources.sort((a, b) => b.fetchedAt - a.fetchedAt);
     p.pins.sort((a, b) => (a.pin < b.pin ? -1 : a.pin > b.pin ? 1 : 0));
   }
-  return { byPath, lastUsed: await readAtimes({ db }) };
+  return { byPath, lastUsed: await store.coordination.lastUses() };
 }
 
 /** `readProvenance` reused for `maxAgeMs`; concurrent callers share one scan. */
@@ -99,14 +100,14 @@ export class ProvenanceCache {
   private scanning: Promise<ProvenanceMap> | undefined;
 
   constructor(
-    private readonly db: KV,
+    private readonly store: ProvenanceStore,
     private readonly maxAgeMs = 10_000,
   ) {}
 
   async get(): Promise<ProvenanceMap> {
     const c = this.current;
     if (c !== undefined && Date.now() - c.at < this.maxAgeMs) return c.value;
-    this.scanning ??= readProvenance(this.db)
+    this.scanning ??= readProvenance(this.store)
       .then((value) => {
         this.current = { at: Date.now(), value };
         return value;
@@ -118,14 +119,14 @@ export class ProvenanceCache {
   }
 }
 
-const caches = new WeakMap<KV, ProvenanceCache>();
+const caches = new WeakMap<object, ProvenanceCache>();
 
-/** The provenance cache of a store's database (one per database, made on first use). */
-export function provenanceOf(db: KV): ProvenanceCache {
-  let c = caches.get(db);
+/** The provenance cache of a store (one per store's maintenance, made on first use). */
+export function provenanceOf(store: ProvenanceStore): ProvenanceCache {
+  let c = caches.get(store.maintenance);
   if (c === undefined) {
-    c = new ProvenanceCache(db);
-    caches.set(db, c);
+    c = new ProvenanceCache(store);
+    caches.set(store.maintenance, c);
   }
   return c;
 }

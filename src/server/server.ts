@@ -124,8 +124,8 @@ export async function startServer(
   });
   // Path-info changes by other processes are announced by the kernel rather than looked for per request
   // (only once listening: a server that failed to start leaves no watch behind).
-  const generation = services.store.pathInfos.generation;
-  generation?.watch();
+  const changes = services.store.coordination.changes;
+  changes.watch();
   const address = server.address();
   const url =
     bind.kind === 'unix'
@@ -142,7 +142,7 @@ export async function startServer(
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
-          generation?.unwatch();
+          changes.unwatch();
           if (bind.kind === 'unix') rmSync(bind.path!, { force: true });
           const settled = Promise.allSettled([...running]).then(() => {});
           const cap = new Promise<void>((r) => setTimeout(r, graceMs).unref());

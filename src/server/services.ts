@@ -7,6 +7,7 @@
  */
 
 import type { Cache } from '../cache.js';
+import type { PendingUploads } from '../coordination/service.js';
 import type { SecretKey } from '../nix/signing.js';
 import { UploadAuth } from './auth.js';
 import { type Logger, silentLogger } from './log.js';
@@ -15,17 +16,23 @@ import { NarInfoSource } from './narinfo-source.js';
 import { RenderLimiter } from './render-limit.js';
 import { StoreStats } from './store-stats.js';
 import { Telemetry } from './telemetry.js';
-import { DEFAULT_MAX_UPLOAD_BYTES, PendingUploads } from './upload.js';
+import { DEFAULT_MAX_UPLOAD_BYTES } from './upload.js';
 import { findZstd, ZstdEncoding, type ZstdOptions } from './zstd.js';
 
 /**
- * The parts of an open cache the server reads and writes; `db` carries the
- * gc leases and last-use records of src/ops (uploads ingest under a lease,
- * served paths are touched and held).
+ * The parts of an open cache the server reads and writes; `coordination` keeps gc away from uploads
+ * (they ingest under it), records and holds served paths, and keeps pending uploads.
  */
 export type ServerStore = Pick<
   Cache,
-  'blobs' | 'chunkStore' | 'directories' | 'pathInfos' | 'narCalc' | 'storeDir' | 'db'
+  | 'blobs'
+  | 'directories'
+  | 'pathInfos'
+  | 'narCalc'
+  | 'storeDir'
+  | 'coordination'
+  | 'maintenance'
+  | 'capabilities'
 >;
 
 export interface ServerConfig {
@@ -50,6 +57,7 @@ export interface ServerServices {
   readonly narInfos: NarInfoSource;
   readonly narCache: NarCache;
   readonly renders: RenderLimiter;
+  /** The store's pending uploads (coordination/service.ts). */
   readonly uploads: PendingUploads;
   readonly auth: UploadAuth;
   readonly stats: StoreStats;
@@ -98,7 +106,7 @@ export function createServices(store: ServerStore, options: ServicesOptions = {}
     narInfos: new NarInfoSource(config.signingKeys, store.storeDir),
     narCache: new NarCache(options.narCache),
     renders: new RenderLimiter(config.maxRenders, config.maxQueuedRenders),
-    uploads: new PendingUploads(),
+    uploads: store.coordination.uploads,
     auth: new UploadAuth(options.uploadToken),
     stats: new StoreStats(store.pathInfos),
     telemetry: new Telemetry(),

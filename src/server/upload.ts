@@ -18,8 +18,10 @@
  * service refuses it, src/pathinfo/service.ts): a narinfo for it with another
  * NarHash, NarSize, References or CA (a missing CA included) is 409 Conflict
  * and changes nothing; one with the same content only adds its Sig lines.
- * Pending uploads expire after `ttlMs` and are lost on restart (like
- * nar-bridge's root-node LRU): Nix then fails the copy and a re-run repeats it.
+ * Pending uploads are kept by the store's coordination service
+ * (coordination/service.ts), so a narinfo may reach another server of the
+ * same store; they expire (after an hour), and on a cache root are lost on
+ * restart: Nix then fails the copy and a re-run repeats it.
  *
  * A NAR upload is bounded: past `maxBytes` of the file as sent (a declared
  * Content-Length is checked before anything is read) or of the NAR it
@@ -31,7 +33,7 @@
  * few KiB of xz that expand without end.
  *
  * gc (src/ops) runs beside the server. Ingesting a NAR and committing a
- * narinfo each run under an ingest lease (ops/leases.ts), but not the wait
+ * narinfo each run under `coordination.ingest`, but not the wait
  * in between — a lease held until a narinfo that may never come would keep
  * gc out of its exclusive phase indefinitely. So a gc in that gap deletes a
  * pending upload's data (no path info reaches it yet); the commit therefore
@@ -44,8 +46,10 @@
 
 import { bytesEqual } from '../bytes.js';
 import type { Node } from '../castore/nodes.js';
+import type { PendingUpload, PendingUploads } from '../coordination/service.js';
 import { isFetchCacheError } from '../errors.js';
 import { type Compression, decompress, sniffCompression } from '../fetchers/decompress.js';
+import { missingData } from '../maintenance/reach.js';
 import { ingestNar } from '../nar-render/ingest-nar.js';
 import { renderNar } from '../nar-render/render.js';
 import { type ContentAddress, formatContentAddress, parseContentAddress } from '../nix/content-address.js';
@@ -64,71 +68,9 @@ import {
   storePathEquals,
   storePathHashPart,
 } from '../nix/store-path.js';
-import { withIngestLease } from '../ops/leases.js';
-import { rawStore } from '../ops/raw-store.js';
-import { missingData } from '../ops/reach.js';
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { HttpError } from './http.js';
 import type { ServerStore } from './services.js';
-
-export interface PendingNar {
-  readonly node: Node;
-  readonly narSha256: Uint8Array;
-  readonly narSize: number;
-  /** SHA-256 and size of the bytes as uploaded (compressed). */
-  readonly fileSha256: Uint8Array;
-  readonly fileSize: number;
-  readonly compression: Compression;
-  readonly receivedAt: number;
-}
-
-/** Ingested NARs waiting for their narinfo, bounded in number and age. */
-export class PendingUploads {
-  private readonly byNar = new Map<string, PendingNar>();
-
-  constructor(
-    private readonly capacity = 4096,
-    private readonly ttlMs = 3_600_000,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  get size(): number {
-    this.expire();
-    return this.byNar.size;
-  }
-
-  add(p: PendingNar): void {
-    const key = encodeNix32(p.narSha256);
-    this.byNar.delete(key);
-    this.byNar.set(key, p);
-    this.expire();
-    while (this.byNar.size > this.capacity) this.byNar.delete(this.byNar.keys().next().value!);
-  }
-
-  byNarHash(narSha256: Uint8Array): PendingNar | undefined {
-    this.expire();
-    return this.byNar.get(encodeNix32(narSha256));
-  }
-
-  byFileHash(fileSha256: Uint8Array): PendingNar | undefined {
-    this.expire();
-    for (const p of this.byNar.values()) if (bytesEqual(p.fileSha256, fileSha256)) return p;
-    return undefined;
-  }
-
-  remove(p: PendingNar): void {
-    const key = encodeNix32(p.narSha256);
-    if (this.byNar.get(key) === p) this.byNar.delete(key);
-  }
-
-  private expire(): void {
-    const limit = this.now() - this.ttlMs;
-    for (const [k, p] of this.byNar) {
-      if (p.receivedAt >= limit) break;
-      this.byNar.delete(k);
-    }
-  }
-}
 
 /** Largest uploaded NAR file, and largest NAR it decompresses to, by default (see the header). */
 export const DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 ** 3;
@@ -175,7 +117,7 @@ export async function receiveNar(
   store: ServerStore,
   maxBytes: number = DEFAULT_MAX_UPLOAD_BYTES,
   now: () => number = Date.now,
-): Promise<PendingNar> {
+): Promise<PendingUpload> {
   const declared = NAR_EXTENSIONS[extension];
   if (declared === undefined) throw badRequest(`unsupported NAR file extension '${extension}'`);
   const fileHasher = createHasher('sha256');
@@ -208,7 +150,7 @@ export async function receiveNar(
   }
   let ingested: Awaited<ReturnType<typeof ingestNar>>;
   try {
-    ingested = await withIngestLease(store, () => ingestNar(bounded(decompress(tap())), store));
+    ingested = await store.coordination.ingest(() => ingestNar(bounded(decompress(tap())), store));
   } catch (e) {
     if (tooLarge !== undefined) throw tooLarge;
     if (isFetchCacheError(e)) throw badRequest(`bad NAR upload: ${e.message}`);
@@ -325,7 +267,7 @@ export async function commitNarInfo(
     throw badRequest(`narinfo for ${ni.storePath} uploaded as ${urlHashPart}.narinfo`);
   }
   if (ni.narHash.algo !== 'sha256') throw badRequest('NarHash must be a SHA-256');
-  return withIngestLease(store, () => commitLeased(ni, storePath, store, pending));
+  return store.coordination.ingest(() => commitLeased(ni, storePath, store, pending));
 }
 
 async function commitLeased(
@@ -335,14 +277,14 @@ async function commitLeased(
   pending: PendingUploads,
 ): Promise<PathInfo> {
   const narSha256 = ni.narHash.digest;
-  const p = pending.byNarHash(narSha256);
+  const p = await pending.byNarHash(narSha256);
   let node: Node;
   let narSize: number;
   if (p !== undefined) {
     // Under the lease no gc deletes anything, so what is here now stays until the path info is written.
-    const missing = await missingData(rawStore(store), p.node);
+    const missing = await missingData(store.maintenance, p.node);
     if (missing.length > 0) {
-      pending.remove(p);
+      await pending.remove(p);
       throw new HttpError(
         409,
         `the NAR with hash ${toSRI(ni.narHash)} lost data to a garbage collection before its narinfo arrived (${missing[0]}${missing.length > 1 ? `, and ${missing.length - 1} more` : ''}); upload the NAR again`,
@@ -429,6 +371,6 @@ async function commitLeased(
     throw e;
   }
   await store.narCalc.remember(node, { narSha256, narSize });
-  if (p !== undefined) pending.remove(p);
+  if (p !== undefined) await pending.remove(p);
   return info;
 }

@@ -1,9 +1,10 @@
 /**
- * The key-value layer every persistent service stands on: an `abstract-level`
- * database with binary keys and values. `classic-level` (LevelDB on disk) in
- * production, `memory-level` in tests — the same service code runs on both.
- * Services receive a sublevel of their own; nothing above this file sees a
- * LevelDB type, so the services can later get other backends.
+ * The key-value layer the key-value services stand on: an `abstract-level`
+ * database with binary keys and values. `classic-level` (LevelDB on disk)
+ * for a cache root, `memory-level` for `memory:` — the same service code
+ * runs on both, and the backends that open them (src/backends/) are the
+ * only code that chooses one. Services receive a sublevel of their own;
+ * nothing above the services sees a KV (test/boundaries.test.ts).
  */
 
 import type { AbstractLevel } from 'abstract-level';
@@ -17,14 +18,6 @@ const BINARY = { keyEncoding: 'view', valueEncoding: 'view' } as const;
 /** A sublevel of `db` with binary keys and values. */
 export function binarySublevel(db: KV, name: string): KV {
   return db.sublevel<Uint8Array, Uint8Array>(name, BINARY) as unknown as KV;
-}
-
-/** A fresh in-memory database, for tests and throwaway caches (memory-level loads on first use). */
-export async function openMemoryKV(): Promise<KV> {
-  const { MemoryLevel } = await import('memory-level');
-  const db = new MemoryLevel<Uint8Array, Uint8Array>(BINARY);
-  await db.open();
-  return db;
 }
 
 /**

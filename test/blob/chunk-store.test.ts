@@ -5,8 +5,9 @@
  */
 
 import { describe, expect, it } from 'vitest';
+import { openMemoryKV } from '../../src/backends/memory.js';
 import { GetBatcher } from '../../src/blob/chunk-store.js';
-import { type KV, openMemoryKV } from '../../src/storage/kv.js';
+import type { KV } from '../../src/storage/kv.js';
 
 const key = (n: number) => new Uint8Array([n]);
 

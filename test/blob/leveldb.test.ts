@@ -1,6 +1,8 @@
 /**
- * LevelBlobService: the conformance suite on memory-level and on classic-level
- * (LevelDB in a temp dir), plus what only this layout can show: damaged
+ * LevelBlobService: the conformance suite with chunk bytes inline in
+ * classic-level (LevelDB in a temp dir; with pack files, and on memory-level,
+ * it runs in test/backends/conformance.test.ts and packs.test.ts), plus what
+ * only this layout can show: damaged
  * chunks and chunk lists are caught, shared chunks are stored once, chunks are
  * written while the blob streams in, and data survives reopening.
  */
@@ -10,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
+import { openMemoryKV } from '../../src/backends/memory.js';
 import { decodeChunkList, encodeChunkList } from '../../src/blob/chunk-list.js';
 import { DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
 import { LevelBlobService, listSum } from '../../src/blob/leveldb.js';
 import type { B3Digest } from '../../src/castore/digest.js';
 import { isFetchCacheError } from '../../src/errors.js';
 import { blake3 } from '../../src/nix/hashing.js';
-import { type KV, openMemoryKV } from '../../src/storage/kv.js';
+import type { KV } from '../../src/storage/kv.js';
 import { blobServiceConformance, randomBytes, readAll, writeBlob } from './conformance.js';
 
 async function flipByte(kv: KV, key: Uint8Array, index = 0): Promise<void> {
@@ -43,15 +46,6 @@ function openClassic(dir: string): ClassicLevel<Uint8Array, Uint8Array> {
     valueEncoding: 'view',
   });
 }
-
-blobServiceConformance(
-  'LevelBlobService on memory-level',
-  async () => {
-    const { service, close } = await memoryService();
-    return { service, corrupt: (d: B3Digest) => flipByte(service.chunks, d, 7), close };
-  },
-  { chunker: DEFAULT_CHUNKER_PARAMS },
-);
 
 blobServiceConformance(
   'LevelBlobService on classic-level',

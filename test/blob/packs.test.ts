@@ -29,7 +29,7 @@ import {
   encodeLocation,
   LOCATION_SIZE,
   PACK_MAGIC,
-  type PackChunkStore,
+  PackChunkStore,
   packFile,
   packWriterPid,
   RECORD_HEADER,
@@ -64,9 +64,12 @@ async function open(dir?: string, packBytes?: number, batchBytes?: number): Prom
   });
   await db.open();
   const service = new LevelBlobService(db as unknown as KV, {
-    packDir: join(root, 'packs'),
-    // A location cache (what `serve` turns on): the conformance suite reads its large blobs through it.
-    packs: { locationCache: 1 << 16, ...(packBytes === undefined ? {} : { packBytes }) },
+    chunkStore: (index) =>
+      new PackChunkStore(index, join(root, 'packs'), {
+        // A location cache (what `serve` turns on): the conformance suite reads its large blobs through it.
+        locationCache: 1 << 16,
+        ...(packBytes === undefined ? {} : { packBytes }),
+      }),
     ...(batchBytes === undefined ? {} : { batchBytes }),
   });
   const store = service.chunkStore as PackChunkStore;
@@ -306,7 +309,9 @@ describe('compaction', () => {
 
     // Another store over the same database and packs (as another process would) moves the chunks and
     // deletes the pack the first one remembers.
-    const other = new LevelBlobService(o.db as unknown as KV, { packDir: join(o.dir, 'packs') });
+    const other = new LevelBlobService(o.db as unknown as KV, {
+      chunkStore: (index) => new PackChunkStore(index, join(o.dir, 'packs')),
+    });
     const [before] = packNames(o.dir);
     expect((await (other.chunkStore as PackChunkStore).compact()).packs).toBe(1);
     expect(packNames(o.dir)).not.toContain(before);
@@ -526,8 +531,10 @@ describe('segments (for sendfile)', () => {
     const { keep, k } = await keepAndDrop(o, 1_500_000, 2_000_000, 64);
     expect((await segmentBytes(o.service, k.digest))!.bytes.equals(Buffer.from(keep))).toBe(true);
     const runs = (await o.service.readSegments(k.digest))![Symbol.asyncIterator]();
-    const held = (await runs.next()).value as import('../../src/blob/service.js').SegmentRun;
-    const other = new LevelBlobService(o.db as unknown as KV, { packDir: join(o.dir, 'packs') });
+    const held = (await runs.next()).value as import('../../src/blob/capabilities.js').SegmentRun;
+    const other = new LevelBlobService(o.db as unknown as KV, {
+      chunkStore: (index) => new PackChunkStore(index, join(o.dir, 'packs')),
+    });
     const [before] = packNames(o.dir);
     expect((await (other.chunkStore as PackChunkStore).compact()).packs).toBe(1);
     expect(packNames(o.dir)).not.toContain(before);

@@ -1,14 +1,15 @@
-// LevelDirectoryService: the shared conformance suite on memory-level and on classic-level (LevelDB in a
-// temp dir), plus what only a persistent store can show: re-opening keeps the data, and bytes damaged on
-// disk (another valid directory's bytes, or garbage, under a digest) surface as ERR_INTEGRITY.
+// LevelDirectoryService (the conformance suite runs on every backend built on it:
+// test/backends/conformance.test.ts), plus what only a persistent store can show: re-opening keeps the
+// data, and bytes damaged on disk (another valid directory's bytes, or garbage, under a digest) surface as
+// ERR_INTEGRITY.
 
-import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openMemoryKV } from '../../src/backends/memory.js';
 import { b3ToHex } from '../../src/castore/digest.js';
 import { Directory } from '../../src/castore/directory.js';
 import { directoryNode } from '../../src/castore/nodes.js';
 import { DIRECTORY_SUBLEVEL, LevelDirectoryService } from '../../src/directory/leveldb.js';
-import { binarySublevel, type KV, openMemoryKV } from '../../src/storage/kv.js';
+import { binarySublevel, type KV } from '../../src/storage/kv.js';
 import { openClassic, tempLocations } from '../helpers/level.js';
 import {
   collect,
@@ -17,27 +18,9 @@ import {
   DIRECTORY_COMPLICATED,
   DIRECTORY_D,
   DIRECTORY_WITH_KEEP,
-  directoryServiceConformance,
 } from './conformance.js';
 
 const newLocation = tempLocations('fetch-cache-dir-');
-
-directoryServiceConformance('memory-level', async () => {
-  const db = await openMemoryKV();
-  return { service: new LevelDirectoryService(db), close: () => db.close() };
-});
-
-directoryServiceConformance('classic-level', async () => {
-  const location = newLocation();
-  const db = await openClassic(location);
-  return {
-    service: new LevelDirectoryService(db),
-    close: async () => {
-      await db.close();
-      await rm(location, { recursive: true, force: true });
-    },
-  };
-});
 
 describe('LevelDirectoryService on classic-level', () => {
   it('keeps a closure across close and re-open', async () => {

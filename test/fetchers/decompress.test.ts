@@ -223,7 +223,7 @@ describe('corrupt compression through the fetchers and uploads', () => {
       );
       expect(r.status).toBe(400);
       expect(r.body.toString()).toContain('checksum');
-      expect(h.services.uploads.size).toBe(0);
+      expect(await h.services.uploads.count()).toBe(0);
       expect(await paths(h.cache)).toBe(0);
     } finally {
       await h.close();

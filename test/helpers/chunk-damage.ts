@@ -6,7 +6,9 @@
 
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import type { ChunkStore } from '../../src/blob/chunk-store.js';
+import type { LevelBlobService } from '../../src/blob/leveldb.js';
 import { decodeLocation, PackChunkStore, packFile } from '../../src/blob/packs.js';
+import type { Cache } from '../../src/cache.js';
 
 export async function flipChunkByte(store: ChunkStore, digest: Uint8Array, index = 0): Promise<void> {
   const value = await store.index.get(digest);
@@ -29,4 +31,17 @@ export async function flipChunkByte(store: ChunkStore, digest: Uint8Array, index
   const damaged = new Uint8Array(value);
   damaged[index % damaged.length]! ^= 0x01;
   await store.index.put(digest, damaged);
+}
+
+/**
+ * The chunk store behind an open cache's blob service: the key-value stores of backends/kv.ts write
+ * chunk bytes through one (for tests that reach below the services: damage, compaction races).
+ */
+export function chunkStoreOf(cache: Cache): ChunkStore {
+  return (cache.blobs as LevelBlobService).chunkStore;
+}
+
+/** Damage the stored bytes of a chunk of an open cache (flip a bit of byte `index`). */
+export async function corruptChunk(cache: Cache, digest: Uint8Array, index = 0): Promise<void> {
+  await flipChunkByte(chunkStoreOf(cache), digest, index);
 }

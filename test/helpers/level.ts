@@ -1,6 +1,6 @@
 /**
  * LevelDB databases for tests: opened the way the store opens them
- * (src/cache-db.ts `openLevelDb`), each at a fresh location inside one temp
+ * (src/backends/level-db.ts `openLevelDb`), each at a fresh location inside one temp
  * directory per test file that is removed when the file's tests end.
  */
 
@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { openLevelDb } from '../../src/cache-db.js';
+import { openLevelDb } from '../../src/backends/level-db.js';
 import type { KV } from '../../src/storage/kv.js';
 
 export async function openClassic(location: string): Promise<KV> {

@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cache } from '../../src/cache.js';
 import { addPath } from '../../src/fs/add.js';
-import { rawStore } from '../../src/ops/raw-store.js';
+import type { Kind } from '../../src/maintenance/service.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
-import { flipChunkByte } from './chunk-damage.js';
+
+export { corruptChunk } from './chunk-damage.js';
 
 const made: string[] = [];
 
@@ -56,14 +57,14 @@ export async function addTree(
   return addPath(cache, dir);
 }
 
-/** Damage the stored bytes of a chunk (flip a bit of its first byte), in its pack file or inline. */
-export async function corruptChunk(cache: Cache, digest: Uint8Array): Promise<void> {
-  await flipChunkByte(cache.chunkStore, digest, 0);
+/** Keys of every record of a kind (maintenance/service.ts), hex. */
+export async function storedKeys(cache: Cache, kind: Kind): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of cache.maintenance.keys(kind)) out.push(Buffer.from(k).toString('hex'));
+  return out;
 }
 
 /** Digests of every chunk stored, hex. */
-export async function chunkKeys(cache: Cache): Promise<string[]> {
-  const out: string[] = [];
-  for await (const k of rawStore(cache).chunks.keys()) out.push(Buffer.from(k).toString('hex'));
-  return out;
+export function chunkKeys(cache: Cache): Promise<string[]> {
+  return storedKeys(cache, 'chunks');
 }

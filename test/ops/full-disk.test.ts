@@ -4,7 +4,7 @@
  * ERR_IO and cuts its pack back to whole records; with the disk then filled
  * to the last byte by something else, `stats`, `path-info`, `nar`, `serve`
  * and `gc` still open the root (the root's reserve gives LevelDB the room it
- * writes in while opening: cache-db.ts), and gc gives the failed fetch's
+ * writes in while opening: backends/level-db.ts), and gc gives the failed fetch's
  * space back without anyone deleting files by hand.
  */
 

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PackChunkStore } from '../../src/blob/packs.js';
 import { openCache } from '../../src/cache.js';
 import { verify } from '../../src/ops/verify.js';
+import { chunkStoreOf } from '../helpers/chunk-damage.js';
 import { cliBuilt, runCli } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/http-server.js';
 import { bytes, cleanTempDirs, tempDir } from '../helpers/ops-store.js';
@@ -100,7 +101,7 @@ describe.skipIf(!cliBuilt())('gc beside another gc', () => {
     expect(packCount(root)).toBe(3);
     const cache = await openCache({ root });
     try {
-      const store = cache.chunkStore as PackChunkStore;
+      const store = chunkStoreOf(cache) as PackChunkStore;
       const values = store.index.values.bind(store.index);
       let otherGc: Awaited<ReturnType<typeof runCli>> | undefined;
       // The first row is read (the scan's snapshot is taken); then another process compacts the three
@@ -134,7 +135,7 @@ describe.skipIf(!cliBuilt())('gc beside another gc', () => {
     await addTrees(root, [21, 22, 23]);
     const cache = await openCache({ root });
     try {
-      const store = cache.chunkStore as PackChunkStore;
+      const store = chunkStoreOf(cache) as PackChunkStore;
       const getMany = store.index.getMany.bind(store.index);
       let otherGc: Awaited<ReturnType<typeof runCli>> | undefined;
       // While the first pack is being rewritten, another process compacts all three away.

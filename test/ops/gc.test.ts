@@ -7,16 +7,12 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cache, openCache } from '../../src/cache.js';
+import { missingData } from '../../src/maintenance/reach.js';
 import { gc } from '../../src/ops/gc.js';
-import { listLeases, OPS_SUBLEVEL, withIngestLease } from '../../src/ops/leases.js';
-import { rawStore } from '../../src/ops/raw-store.js';
-import { missingData } from '../../src/ops/reach.js';
 import { storeStats } from '../../src/ops/stats.js';
-import { holdPath, readAtimes, touchPath } from '../../src/ops/usage.js';
 import { verify } from '../../src/ops/verify.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
-import { binarySublevel } from '../../src/storage/kv.js';
-import { addTree, bytes, chunkKeys, cleanTempDirs } from '../helpers/ops-store.js';
+import { addTree, bytes, chunkKeys, cleanTempDirs, storedKeys } from '../helpers/ops-store.js';
 
 afterEach(cleanTempDirs);
 
@@ -26,13 +22,19 @@ async function writeOrphan(cache: Cache, seed: number, size: number): Promise<vo
   await w.close();
 }
 
+/** Record a use of the path at `when` and wait until it is written. */
+async function usedAt(cache: Cache, info: PathInfo, when: number): Promise<void> {
+  cache.coordination.recordUse(info.storePath.digest, when);
+  await cache.coordination.flushUses();
+}
+
 /**
  * Waits until the uses the fetcher base notes for these adds are written (behind them, a turn of the event
  * loop later), so that the times the test sets afterwards are the last word.
  */
 async function usesWritten(cache: Cache, infos: readonly PathInfo[]): Promise<void> {
   for (;;) {
-    const atimes = await readAtimes(cache);
+    const atimes = await cache.coordination.lastUses();
     if (infos.every((i) => atimes.has(Buffer.from(i.storePath.digest).toString('hex')))) return;
     await new Promise((r) => setImmediate(r));
   }
@@ -48,12 +50,11 @@ describe('gc', () => {
     await writeOrphan(cache, 3, 400_000); // a failed fetch's leftovers
     const dirty = await storeStats(cache);
     expect(dirty.unreachable.chunks).toBeGreaterThan(0);
-    const raw = rawStore(cache);
-    const sumsBefore = (await raw.listSums.keys().all()).length;
+    const sumsBefore = (await storedKeys(cache, 'listSums')).length;
     const report = await gc(cache);
     // The orphan's chunk list went, and its sum with it; the live lists keep theirs.
-    expect((await raw.listSums.keys().all()).length).toBe(sumsBefore - 1);
-    expect((await raw.listSums.keys().all()).length).toBe((await raw.lists.keys().all()).length);
+    expect((await storedKeys(cache, 'listSums')).length).toBe(sumsBefore - 1);
+    expect(await storedKeys(cache, 'listSums')).toEqual(await storedKeys(cache, 'chunkLists'));
     expect(report.deleted.chunks).toBe(dirty.unreachable.chunks);
     expect(report.deleted.chunkLists).toBe(1);
     expect(report.freedBytes).toBeGreaterThanOrEqual(400_000);
@@ -83,9 +84,9 @@ describe('gc', () => {
     const mid = await addTree(cache, 'mid', { s: shared, own: bytes(12, 200_000) });
     const fresh = await addTree(cache, 'fresh', { s: shared, own: bytes(13, 200_000) });
     await usesWritten(cache, [old, mid, fresh]);
-    await touchPath(cache, old.storePath.digest, 1_000);
-    await touchPath(cache, mid.storePath.digest, 2_000);
-    await touchPath(cache, fresh.storePath.digest, 3_000);
+    await usedAt(cache, old, 1_000);
+    await usedAt(cache, mid, 2_000);
+    await usedAt(cache, fresh, 3_000);
     const stats = await storeStats(cache);
     // Room for everything but one path's own 200 kB.
     const report = await gc(cache, { maxSize: stats.storedBytes - 150_000, now: () => 10_000 });
@@ -104,10 +105,10 @@ describe('gc', () => {
     const b = await addTree(cache, 'b', { f: bytes(21, 100_000) });
     const c = await addTree(cache, 'c', { f: bytes(22, 100_000) });
     await usesWritten(cache, [a, b, c]);
-    await touchPath(cache, a.storePath.digest, 1);
-    await touchPath(cache, b.storePath.digest, 2);
-    await touchPath(cache, c.storePath.digest, Date.now());
-    const release = await holdPath(cache, a.storePath.digest);
+    await usedAt(cache, a, 1);
+    await usedAt(cache, b, 2);
+    await usedAt(cache, c, Date.now());
+    const release = await cache.coordination.hold(a.storePath.digest);
     const r = await gc(cache, { maxSize: 0, keepRecentMs: 60_000 });
     expect(r.evicted).toEqual([expect.stringMatching(/-b$/)]);
     expect(await cache.pathInfos.get(a.storePath.digest)).toBeDefined();
@@ -127,12 +128,17 @@ describe('gc', () => {
       release = r;
     });
     // An ingest that wrote its blob but not yet its path info when gc starts.
-    const ingest = withIngestLease(cache, async () => {
+    let started!: () => void;
+    const ingesting = new Promise<void>((r) => {
+      started = r;
+    });
+    const ingest = cache.coordination.ingest(async () => {
+      started();
       await writeOrphan(cache, 31, 250_000);
       await gate;
       return addTree(cache, 'late', { f: bytes(31, 250_000) });
     });
-    while ((await listLeases(cache)).length === 0) await new Promise((r) => setTimeout(r, 5));
+    await ingesting;
     let gcDone = false;
     const running = gc(cache).then((r) => {
       gcDone = true;
@@ -148,36 +154,14 @@ describe('gc', () => {
     expect((await verify(cache)).damaged).toEqual([]);
   });
 
-  it('is not blocked by leases of processes that are gone, and removes them', async () => {
-    const cache = await openCache({ memory: true });
-    await addTree(cache, 'a', { f: 'x' });
-    const ops = binarySublevel(cache.db, OPS_SUBLEVEL);
-    const dead = {
-      id: 'x',
-      kind: 'ingest',
-      pid: 2 ** 22 + 12345,
-      host: (await import('node:os')).hostname(),
-      startedAt: 0,
-    };
-    await ops.put(Buffer.from('lease/x'), Buffer.from(JSON.stringify(dead)));
-    await ops.put(Buffer.from('gc/y'), Buffer.from(JSON.stringify({ ...dead, id: 'y', kind: 'gc' })));
-    const r = await gc(cache, { waitTimeoutMs: 2_000 });
-    expect(r.paths).toBe(1);
-    expect(await listLeases(cache)).toEqual([]);
-    // An ingest is not held up by the dead gc record either.
-    await addTree(cache, 'b', { f: 'y' });
-    expect(await ops.keys().all()).toEqual([]);
-  });
-
   it('missingData names what a tree lacks, for writers that commit after a gc could have run', async () => {
     const cache = await openCache({ memory: true });
     const info = await addTree(cache, 'a', { big: bytes(40, 300_000), small: 's' });
-    const raw = rawStore(cache);
-    expect(await missingData(raw, info.node)).toEqual([]);
-    const [first] = await raw.chunks.keys({ limit: 1 }).all();
-    await raw.chunks.del(first!);
-    expect(await missingData(raw, info.node)).toEqual([
-      `chunk ${Buffer.from(first!).toString('hex')} is missing`,
-    ]);
+    expect(await missingData(cache.maintenance, info.node)).toEqual([]);
+    const [first] = await chunkKeys(cache);
+    expect(await cache.maintenance.delete('chunks', [Buffer.from(first!, 'hex')])).toMatchObject({
+      count: 1,
+    });
+    expect(await missingData(cache.maintenance, info.node)).toEqual([`chunk ${first} is missing`]);
   });
 });

@@ -17,7 +17,6 @@ import { Fetcher } from '../../src/fetchers/base.js';
 import { toSRI } from '../../src/nix/hash.js';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import { formatStorePath } from '../../src/nix/store-path.js';
-import { rawStore } from '../../src/ops/raw-store.js';
 import { verify } from '../../src/ops/verify.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
 import { encodePathInfo } from '../../src/pathinfo/proto.js';
@@ -63,16 +62,16 @@ describe('verify', () => {
     const a = await addTree(cache, 'a', { 'sub/f': 'f', g: 'g' });
     const b = await addTree(cache, 'b', { 'big.bin': bytes(4, 300_000) });
     const c = await addTree(cache, 'c', { h: 'h' });
-    const raw = rawStore(cache);
+    const m = cache.maintenance;
     const rootA = await cache.directories.get((a.node as { digest: Uint8Array }).digest);
     const sub = [...rootA!].find((e) => e.node.type === 'directory')!.node as { digest: Uint8Array };
-    await raw.directories.del(sub.digest);
+    await m.delete('directories', [sub.digest]);
     const bigDir = await cache.directories.get((b.node as { digest: Uint8Array }).digest);
     const big = [...bigDir!][0]!.node as { digest: Uint8Array };
-    const list = new Uint8Array((await raw.lists.get(big.digest))!);
+    const list = new Uint8Array((await m.getMany('chunkLists', [big.digest]))[0]!);
     list[3] = list[3]! ^ 1;
-    await raw.lists.put(big.digest, list);
-    await raw.pathinfo.put(c.storePath.digest, new Uint8Array([1, 2, 3]));
+    await m.put('chunkLists', [[big.digest, list]]);
+    await m.put('pathInfos', [[c.storePath.digest, new Uint8Array([1, 2, 3])]]);
     const r = await verify(cache);
     expect(r.checked).toBe(3);
     const byName = Object.fromEntries(
@@ -86,9 +85,8 @@ describe('verify', () => {
   it('reports a recorded NAR hash that does not match the data', async () => {
     const cache = await openCache({ memory: true });
     const a = await addTree(cache, 'a', { f: 'content' });
-    const raw = rawStore(cache);
     const wrong = { ...a, narSize: a.narSize + 8 };
-    await raw.pathinfo.put(a.storePath.digest, encodePathInfo(wrong));
+    await cache.maintenance.put('pathInfos', [[a.storePath.digest, encodePathInfo(wrong)]]);
     const r = await verify(cache);
     expect(r.damaged[0]!.problems.join()).toContain(`NAR size is ${a.narSize}, recorded ${a.narSize + 8}`);
   });
@@ -155,7 +153,7 @@ describe('verify', () => {
     ) {
       const { ca: _ca, ...rest } = evil;
       const forged: PathInfo = { ...rest, storePath: genuine.storePath, ...(ca === undefined ? {} : { ca }) };
-      await rawStore(cache).pathinfo.put(genuine.storePath.digest, encodePathInfo(forged));
+      await cache.maintenance.put('pathInfos', [[genuine.storePath.digest, encodePathInfo(forged)]]);
     }
 
     it('reports a CA that makes another store path, even with data that matches it', async () => {

@@ -1,13 +1,14 @@
-// LevelPathInfoService: the shared conformance suite on memory-level and on classic-level (LevelDB in a
-// temp dir), the stored value format (snix's redb value: PathInfo protobuf keyed by the 20-byte digest),
-// and damaged stores: a value under the wrong key or garbage surfaces as ERR_INTEGRITY.
+// LevelPathInfoService (the conformance suite runs on every backend built on it:
+// test/backends/conformance.test.ts): the stored value format (snix's redb value: PathInfo protobuf keyed
+// by the 20-byte digest), and damaged stores: a value under the wrong key or garbage surfaces as
+// ERR_INTEGRITY.
 
-import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openMemoryKV } from '../../src/backends/memory.js';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import { LevelPathInfoService, PATHINFO_SUBLEVEL } from '../../src/pathinfo/leveldb.js';
 import { encodePathInfo } from '../../src/pathinfo/proto.js';
-import { binarySublevel, type KV, openMemoryKV } from '../../src/storage/kv.js';
+import { binarySublevel, type KV } from '../../src/storage/kv.js';
 import { openClassic, tempLocations } from '../helpers/level.js';
 import {
   collect,
@@ -15,28 +16,10 @@ import {
   PATH_INFO_DIRECTORY,
   PATH_INFO_FILE,
   PATH_INFO_SYMLINK,
-  pathInfoServiceConformance,
   vectors,
 } from './conformance.js';
 
 const newLocation = tempLocations('fetch-cache-pathinfo-');
-
-pathInfoServiceConformance('memory-level', async () => {
-  const db = await openMemoryKV();
-  return { service: new LevelPathInfoService(db), close: () => db.close() };
-});
-
-pathInfoServiceConformance('classic-level', async () => {
-  const location = newLocation();
-  const db = await openClassic(location);
-  return {
-    service: new LevelPathInfoService(db),
-    close: async () => {
-      await db.close();
-      await rm(location, { recursive: true, force: true });
-    },
-  };
-});
 
 describe('LevelPathInfoService on classic-level', () => {
   it('keeps path infos and the NAR-hash index across close and re-open', async () => {

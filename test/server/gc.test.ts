@@ -14,9 +14,7 @@ import { formatNarInfoNixOrder } from '../../src/nix/narinfo.js';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import { formatStorePath, type StorePath, storePathHashPart } from '../../src/nix/store-path.js';
 import { gc } from '../../src/ops/gc.js';
-import { listLeases } from '../../src/ops/leases.js';
 import { storeStats } from '../../src/ops/stats.js';
-import { readAtimes } from '../../src/ops/usage.js';
 import { verify } from '../../src/ops/verify.js';
 import { addSampleTree, basicAuth, type Harness, rawRequest, startHarness, TOKEN } from './harness.js';
 
@@ -77,6 +75,12 @@ const putNar = (nar: Uint8Array) => rawRequest(h.port, 'PUT', narUrl(nar), AUTH,
 const putNarInfo = (sp: StorePath, nar: Uint8Array) =>
   rawRequest(h.port, 'PUT', `/${storePathHashPart(sp)}.narinfo`, AUTH, Buffer.from(narInfoText(sp, nar)));
 
+/** The last uses the store records, once every use noted so far is written. */
+async function lastUses(cache: Harness['cache']): Promise<Map<string, number>> {
+  await cache.coordination.flushUses();
+  return cache.coordination.lastUses();
+}
+
 async function countPaths(): Promise<number> {
   let n = 0;
   for await (const _ of h.cache.pathInfos.list()) n++;
@@ -100,7 +104,7 @@ describe('uploads and gc', () => {
     expect(await countPaths()).toBe(0);
     expect((await rawRequest(h.port, 'GET', `/${storePathHashPart(sp)}.narinfo`)).status).toBe(404);
     // The pending entry is gone: Nix's next `copy` sees no NAR file and sends it again.
-    expect(h.services.uploads.size).toBe(0);
+    expect(await h.services.uploads.count()).toBe(0);
     expect((await rawRequest(h.port, 'HEAD', narUrl(nar))).status).toBe(404);
     // Retrying the narinfo alone cannot succeed.
     expect((await putNarInfo(sp, nar)).status).toBe(400);
@@ -112,7 +116,7 @@ describe('uploads and gc', () => {
     expect(back.status).toBe(200);
     expect(Buffer.compare(back.body, nar)).toBe(0);
     // An upload counts as a use, so `gc --max-size` does not evict a fresh upload first.
-    expect((await readAtimes(h.cache)).has(Buffer.from(sp.digest).toString('hex'))).toBe(true);
+    expect((await lastUses(h.cache)).has(Buffer.from(sp.digest).toString('hex'))).toBe(true);
     expect((await verify(h.cache)).damaged).toEqual([]);
     expect((await storeStats(h.cache)).unreachable.chunks).toBe(0);
   });
@@ -156,11 +160,10 @@ describe('serving and gc --max-size', () => {
     });
     // Wait until the download holds its path (the response is paused, so the render is mid-stream).
     for (let i = 0; i < 200; i++) {
-      if ((await listLeases(h.cache)).some((l) => l.kind === 'use' && l.path === hex) && parts.length > 0)
-        break;
+      if ((await h.cache.coordination.held()).has(hex) && parts.length > 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect((await listLeases(h.cache)).some((l) => l.kind === 'use' && l.path === hex)).toBe(true);
+    expect((await h.cache.coordination.held()).has(hex)).toBe(true);
 
     const report = await gc(h.cache, { maxSize: 1 });
     expect(report.evicted).toEqual([`${storePathHashPart(other.storePath)}-other`]);
@@ -172,10 +175,10 @@ describe('serving and gc --max-size', () => {
     expect(Buffer.from(sha256(body)).equals(Buffer.from(served.narSha256))).toBe(true);
 
     // Once the download is over, the hold ends and the path can go.
-    for (let i = 0; i < 100 && (await listLeases(h.cache)).length > 0; i++) {
+    for (let i = 0; i < 100 && (await h.cache.coordination.held()).size > 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(await listLeases(h.cache)).toEqual([]);
+    expect(await h.cache.coordination.held()).toEqual(new Set());
     const after = await gc(h.cache, { maxSize: 1 });
     expect(after.evicted).toEqual([`${storePathHashPart(served.storePath)}-served`]);
   });
@@ -187,9 +190,9 @@ describe('serving and gc --max-size', () => {
     const hex = Buffer.from(info.storePath.digest).toString('hex');
     const url = `/${storePathHashPart(info.storePath)}.narinfo`;
     expect((await rawRequest(h.port, 'HEAD', url)).status).toBe(200);
-    expect((await readAtimes(h.cache)).has(hex)).toBe(false);
+    expect((await lastUses(h.cache)).has(hex)).toBe(false);
     const before = Date.now();
     expect((await rawRequest(h.port, 'GET', url)).status).toBe(200);
-    expect((await readAtimes(h.cache)).get(hex)).toBeGreaterThanOrEqual(before);
+    expect((await lastUses(h.cache)).get(hex)).toBeGreaterThanOrEqual(before);
   });
 });

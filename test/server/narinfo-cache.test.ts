@@ -2,7 +2,7 @@
  * The narinfo response cache (narinfo-source.ts): a repeated GET is served
  * without reading the path info, and any path-info write (gc eviction, a
  * replaced path info, an upload) in any process on the root is seen by the
- * next request, through the generation stamp (pathinfo/generation.ts).
+ * next request, through the generation stamp (coordination/change-stamp.ts).
  */
 
 import { execFile } from 'node:child_process';
@@ -10,9 +10,9 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalChangeStamp } from '../../src/coordination/change-stamp.js';
 import { storePathHashPart } from '../../src/nix/store-path.js';
 import { gc } from '../../src/ops/gc.js';
-import { PathInfoGeneration } from '../../src/pathinfo/generation.js';
 import { countCalls } from '../helpers/count-calls.js';
 import { cleanTempDirs, tempDir } from '../helpers/ops-store.js';
 import { addSampleTree, type Harness, rawRequest, startHarness } from './harness.js';
@@ -69,8 +69,8 @@ describe('narinfo response cache', () => {
   });
 });
 
-describe('PathInfoGeneration', () => {
-  const watching: PathInfoGeneration[] = [];
+describe('LocalChangeStamp', () => {
+  const watching: LocalChangeStamp[] = [];
   afterEach(() => {
     for (const g of watching.splice(0)) g.unwatch();
     cleanTempDirs();
@@ -79,15 +79,15 @@ describe('PathInfoGeneration', () => {
   const stampFile = () => join(tempDir('fc-gen-'), 'pathinfo.gen');
   /** A reader of `file` that watches it (the watch is closed after the test). */
   const watcher = (file: string) => {
-    const g = new PathInfoGeneration(file);
+    const g = new LocalChangeStamp(file);
     watching.push(g);
     return g;
   };
 
   it('changes with every bump, across instances sharing the file (processes on one root)', () => {
     const file = stampFile();
-    const writer = new PathInfoGeneration(file);
-    const reader = new PathInfoGeneration(file);
+    const writer = new LocalChangeStamp(file);
+    const reader = new LocalChangeStamp(file);
     const seen = new Set<string>([reader.current()]);
     for (let i = 0; i < 50; i++) {
       writer.bump();
@@ -135,7 +135,7 @@ describe('PathInfoGeneration', () => {
   });
 
   it('counts in memory without a file', () => {
-    const g = new PathInfoGeneration();
+    const g = new LocalChangeStamp();
     const a = g.current();
     g.bump();
     expect(g.current()).not.toBe(a);

@@ -24,7 +24,6 @@ import { encodeNar } from '../../src/nix/nar/encoder.js';
 import { formatNarInfoNixOrder, parseNarInfo } from '../../src/nix/narinfo.js';
 import { encodeNix32 } from '../../src/nix/nixbase32.js';
 import { formatStorePath, parseStorePath, storePathHashPart } from '../../src/nix/store-path.js';
-import { rawStore } from '../../src/ops/raw-store.js';
 import { encodePathInfo } from '../../src/pathinfo/proto.js';
 import { cliBuilt, runCli } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/http-server.js';
@@ -188,7 +187,7 @@ describe('a poisoned upload against fetch-cache serve', () => {
       const evil = (await cache.pathInfos.get(parseStorePath(other.path).digest))!;
       const { ca: _ca, ...noCa } = evil;
       const forged = { ...noCa, storePath: parseStorePath(genuine.path) };
-      await rawStore(cache).pathinfo.put(forged.storePath.digest, encodePathInfo(forged));
+      await cache.maintenance.put('pathInfos', [[forged.storePath.digest, encodePathInfo(forged)]]);
     } finally {
       await cache.close();
     }

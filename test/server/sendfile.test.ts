@@ -16,8 +16,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Capabilities, SegmentRun } from '../../src/blob/capabilities.js';
 import type { LevelBlobService } from '../../src/blob/leveldb.js';
-import type { SegmentRun } from '../../src/blob/service.js';
 import { type Cache, openCache } from '../../src/cache.js';
 import { addPath } from '../../src/fs/add.js';
 import { renderNar } from '../../src/nar-render/render.js';
@@ -58,10 +58,11 @@ beforeAll(async () => {
   const parts: Uint8Array[] = [];
   for await (const c of renderNar(info.node, cache)) parts.push(c);
   nar = Buffer.concat(parts);
-  const blobs = cache.blobs as LevelBlobService;
-  const readSegments = blobs.readSegments.bind(blobs);
-  blobs.readSegments = async (digest) => {
-    const runs = await readSegments(digest);
+  // Count what goes out as file segments, at the store's capability (the server probes it).
+  const capabilities = cache.capabilities as { -readonly [K in keyof Capabilities]: Capabilities[K] };
+  const fileSegments = capabilities.fileSegments!;
+  capabilities.fileSegments = async (digest) => {
+    const runs = await fileSegments(digest);
     if (runs === undefined) return undefined;
     return (async function* () {
       for await (const run of runs as AsyncIterable<SegmentRun>) {

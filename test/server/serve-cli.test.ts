@@ -57,7 +57,14 @@ describe('serve CLI', () => {
     const out = collect(stdout);
     const err = collect(stderr);
     const ctx: CommandContext = {
-      globals: { root: join(tmp, 'root'), storeDir: '/nix/store', json: false, offline: false, quiet: false },
+      globals: {
+        store: undefined,
+        root: join(tmp, 'root'),
+        storeDir: '/nix/store',
+        json: false,
+        offline: false,
+        quiet: false,
+      },
       args: [],
       values: { bind: '127.0.0.1:0', 'sign-key': [shared, privateKey], 'upload-token-file': token },
       stdout,

@@ -57,7 +57,7 @@ describe('upload limits', () => {
     expect(r.status).toBe(413);
     expect(r.body.toString()).toContain(`the uploaded NAR is over the upload limit of ${16 * MiB} bytes`);
     expect((await rawRequest(h.port, 'HEAD', narPath(bomb, '.xz'))).status).toBe(404);
-    expect(h.services.uploads.size).toBe(0);
+    expect(await h.services.uploads.count()).toBe(0);
     const nar = encodeNar({ type: 'regular', contents: new Uint8Array(64 * MiB) });
     const sp: StorePath = { digest: sha256('bomb').slice(0, 20), name: 'bomb' };
     const narInfo = formatNarInfoNixOrder({
@@ -96,7 +96,7 @@ describe('upload limits', () => {
     const streamed = await rawRequest(h.port, 'PUT', narPath(big, ''), AUTH, chunked());
     expect(streamed.status).toBe(413);
     expect(streamed.body.toString()).toContain('the uploaded file is over the upload limit');
-    expect(h.services.uploads.size).toBe(0);
+    expect(await h.services.uploads.count()).toBe(0);
     const small = encodeNar({ type: 'regular', contents: bytes(2, 200 * 1024) });
     expect((await rawRequest(h.port, 'PUT', narPath(small, ''), AUTH, small)).status).toBe(200);
   });

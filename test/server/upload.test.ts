@@ -136,7 +136,7 @@ describe('uploads', () => {
       expect(r.headers['www-authenticate']).toMatch(/^Basic /);
       expect((await putNarInfo(sp, narInfoText(sp, nar, nar, ''), headers)).status).toBe(401);
     }
-    expect(h.services.uploads.size).toBe(0);
+    expect(await h.services.uploads.count()).toBe(0);
     expect(await countPaths()).toBe(0);
     expect(presentedToken(basicAuth('u', 'p:q'))).toBe('p:q');
     expect(presentedToken('Digest x')).toBeUndefined();
@@ -160,7 +160,7 @@ describe('uploads', () => {
     expect(r.body.toString()).toContain('its name says');
     expect((await putNar(await xz(nar), '')).status).toBe(400);
     expect((await putNar(nar, '.zst')).status).toBe(400);
-    expect(h.services.uploads.size).toBe(0);
+    expect(await h.services.uploads.count()).toBe(0);
     expect(await countPaths()).toBe(0);
   });
 
@@ -183,7 +183,7 @@ describe('uploads', () => {
       );
     });
     await new Promise((r) => setTimeout(r, 200));
-    expect(h.services.uploads.size).toBe(0);
+    expect(await h.services.uploads.count()).toBe(0);
     expect(await countPaths()).toBe(0);
   });
 

@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
+import { openMemoryKV } from '../../src/backends/memory.js';
 import { LevelBlobService } from '../../src/blob/leveldb.js';
 import { blake3 } from '../../src/nix/hashing.js';
 import { GroupCommit, type Put } from '../../src/storage/group-commit.js';
-import { binarySublevel, type KV, openMemoryKV } from '../../src/storage/kv.js';
+import { binarySublevel, type KV } from '../../src/storage/kv.js';
 
 const bytes = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
 const key = (i: number) => new Uint8Array([i >> 8, i & 0xff]);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AbstractDatabaseOptions } from 'abstract-level';
 import { afterAll, describe } from 'vitest';
-import { openLevelDb } from '../../src/cache-db.js';
+import { openLevelDb } from '../../src/backends/level-db.js';
 import { hostDatabase } from '../../src/storage/db-host.js';
 import { Link } from '../../src/storage/link.js';
 import { RemoteLevel } from '../../src/storage/remote-level.js';

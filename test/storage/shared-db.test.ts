@@ -1,8 +1,10 @@
 /**
  * One LevelDB, many openers (storage/shared-db.ts): the first opener hosts
- * the database over a unix socket and later ones are guests. The three
- * service conformance suites run on a guest, so everything a service does
- * (sublevels, batches, iterators, getMany/hasMany) works remotely. Then
+ * the database over a unix socket and later ones are guests. Every service
+ * conformance suite runs on a guest through the registry
+ * (test/backends/conformance.test.ts, "as a second process sees it"), so
+ * everything a service does (sublevels, batches, iterators,
+ * getMany/hasMany) works remotely. Here: what guests see, and
  * failover: when the host closes, a guest becomes host in its place — in
  * the middle of an iteration, with writes in flight — and a third opener
  * finds it. In one process here (LevelDB's lock is per process, so a
@@ -13,16 +15,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
-import { LevelBlobService } from '../../src/blob/leveldb.js';
-import { openLevelDb } from '../../src/cache-db.js';
-import { LevelDirectoryService } from '../../src/directory/leveldb.js';
-import { LevelPathInfoService } from '../../src/pathinfo/leveldb.js';
+import { openLevelDb } from '../../src/backends/level-db.js';
 import { binarySublevel } from '../../src/storage/kv.js';
 import { openSharedDb, type SharedDb, socketPathFor } from '../../src/storage/shared-db.js';
-import { blobServiceConformance } from '../blob/conformance.js';
-import { directoryServiceConformance } from '../directory/conformance.js';
-import { pathInfoServiceConformance } from '../pathinfo/conformance.js';
 
 const roots: string[] = [];
 function tempRoot(): string {
@@ -60,34 +55,6 @@ async function pair(): Promise<{ host: SharedDb; guest: SharedDb; close(): Promi
     },
   };
 }
-
-blobServiceConformance(
-  'LevelBlobService on a guest of a shared root',
-  async () => {
-    const p = await pair();
-    const service = new LevelBlobService(p.guest.db);
-    return {
-      service,
-      corrupt: async (digest) => {
-        const v = new Uint8Array((await service.chunks.get(digest))!);
-        v[0] = v[0]! ^ 1;
-        await service.chunks.put(digest, v);
-      },
-      close: p.close,
-    };
-  },
-  { chunker: DEFAULT_CHUNKER_PARAMS },
-);
-
-directoryServiceConformance('LevelDirectoryService on a guest of a shared root', async () => {
-  const p = await pair();
-  return { service: new LevelDirectoryService(p.guest.db), close: p.close };
-});
-
-pathInfoServiceConformance('LevelPathInfoService on a guest of a shared root', async () => {
-  const p = await pair();
-  return { service: new LevelPathInfoService(p.guest.db), close: p.close };
-});
 
 describe('a shared root', () => {
   it('the first opener hosts, the next is a guest; each sees the other’s writes', async () => {

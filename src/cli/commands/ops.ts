@@ -75,7 +75,7 @@ export const verifyCommand: Command = {
     const all = ctx.values.all === true;
     if (all === ctx.args.length > 0) throw new UsageError('give STORE-PATHs or --all (not both)');
     const repair = ctx.values.repair === true;
-    // With --repair, a database that cannot be opened or read is rebuilt first (cache-db.ts), and the
+    // With --repair, a database that cannot be opened or read is rebuilt first (backends/level-db.ts), and the
     // chunks the packs hold are indexed again (what the rebuild lost); then paths are checked as usual.
     let rebuilt: string | undefined;
     const onDatabaseRepaired = (how: string) => {
@@ -86,8 +86,7 @@ export const verifyCommand: Command = {
       async (cache) => {
         const { verify } = await import('../../ops/verify.js');
         if (rebuilt !== undefined) {
-          const { reindexPacks } = await import('../../ops/reindex.js');
-          const r = await reindexPacks(cache);
+          const r = await cache.maintenance.reindex();
           if (!ctx.globals.quiet && !ctx.globals.json) {
             writeLine(
               ctx.stderr,
@@ -99,7 +98,7 @@ export const verifyCommand: Command = {
         const report = await verify(cache, { paths, repair });
         if (rebuilt !== undefined) {
           report.damaged.unshift({
-            path: `${cache.root}/db`,
+            path: cache.maintenance.database,
             problems: [`the database could not be opened or read as it was; it was ${rebuilt}`],
             repaired: true,
           });
@@ -118,7 +117,7 @@ export const verifyCommand: Command = {
         }
         const left = report.damaged.filter((d) => !d.repaired);
         if (left.length > 0) {
-          const db = left.some((d) => d.path === `${cache.root}/db`);
+          const db = left.some((d) => d.path === cache.maintenance.database);
           const paths = left.length - (db ? 1 : 0);
           const what = `${db ? 'the database and ' : ''}${paths} of ${report.checked} paths`;
           throw new FetchCacheError(

@@ -1,7 +1,8 @@
 /**
- * Opening the LevelDB of a cache root (`<root>/db`), for the composition
- * root (cache.ts): the one place that knows the backend is classic-level,
- * and what to do when the database or its disk is in a bad way.
+ * Opening the LevelDB of a cache root (`<root>/db`), for the `level:`
+ * backend (level.ts): the one place that knows the database is
+ * classic-level, and what to do when the database or its disk is in a bad
+ * way.
  *
  * - A directory that holds LevelDB files is opened as it is (never
  *   `createIfMissing`): one LevelDB cannot open (CURRENT deleted, a damaged
@@ -15,7 +16,7 @@
  *   and logs (what it cannot goes to `db/lost/`); a database that opens is
  *   first read through once, and repaired the same way if a read finds
  *   damage. A missing one is started afresh. The caller is told, so it can
- *   index again the chunks the packs hold (ops/reindex.ts).
+ *   index again the chunks the packs hold (maintenance `reindex`: blob/packs.ts).
  * - A full disk: LevelDB writes while it opens (the last log replayed into a
  *   table, a new MANIFEST, log and info LOG: about the size of that log, at
  *   most around the 4 MiB write buffer). The root keeps `reserve`, 8 MiB
@@ -27,8 +28,8 @@
 import { readdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { FetchCacheError } from './errors.js';
-import type { KV } from './storage/kv.js';
+import { FetchCacheError } from '../errors.js';
+import type { KV } from '../storage/kv.js';
 
 export const RESERVE_BYTES = 8 << 20;
 export const RESERVE_FILE = 'reserve';

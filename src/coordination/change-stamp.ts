@@ -1,8 +1,9 @@
 /**
- * A change stamp for the path infos of a cache root, shared by every process
- * on it (the same machine, as leases assume): each put or delete of a path
- * info appends one byte to `<root>/pathinfo.gen` once its batch is written,
- * and bumps an in-process counter (all an in-memory cache has). A reader that
+ * The path-info change stamp (service.ts `ChangeStamp`) of a cache root,
+ * shared by every process on it (the same machine, as leases assume): each
+ * put or delete of a path info appends one byte to `<root>/pathinfo.gen`
+ * once its batch is written, and bumps an in-process counter (all an
+ * in-memory store has: then the counter is the stamp). A reader that
  * keeps something made from path infos (the server's finished narinfo
  * responses) takes the stamp before it reads the database and reuses its copy
  * only while the stamp is unchanged: one `stat`, no database round trip. So
@@ -31,10 +32,11 @@ import {
   watch,
   writeSync,
 } from 'node:fs';
+import type { ChangeStamp } from './service.js';
 
 const MAX_BYTES = 64 * 1024;
 
-export class PathInfoGeneration {
+export class LocalChangeStamp implements ChangeStamp {
   private local = 0;
   private watcher: FSWatcher | undefined;
   /** The stamp while watching and nothing has changed since it was taken. */
