@@ -22,7 +22,12 @@
  *   most around the 4 MiB write buffer). The root keeps `reserve`, 8 MiB
  *   written when the root is opened with room to spare; an open that fails
  *   for want of space deletes it and tries again, so every command can
- *   open a full root (and gc give the space back).
+ *   open a full root (and gc give the space back). The same holds for a
+ *   database that is already open when the disk fills (`serve` hosting it
+ *   for the other processes): a write that fails for want of space deletes
+ *   the reserve and is tried once more, so the deletes of a gc (a few log
+ *   records) go through and it can give the space back; a write that still
+ *   fails is ERR_IO naming the database, never an internal error.
  */
 
 import { readdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
@@ -44,6 +49,60 @@ export interface OpenDbOptions {
 }
 
 type Level = ClassicLevel<Uint8Array, Uint8Array>;
+
+/** classic-level's implementor methods (abstract-level's private API, not in its typings). */
+interface LevelInternals {
+  _put(key: Uint8Array, value: Uint8Array, options: unknown): Promise<void>;
+  _del(key: Uint8Array, options: unknown): Promise<void>;
+  _batch(operations: unknown, options: unknown): Promise<void>;
+  _chainedBatch(): { _write(options: unknown): Promise<void> };
+}
+
+/**
+ * The root's LevelDB: classic-level, whose writes (puts, deletes, batches and chained batches) that
+ * fail for want of space release the root's reserve and are tried once more (see the header), and
+ * end as ERR_IO if they fail again.
+ */
+function rootLevel(location: string, createIfMissing: boolean, root: string | undefined): Level {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+    createIfMissing,
+  });
+  const spaced = async <T>(write: () => Promise<T>): Promise<T> => {
+    try {
+      return await write();
+    } catch (e) {
+      if (!noSpace(e)) throw e;
+      if (root === undefined || !releaseReserve(root)) throw outOfSpace(location, e);
+      try {
+        return await write();
+      } catch (again) {
+        throw noSpace(again) ? outOfSpace(location, again) : again;
+      }
+    }
+  };
+  const internals = db as unknown as LevelInternals;
+  const { _put, _del, _batch, _chainedBatch } = ClassicLevel.prototype as unknown as LevelInternals;
+  internals._put = (key, value, options) => spaced(() => _put.call(db, key, value, options));
+  internals._del = (key, options) => spaced(() => _del.call(db, key, options));
+  internals._batch = (operations, options) => spaced(() => _batch.call(db, operations, options));
+  internals._chainedBatch = () => {
+    const batch = _chainedBatch.call(db);
+    const write = batch._write;
+    batch._write = (options) => spaced(() => write.call(batch, options));
+    return batch;
+  };
+  return db;
+}
+
+function outOfSpace(location: string, cause: unknown): FetchCacheError {
+  return new FetchCacheError(
+    'ERR_IO',
+    `cannot write to cache database '${location}': no space left on the device (run 'fetch-cache gc', or free space)`,
+    { path: location, cause },
+  );
+}
 
 /**
  * Whether `dir` holds a database: CURRENT, a table or a log. (A MANIFEST
@@ -99,11 +158,7 @@ export async function openLevelDb(location: string, options: OpenDbOptions = {})
   let freed = false;
   let repaired = false;
   for (;;) {
-    const db: Level = new ClassicLevel<Uint8Array, Uint8Array>(location, {
-      keyEncoding: 'view',
-      valueEncoding: 'view',
-      createIfMissing: !exists,
-    });
+    const db = rootLevel(location, !exists, root);
     try {
       await db.open();
     } catch (e) {

@@ -5,7 +5,9 @@
  * to the last byte by something else, `stats`, `path-info`, `nar`, `serve`
  * and `gc` still open the root (the root's reserve gives LevelDB the room it
  * writes in while opening: backends/level-db.ts), and gc gives the failed fetch's
- * space back without anyone deleting files by hand.
+ * space back without anyone deleting files by hand — also when `serve` has
+ * held the database open since before the disk filled (its LevelDB then
+ * writes gc's deletes into a full disk: the reserve goes to them).
  */
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -163,5 +165,30 @@ describe.skipIf(!isRoot || !cliBuilt())('a full disk (needs root, to mount a 40 
     const v = await runCli(['verify', '--all', '--root', root, '--json']);
     expect(JSON.parse(v.stdout)).toMatchObject({ checked: 1, damaged: [] });
     expect(readFileSync(join(root, 'layout.json'), 'utf8')).toContain('"layout"');
+  }, 120_000);
+
+  it('with serve hosting the database since before the disk filled, gc still gives the space back', async () => {
+    const mnt = mountPoint!;
+    for (const name of readdirSync(mnt)) rmSync(join(mnt, name), { recursive: true, force: true });
+    const root = join(mnt, 'hosted');
+    const serve = await startServe(root);
+    try {
+      const small = await runCli(['fetch', 'url', http.url('/small.bin'), '--root', root, '--json']);
+      expect(small.code, small.stderr).toBe(0);
+      const large = await runCli(['fetch', 'url', http.url('/large.bin'), '--root', root]);
+      expect(large.code).toBe(1);
+      expect(large.stderr).toMatch(/^ERR_IO: /m);
+      fillUp(mnt);
+      expect(free(mnt)).toBeLessThan(64 << 10);
+      // gc reaches the database through serve, whose LevelDB must write gc's deletes on the full disk.
+      const gc = await runCli(['gc', '--root', root, '--json']);
+      expect(gc.stderr).not.toMatch(/internal error/);
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(free(mnt)).toBeGreaterThan(8 << 20);
+      const v = await runCli(['verify', '--all', '--root', root, '--json']);
+      expect(JSON.parse(v.stdout)).toMatchObject({ checked: 1, damaged: [] });
+    } finally {
+      await serve.stop();
+    }
   }, 120_000);
 });
