@@ -145,7 +145,9 @@ export function createApp(s: ServerServices) {
       let error: HttpError;
       if (e instanceof HttpError) error = e;
       else {
-        s.log.log('error', 'request failed', { method, path: ctx.path, error: describeError(e) });
+        // A database found damaged is logged as its coded error, naming the database and what to do.
+        const logged = s.store.maintenance.damage(e) ?? e;
+        s.log.log('error', 'request failed', { method, path: ctx.path, error: describeError(logged) });
         error = new HttpError(500, 'internal error');
       }
       if (res.headersSent) {
