@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliResult, cliBuilt, runCli } from '../helpers/cli.js';
 import { bytes, cleanTempDirs, tempDir } from '../helpers/ops-store.js';
+import { startServe } from '../helpers/processes.js';
 
 afterAll(cleanTempDirs);
 
@@ -101,6 +102,18 @@ describe.skipIf(!cliBuilt())('a damaged database', () => {
       expectRefused(await runCli([...args, '--root', root]), root);
     }
     expect(files(join(root, 'packs'))).toEqual(packs);
+    // serve opens it (the damaged table is read lazily) and answers a request that reads the damage
+    // with a 500, logging the coded error that names the database.
+    const serve = await startServe(root);
+    try {
+      const hash = paths[0]!.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+      expect((await fetch(`${serve.url}/${hash}.narinfo`)).status).toBe(500);
+    } finally {
+      await serve.stop();
+    }
+    expect((await serve.exited).stdout).toContain(
+      `ERR_DB_DAMAGED: cache database '${join(root, 'db')}' is damaged`,
+    );
     const v = await runCli(['verify', '--all', '--root', root, '--json']);
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/^ERR_INTEGRITY: the database and/m);
