@@ -42,7 +42,8 @@ interface ErrorMakers {
  */
 class Part {
   private readonly handle: NarDumpHandle;
-  private readonly free: Buffer[] = [];
+  /** Buffers this part holds (filled, being filled, or lent to the consumer); at most AHEAD. */
+  private held = 0;
   private readonly filled: { buf: Buffer; n: number }[] = [];
   private inFlight: Promise<void> | undefined;
   private ended = false;
@@ -53,27 +54,31 @@ class Part {
     private readonly native: NarDump,
     path: string | Buffer,
     nodeOnly: boolean,
+    private readonly pool: Buffer[],
   ) {
     this.handle = native.open(path, nodeOnly);
-    for (let i = 0; i < AHEAD; i++) this.free.push(Buffer.allocUnsafe(FILL));
     this.pump();
   }
 
   private pump(): void {
     if (this.inFlight !== undefined || this.ended || this.failure !== undefined) return;
-    const buf = this.free.pop();
-    if (buf === undefined) return;
+    if (this.held === AHEAD) return;
+    this.held++;
+    const buf = this.pool.pop() ?? Buffer.allocUnsafe(FILL);
     this.inFlight = this.native.fill(this.handle, buf).then(
       (n) => {
         this.inFlight = undefined;
-        if (n === 0) this.ended = true;
-        else this.filled.push({ buf, n });
+        if (n === 0) {
+          this.ended = true;
+          this.release(buf);
+        } else this.filled.push({ buf, n });
         this.pump();
         this.wake?.();
       },
       (e: unknown) => {
         this.inFlight = undefined;
         this.failure = e;
+        this.held--;
         this.wake?.();
       },
     );
@@ -93,8 +98,10 @@ class Part {
     }
   }
 
+  /** Gives a buffer back to the dump's pool, where the next fill of any part takes it. */
   release(buf: Buffer): void {
-    this.free.push(buf);
+    this.held--;
+    this.pool.push(buf);
     this.pump();
   }
 
@@ -124,6 +131,8 @@ export async function nativeDumpPath(
   const root = Buffer.from(path);
   const names = rootEntries(root);
   const parts: (Part | undefined)[] = [];
+  // Fill buffers, shared by the parts: a part takes one per fill (at most AHEAD), gives it back once consumed.
+  const pool: Buffer[] = [];
   let size = 0;
   const emit = (chunk: Uint8Array) => {
     size += chunk.byteLength;
@@ -139,13 +148,13 @@ export async function nativeDumpPath(
   };
   try {
     if (names === undefined || names.length < 2) {
-      const whole = new Part(native, root, false);
+      const whole = new Part(native, root, false, pool);
       parts.push(whole);
       await drain(whole);
       return size;
     }
     const child = (i: number) => Buffer.concat([root, SLASH, names[i]!]);
-    for (let i = 0; i < Math.min(WINDOW, names.length); i++) parts[i] = new Part(native, child(i), true);
+    for (let i = 0; i < Math.min(WINDOW, names.length); i++) parts[i] = new Part(native, child(i), true, pool);
     emit(Buffer.concat([TOK_NAR, TOK_DIR]));
     for (let i = 0; i < names.length; i++) {
       emit(Buffer.concat([TOK_ENT, encodeStr(names[i]!), NODE]));
@@ -153,7 +162,7 @@ export async function nativeDumpPath(
       emit(TOK_PAR);
       await parts[i]!.close();
       parts[i] = undefined;
-      if (i + WINDOW < names.length) parts[i + WINDOW] = new Part(native, child(i + WINDOW), true);
+      if (i + WINDOW < names.length) parts[i + WINDOW] = new Part(native, child(i + WINDOW), true, pool);
     }
     emit(TOK_PAR);
     return size;
