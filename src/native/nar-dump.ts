@@ -154,7 +154,8 @@ export async function nativeDumpPath(
       return size;
     }
     const child = (i: number) => Buffer.concat([root, SLASH, names[i]!]);
-    for (let i = 0; i < Math.min(WINDOW, names.length); i++) parts[i] = new Part(native, child(i), true, pool);
+    for (let i = 0; i < Math.min(WINDOW, names.length); i++)
+      parts[i] = new Part(native, child(i), true, pool);
     emit(Buffer.concat([TOK_NAR, TOK_DIR]));
     for (let i = 0; i < names.length; i++) {
       emit(Buffer.concat([TOK_ENT, encodeStr(names[i]!), NODE]));
