@@ -2,8 +2,8 @@
  * The package as a user gets it: `npm pack` of this checkout (the built dist/), installed with
  * `npm install <tarball>` into an empty project (its dependencies from the local npm cache first, the
  * registry for what it lacks; the native addon not built: FETCH_CACHE_NO_NATIVE_BUILD=1), then
- * fixtures/package-consumer/main.ts compiled by this repository's tsc under `strict` (the package's
- * declarations checked too: `skipLibCheck` off) and run: it pins a file served on 127.0.0.1, locks it,
+ * fixtures/package-consumer/main.ts and the examples of docs/library.md compiled by this repository's tsc
+ * under `strict` (the package's declarations checked too: `skipLibCheck` off), and main.ts run: it pins a file served on 127.0.0.1, locks it,
  * serves the cache with `createServer`, reads the pin's narinfo back, and runs gc, verify and stats. What
  * it prints must be what Nix 2.8 computed for that file (fixtures/nix-goldens/lock.json).
  */
@@ -97,6 +97,15 @@ describe.runIf(cliBuilt())('npm pack, installed in a fresh project', () => {
     expect(manifest.name).toBe('fetch-cache');
 
     copyFileSync(join(REPO_ROOT, 'fixtures/package-consumer/main.ts'), join(project, 'main.ts'));
+    // The examples of docs/library.md are compiled too (not run: they name example.org and /var/cache).
+    const examples = [
+      ...readFileSync(join(REPO_ROOT, 'docs/library.md'), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g),
+    ];
+    expect(examples.length).toBeGreaterThanOrEqual(2);
+    const exampleFiles = examples.map((m, i) => {
+      writeFileSync(join(project, `library-example-${i}.ts`), m[1]!);
+      return `library-example-${i}.ts`;
+    });
     writeFileSync(
       join(project, 'tsconfig.json'),
       JSON.stringify({
@@ -112,7 +121,7 @@ describe.runIf(cliBuilt())('npm pack, installed in a fresh project', () => {
           types: ['node'],
           outDir: 'out',
         },
-        files: ['main.ts'],
+        files: ['main.ts', ...exampleFiles],
       }),
     );
     const tsc = await run(
