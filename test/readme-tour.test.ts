@@ -12,7 +12,7 @@
  * CI, where it must be installed) only the Nix step is skipped: a stand-in `nix-store` says so.
  */
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliBuilt, REPO_ROOT } from './helpers/cli.js';
+import { cliBuilt, REPO_ROOT, runCommand } from './helpers/cli.js';
 import { gitHttpHandler } from './helpers/git-http-server.js';
 import { git, gitEnv } from './helpers/git-repos.js';
 import { nixAvailable, runNix } from './helpers/nix.js';
@@ -95,41 +95,6 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `script` with bash in its own process group, which is killed afterwards (a `serve &` left behind). */
-function bash(script: string, cwd: string, env: NodeJS.ProcessEnv): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-e', '-o', 'pipefail', '-c', script], {
-      cwd,
-      env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // the group is gone already
-      }
-      resolve({
-        code: code ?? 1,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      });
-    });
-  });
-}
-
 describe.runIf(cliBuilt())('the README tour', () => {
   it('names the URLs and port it rewrites', () => {
     expect(archiveUrl).not.toBeNull();
@@ -155,22 +120,18 @@ describe.runIf(cliBuilt())('the README tour', () => {
       );
       chmodSync(join(shims, 'nix-store'), 0o755);
     }
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of [
-      'FETCH_CACHE_ROOT',
-      'FETCH_CACHE_STORE',
-      'NIX_CONFIG',
-      'XDG_CACHE_HOME',
-      'XDG_CONFIG_HOME',
-    ])
-      delete env[k];
-    Object.assign(env, {
+    const env = {
       PATH: `${shims}:${join(REPO_ROOT, 'bin')}:${process.env.PATH}`,
       HOME: home,
       NIX_REMOTE: nixRoot,
-    });
-
-    const r = await bash(script, cwd, env);
+      FETCH_CACHE_ROOT: undefined,
+      FETCH_CACHE_STORE: undefined,
+      NIX_CONFIG: undefined,
+      XDG_CACHE_HOME: undefined,
+      XDG_CONFIG_HOME: undefined,
+    };
+    // In a process group of its own, killed afterwards: a `serve &` the script left running goes too.
+    const r = await runCommand('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd, env, group: true });
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stderr).not.toMatch(/ERR_/);
 

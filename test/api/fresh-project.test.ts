@@ -8,7 +8,6 @@
  * it prints must be what Nix 2.8 computed for that file (fixtures/nix-goldens/lock.json).
  */
 
-import { spawn } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -21,7 +20,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliBuilt, REPO_ROOT } from '../helpers/cli.js';
+import { cliBuilt, REPO_ROOT, runCommand } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/http-server.js';
 import { HELLO } from '../lock/world.js';
 
@@ -31,36 +30,8 @@ const golden = (
   }
 ).cases.hello!;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({
-        code: code ?? 1,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      }),
-    );
-  });
-}
-
 const npm = (args: string[], cwd: string, env: Record<string, string> = {}) =>
-  run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], cwd, env);
+  runCommand('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, env });
 
 let tmp: string;
 let project: string;
@@ -124,18 +95,22 @@ describe.runIf(cliBuilt())('npm pack, installed in a fresh project', () => {
         files: ['main.ts', ...exampleFiles],
       }),
     );
-    const tsc = await run(
+    const tsc = await runCommand(
       process.execPath,
       [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', '.'],
-      project,
+      {
+        cwd: project,
+      },
     );
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.code).toBe(0);
 
-    const r = await run(
+    const r = await runCommand(
       process.execPath,
       ['out/main.js', join(tmp, 'root'), files.url('/hello.txt')],
-      project,
+      {
+        cwd: project,
+      },
     );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
