@@ -23,6 +23,7 @@ import type { PathInfoService } from './pathinfo/service.js';
 
 export { LAYOUT_VERSION } from './backends/level.js';
 
+/** Where `openCache` finds the store (a store URL, a root, memory) and how it opens it. */
 export interface CacheOptions {
   /**
    * The store, by URL: `level:///abs/root` (a cache root), `memory:` (this process's memory), the
@@ -51,6 +52,10 @@ export interface CacheOptions {
   onDatabaseRepaired?: (how: string) => void;
 }
 
+/**
+ * An open store, as `openCache` returns it: its services (blobs, directories, path infos, fetch records,
+ * maintenance, coordination), never its storage. Close it when done.
+ */
 export interface Cache {
   /** The local cache root (git mirrors and spool files live under it), or `undefined` when there is none. */
   readonly root: string | undefined;
@@ -100,6 +105,11 @@ export function storeUrl(options: Pick<CacheOptions, 'store' | 'root' | 'memory'
   return levelUrl(resolveRoot(options.root, env));
 }
 
+/**
+ * Opens the store the options name (`store`, `memory`, `root`, then `FETCH_CACHE_STORE`,
+ * `FETCH_CACHE_ROOT`, the default root), creating a cache root on first use. ERR_STORE_LOCKED,
+ * ERR_STORE_VERSION, ERR_STORE_DIR and ERR_DB_DAMAGED when it cannot be opened as it is.
+ */
 export async function openCache(options: CacheOptions = {}): Promise<Cache> {
   const store = await openStore(storeUrl(options), {
     storeDir: options.storeDir === undefined ? undefined : canonicalStoreDir(options.storeDir),

@@ -6,6 +6,7 @@
  * calling methods out of order) throws a plain `TypeError` instead.
  */
 
+/** The stable codes of `FetchCacheError` (docs/errors.md lists what each means). */
 export type ErrorCode =
   | 'ERR_BAD_NIX32'
   | 'ERR_BAD_HASH'
@@ -50,6 +51,10 @@ export interface FetchCacheErrorFields {
   cause?: unknown;
 }
 
+/**
+ * Every user-facing failure: a stable `code`, a one-line message, and for hash mismatches the expected and
+ * actual hashes.
+ */
 export class FetchCacheError extends Error {
   override readonly name = 'FetchCacheError';
   readonly code: ErrorCode;
@@ -73,6 +78,7 @@ export class FetchCacheError extends Error {
   }
 }
 
+/** Whether `e` is a `FetchCacheError` (with this `code`, when one is given). */
 export function isFetchCacheError(e: unknown, code?: ErrorCode): e is FetchCacheError {
   return e instanceof FetchCacheError && (code === undefined || e.code === code);
 }

@@ -1,7 +1,10 @@
 /**
  * The public API of fetch-cache: an explicit list, nothing re-exported by
  * wildcard, sorted by module path. Internal modules may change; these names
- * are the contract.
+ * are the contract, each with a doc comment (test/api/doc-comments.test.ts).
+ * An embedding service can do what the CLI does: fetch (`Fetcher`), pins
+ * (`resolvePin`, `synchronize`, `checkLock`, `importLock`), `gc`, `verify`,
+ * `stats` and the binary cache server (`createServer`).
  */
 
 export type { Capabilities } from './blob/capabilities.js';
@@ -91,9 +94,11 @@ export {
   formatPublicKey,
   formatSecretKey,
   generateKeyPair,
+  type PublicKey,
   parsePublicKey,
   parseSecretKey,
   publicKeyOf,
+  type SecretKey,
   signFingerprint,
   verifySignature,
 } from './nix/signing.js';
@@ -108,5 +113,15 @@ export {
   storePathBaseName,
   validateStorePathName,
 } from './nix/store-path.js';
+export { type GcOptions, type GcReport, gc } from './ops/gc.js';
+export { type StoreStats, storeStats as stats } from './ops/stats.js';
+export { type DamagedPath, type VerifyOptions, type VerifyReport, verify } from './ops/verify.js';
 export type { PathInfo } from './pathinfo/path-info.js';
 export type { PathInfoService } from './pathinfo/service.js';
+export {
+  type CacheServer,
+  createServer,
+  type ServerOptions,
+  type ServerTimeouts,
+} from './server/cache-server.js';
+export { jsonLogger, type LogFields, type Logger, type LogLevel } from './server/log.js';

@@ -8,11 +8,10 @@
  * the custom root they name.
  */
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliBuilt, REPO_ROOT } from './helpers/cli.js';
+import { type CliResult, cliBuilt, REPO_ROOT, runCommand } from './helpers/cli.js';
 import { git } from './helpers/git-repos.js';
 import { type PinWorld, startPinWorld } from './lock/world.js';
 
@@ -29,22 +28,8 @@ function readmeExample(readme: string, name: string): string {
   return `${m[1]}\n`;
 }
 
-function node(file: string, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({
-        code: code ?? 1,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      }),
-    );
-  });
+function node(file: string, cwd: string): Promise<CliResult> {
+  return runCommand(process.execPath, [file], { cwd });
 }
 
 const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');

@@ -23,6 +23,10 @@ export interface SegmentRun {
   release(): void;
 }
 
+/**
+ * Fast paths a store may offer beyond the service contracts (`cache.capabilities`); each is optional, so
+ * callers probe it and fall back to the services.
+ */
 export interface Capabilities {
   /**
    * The whole blob, verified, when it is stored as a single chunk; `undefined` otherwise (missing, or

@@ -45,6 +45,10 @@ export interface BlobWriter {
   abort(): Promise<void>;
 }
 
+/**
+ * The blob service: file contents by BLAKE3 digest, stored as chunks and verified on every read
+ * (`cache.blobs`).
+ */
 export interface BlobService {
   /** True iff the blob is completely stored. A miss is `false`, never a throw. */
   has(digest: B3Digest): Promise<boolean>;

@@ -36,6 +36,7 @@ function assertDigest(d: Uint8Array): void {
   if (d.length !== B3_LEN) throw new TypeError(`a BLAKE3 digest has ${B3_LEN} bytes, got ${d.length}`);
 }
 
+/** A BLAKE3 digest as 64 lowercase hex digits. */
 export function b3ToHex(d: B3Digest): string {
   assertDigest(d);
   return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('hex');

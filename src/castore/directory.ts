@@ -59,6 +59,10 @@ function byName(a: NamedNode, b: NamedNode): number {
   return compareBytes(a.name, b.name);
 }
 
+/**
+ * A castore directory (snix `Directory`): named nodes sorted by name, with its canonical protobuf encoding
+ * and digest.
+ */
 export class Directory implements Iterable<NamedNode> {
   static readonly EMPTY: Directory = new Directory([]);
 

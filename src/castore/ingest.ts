@@ -22,6 +22,10 @@ import type { B3Digest } from './digest.js';
 import { Directory } from './directory.js';
 import { fileNode, type NamedNode, type Node, symlinkNode, validateName } from './nodes.js';
 
+/**
+ * One entry of a tree given to `ingestEntries`: a directory, a file (its bytes, streamed or in memory) or a symlink,
+ * by its path in the tree.
+ */
 export type IngestEntry =
   | { readonly type: 'directory'; readonly path: Uint8Array }
   | {

@@ -31,6 +31,10 @@ export type FileNode = {
   readonly executable: boolean;
 };
 export type SymlinkNode = { readonly type: 'symlink'; readonly target: Uint8Array };
+/**
+ * A castore node: a directory (by digest and size), a file (by blob digest, size and executable bit) or a
+ * symlink (its target).
+ */
 export type Node = DirectoryNode | FileNode | SymlinkNode;
 export type NodeType = Node['type'];
 

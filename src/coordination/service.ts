@@ -70,6 +70,10 @@ export interface PendingUploads {
   count(): Promise<number>;
 }
 
+/**
+ * What the processes using one store agree on (`cache.coordination`): gc exclusion, use leases, last uses,
+ * the path-info change stamp and pending uploads.
+ */
 export interface Coordination {
   /**
    * Run `fn`, which writes to the store or reuses what is stored, on the shared side of gc

@@ -23,6 +23,7 @@ export interface DirectoryPutter {
   close(): Promise<B3Digest>;
 }
 
+/** The directory service: castore directories by digest, verified on read (`cache.directories`). */
 export interface DirectoryService {
   /**
    * The directory with this digest, re-verified against the digest after it

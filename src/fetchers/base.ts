@@ -64,8 +64,10 @@ import { HttpClient, type HttpClientOptions, type RetryInfo, redactUrl } from '.
 import type { Ingested, NotModified, SourceContext } from './source.js';
 import type { FetchMetadata, FetchResult, FetchSpec, ProgressEvent } from './types.js';
 
+/** How long an unpinned fetch result is reused before it is revalidated (3600 s, Nix's `tarball-ttl`). */
 export const DEFAULT_TTL_SECONDS = 3600;
 
+/** How a `Fetcher` fetches: offline, TTL, HTTP client, progress, hand-off to the Nix store. */
 export interface FetcherOptions {
   /** Never use the network: a miss is ERR_OFFLINE. */
   readonly offline?: boolean | undefined;
@@ -188,6 +190,10 @@ function flightKey(spec: FetchSpec, name: string, expected: Hash | undefined): s
   return JSON.stringify([name, expected === undefined ? null : toSRI(expected), rest]);
 }
 
+/**
+ * Fetches sources into a cache (`fetch(spec)`): computes the store path Nix computes, answers pinned
+ * fetches from the cache without network, and writes the path info last.
+ */
 export class Fetcher {
   readonly cache: Cache;
   readonly http: HttpClient;

@@ -44,6 +44,7 @@ export const USER_AGENT = 'fetch-cache/0.1';
 /** Bytes of response body undici may buffer ahead of the consumer (see `open`). */
 const BODY_BUFFER = 32 << 20;
 
+/** Limits and behaviour of an `HttpClient`; unset limits come from the environment (docs/cli.md). */
 export interface HttpClientOptions {
   readonly userAgent?: string;
   /** Redirects followed per request (default 10). */
@@ -205,6 +206,10 @@ function header(res: Dispatcher.ResponseData, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
+/**
+ * The HTTP(S) client of the fetchers: redirects, timeouts, retries, Content-Encoding decoding,
+ * stall and size limits.
+ */
 export class HttpClient {
   private readonly o: Required<HttpClientOptions>;
 

@@ -22,6 +22,7 @@ interface SpecBase {
   readonly hash?: string | Hash | undefined;
 }
 
+/** `builtins.fetchurl`: one file, flat-hashed (NAR-hashed when `executable`). */
 export interface UrlSpec extends SpecBase {
   readonly type: 'url';
   readonly url: string;
@@ -31,12 +32,14 @@ export interface UrlSpec extends SpecBase {
   readonly executable?: boolean | undefined;
 }
 
+/** `builtins.fetchTarball`: an archive, unpacked; its single top-level directory is the root. */
 export interface TarballSpec extends SpecBase {
   readonly type: 'tarball';
   readonly url: string;
   readonly mirrors?: readonly string[] | undefined;
 }
 
+/** `builtins.fetchGit`: the tree of a commit of a git repository. */
 export interface GitSpec extends SpecBase {
   readonly type: 'git';
   /** http(s)://, file:// or a local path. */
@@ -59,6 +62,7 @@ export interface GitSpec extends SpecBase {
   readonly exportIgnore?: boolean | undefined;
 }
 
+/** A NAR (plain or compressed) by URL, ingested as the tree it describes; needs its hash. */
 export interface NarSpec extends SpecBase {
   readonly type: 'nar';
   /** A `.nar`, possibly compressed (`.nar.xz`, `.nar.zst`, `.nar.bz2`, `.nar.gz`; detected by content). */
@@ -66,6 +70,7 @@ export interface NarSpec extends SpecBase {
   readonly mirrors?: readonly string[] | undefined;
 }
 
+/** A local file or tree, as `nix-store --add` (or `--add-fixed` with `flat`). */
 export interface PathSpec extends SpecBase {
   readonly type: 'path';
   readonly path: string;
@@ -73,6 +78,7 @@ export interface PathSpec extends SpecBase {
   readonly flat?: boolean | undefined;
 }
 
+/** What to fetch: a URL, a tarball, a git repository, a NAR or a local path. */
 export type FetchSpec = UrlSpec | TarballSpec | GitSpec | NarSpec | PathSpec;
 
 /** Source facts beyond the tree itself (Nix's fetchTree attributes where they apply). */
@@ -91,6 +97,10 @@ export interface FetchMetadata {
   lastModifiedHeader?: string;
 }
 
+/**
+ * What a fetch produced: the store path (`path`), its path info, the source metadata and whether it came
+ * from the cache.
+ */
 export interface FetchResult {
   /**
    * The store path as Nix prints it (`/nix/store/<hash>-<name>`, in the cache's store dir): the field

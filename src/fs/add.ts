@@ -17,6 +17,10 @@ export interface AddOptions {
   flat?: boolean | undefined;
 }
 
+/**
+ * Adds a local file or tree to the cache as `nix-store --add` does (with `flat`: `nix-store --add-fixed
+ * sha256`); returns its path info.
+ */
 export async function addPath(cache: Cache, path: string, options: AddOptions = {}): Promise<PathInfo> {
   const result = await new Fetcher(cache).fetch({
     type: 'path',

@@ -15,6 +15,7 @@ import { ioError } from './dump.js';
 
 const SLASH = Buffer.from('/');
 
+/** Writes the tree of a node at `target` (which must not exist), files with mode 0644 or 0755. */
 export async function exportNode(node: Node, target: string, services: RenderServices): Promise<void> {
   await write(node, Buffer.from(target), services);
 }

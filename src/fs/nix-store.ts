@@ -30,6 +30,7 @@ import type { PathInfo } from '../pathinfo/path-info.js';
 import { exportNode } from './export.js';
 import { withTempDir } from './temp.js';
 
+/** How `copyToNixStore` calls Nix: the `nix-store` command, its store and environment. */
 export interface NixStoreOptions {
   /** The `nix-store` command (default: `nix-store` on PATH). */
   readonly command?: string | undefined;
@@ -39,6 +40,7 @@ export interface NixStoreOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
 }
 
+/** What `copyToNixStore` did: the path, now valid in the Nix store, and whether Nix had it already. */
 export interface NixStoreResult {
   /** The store path, now valid in the Nix store. */
   readonly path: string;

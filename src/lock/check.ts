@@ -24,6 +24,7 @@ import { lockedSpec } from './resolve.js';
 
 export type CheckStatus = 'ok' | 'differs' | 'missing' | 'error';
 
+/** One pin checked by `checkLock`: its status and, when not ok, why, with the expected and actual hash. */
 export interface PinCheck {
   readonly name: string;
   readonly status: CheckStatus;
@@ -35,6 +36,7 @@ export interface PinCheck {
   readonly cached?: boolean | undefined;
 }
 
+/** What `checkLock` found: one entry per pin, and whether all are ok. */
 export interface CheckReport {
   readonly checked: number;
   readonly ok: boolean;

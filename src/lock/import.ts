@@ -31,6 +31,7 @@ import { githubArchiveUrl } from './resolve.js';
 
 export type ImportStatus = 'ok' | 'differs' | 'skipped' | 'error';
 
+/** One input of a flake.lock or sources.json, verified (and imported) by `importLock`. */
 export interface ImportedInput {
   readonly name: string;
   readonly type: string;
@@ -43,6 +44,7 @@ export interface ImportedInput {
   readonly reason?: string | undefined;
 }
 
+/** What `importLock` found in a flake.lock or npins sources.json: one entry per input. */
 export interface ImportReport {
   readonly format: 'flake.lock' | 'npins';
   readonly version: number;

@@ -25,6 +25,10 @@ import type { PinType } from './manifest.js';
 
 export const LOCKFILE_VERSION = 1;
 
+/**
+ * One pin as `pins.lock` records it: what was fetched (URL, rev) and what it made (hash, store path);
+ * docs/pins.md lists the fields.
+ */
 export interface LockedPin {
   readonly type: PinType;
   readonly url: string;
@@ -48,11 +52,13 @@ export interface LockedPin {
   readonly manifestDigest: string;
 }
 
+/** The contents of `pins.lock`: its version and the locked pins by name. */
 export interface Lockfile {
   readonly version: typeof LOCKFILE_VERSION;
   readonly pins: Readonly<Record<string, LockedPin>>;
 }
 
+/** A lockfile with no pins (what `readLockfile` gives when there is no file). */
 export function emptyLockfile(): Lockfile {
   return { version: LOCKFILE_VERSION, pins: {} };
 }

@@ -2,7 +2,7 @@
  * The pin manifest `pins.toml` (human-edited): parsing and validation into
  * typed pins. Every failure is ERR_BAD_MANIFEST naming the pin and field;
  * unknown pin types and unknown fields are refused (a typo must not silently
- * change what is pinned). Format (documented in the README):
+ * change what is pinned). Format (documented in docs/pins.md):
  *
  *   [github]                      # optional: where `github` pins come from
  *   base = "https://github.com"   # archive host: <base>/<owner>/<repo>/archive/<rev>.tar.gz
@@ -91,9 +91,14 @@ export interface GithubPin extends PinCommon, RevSelector {
   readonly gitBase?: string | undefined;
 }
 
+/**
+ * One pin of the manifest: a URL, tarball, git or github source and how to select its version
+ * (docs/pins.md).
+ */
 export type Pin = UrlPin | TarballPin | GitPin | GithubPin;
 export type PinType = Pin['type'];
 
+/** The contents of `pins.toml`: the pins by name (docs/pins.md). */
 export interface Manifest {
   readonly pins: ReadonlyMap<string, Pin>;
 }

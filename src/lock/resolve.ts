@@ -33,6 +33,7 @@ import {
 import type { RefList } from './remote-refs.js';
 import { newestTag } from './tags.js';
 
+/** How `resolvePin` resolves: the cache to fetch into, offline, a shared fetcher, GitHub hosts. */
 export interface ResolveOptions {
   readonly cache: Cache;
   readonly offline?: boolean | undefined;

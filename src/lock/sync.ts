@@ -17,6 +17,7 @@ import { hashKind, impliedStorePath, LOCKFILE_VERSION, type LockedPin, type Lock
 import { effectivePin, type GithubHosts, type Manifest, type Pin, pinDigest } from './manifest.js';
 import { DEFAULT_CONCURRENCY, mapLimited } from './pool.js';
 
+/** How `synchronize` runs: the cache, offline, which pins to re-resolve, concurrency, the lockfile's path. */
 export interface SyncOptions {
   readonly cache: Cache;
   readonly offline?: boolean | undefined;
@@ -35,6 +36,7 @@ export interface SyncOptions {
     | undefined;
 }
 
+/** The pin names `synchronize` added, updated, kept unchanged and removed. */
 export interface SyncReport {
   readonly added: string[];
   readonly updated: string[];
@@ -42,6 +44,7 @@ export interface SyncReport {
   readonly removed: string[];
 }
 
+/** What `synchronize` returns: the new lockfile (not yet written), its report, and whether it changed. */
 export interface SyncResult {
   readonly lock: Lockfile;
   readonly report: SyncReport;
@@ -119,6 +122,11 @@ export function settledPlan(plan: SyncPlan, lock: Lockfile | undefined): SyncRes
   return { lock: { version: LOCKFILE_VERSION, pins: plan.kept }, report, changed };
 }
 
+/**
+ * Brings a lockfile in line with its manifest, as `fetch-cache lock` does: resolves new and changed pins
+ * (and those `update` names), keeps unchanged ones without network, drops removed ones. One failing pin
+ * fails the whole call; nothing is written (`writeLockfile` does that).
+ */
 export async function synchronize(
   manifest: Manifest,
   lock: Lockfile | undefined,

@@ -26,6 +26,7 @@
 
 import type { FetchCacheError } from '../errors.js';
 
+/** The kinds of records the maintenance service lists, reads and deletes. */
 export type Kind =
   | 'pathInfos'
   | 'narHashIndex'
@@ -62,6 +63,10 @@ export interface ReindexReport {
   bytes: number;
 }
 
+/**
+ * How gc, verify, stats and repair see and change a store (`cache.maintenance`): records by kind, sizes,
+ * deletion, compaction, damage.
+ */
 export interface Maintenance {
   /** What reports call the store's database: `<root>/db`, `memory`, a database URL without secrets. */
   readonly database: string;

@@ -11,6 +11,7 @@ import type { Node } from '../castore/nodes.js';
 import { createHasher } from '../nix/hashing.js';
 import { type RenderServices, renderNar } from './render.js';
 
+/** The NAR SHA-256 and size of a tree. */
 export interface NarSum {
   readonly narSha256: Uint8Array;
   readonly narSize: number;

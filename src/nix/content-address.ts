@@ -22,6 +22,7 @@ import {
 
 export type ContentAddressMethod = 'text' | 'flat' | 'nar' | 'git';
 
+/** A Nix content address: method (`text`, `flat`, `nar`, `git`) and hash. */
 export interface ContentAddress {
   readonly method: ContentAddressMethod;
   readonly hash: Hash;
@@ -94,6 +95,7 @@ function methodPrefix(method: ContentAddressMethod): string {
   }
 }
 
+/** A content address as Nix writes it (`fixed:r:sha256:<nix32>`, `text:sha256:…`). */
 export function formatContentAddress(ca: ContentAddress): string {
   return `${methodPrefix(ca.method)}${ca.hash.algo}:${encodeNix32(ca.hash.digest)}`;
 }

@@ -15,11 +15,13 @@ import { decodeNix32, encodeNix32, nix32Length } from './nixbase32.js';
 
 export type { HashAlgo } from './hashing.js';
 
+/** A hash: its algorithm and digest bytes. */
 export interface Hash {
   readonly algo: HashAlgo;
   readonly digest: Uint8Array;
 }
 
+/** How a hash is written: base16, nix32 (Nix's base-32), base64, or SRI (`sha256-<base64>`). */
 export type HashFormat = 'base16' | 'nix32' | 'base64' | 'sri';
 
 export const HASH_FORMATS: readonly HashFormat[] = ['base16', 'nix32', 'base64', 'sri'];
@@ -59,6 +61,7 @@ export function makeHash(algo: HashAlgo, digest: Uint8Array): Hash {
   return { algo, digest };
 }
 
+/** The hash of some bytes (a string is hashed as UTF-8). */
 export function hashOf(algo: HashAlgo, data: Uint8Array | string): Hash {
   return { algo, digest: digestOf(algo, data) };
 }
@@ -148,6 +151,7 @@ export function formatHash(h: Hash, format: HashFormat, opts?: { prefix?: boolea
   }
 }
 
+/** A hash in SRI form, `sha256-<base64>`. */
 export function toSRI(h: Hash): string {
   return formatHash(h, 'sri');
 }

@@ -41,6 +41,7 @@ export interface NarInfoFields {
   ca?: string;
 }
 
+/** A parsed `.narinfo`: its known fields, plus every line in order so it can be written back verbatim. */
 export interface NarInfo extends NarInfoFields {
   /** Lines with keys this parser does not know, in file order. */
   unknown: [string, string][];

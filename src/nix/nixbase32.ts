@@ -45,6 +45,7 @@ export function isNix32Length(len: number): boolean {
  */
 let scratch = Buffer.allocUnsafe(128);
 
+/** Bytes in Nix's base-32 (the hash part of store paths). */
 export function encodeNix32(bytes: Uint8Array): string {
   const n = bytes.length;
   const len = nix32Length(n);

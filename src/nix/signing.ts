@@ -22,12 +22,14 @@ import { formatHash, fromBase64Lenient, type Hash, toBase64 } from './hash.js';
 import { addSignatures, type NarInfo } from './narinfo.js';
 import { DEFAULT_STORE_DIR, formatStorePath, parseStorePath } from './store-path.js';
 
+/** An Ed25519 secret key with its name, as `nix-store --generate-binary-cache-key` writes it. */
 export interface SecretKey {
   name: string;
   /** 64 bytes: Ed25519 seed ‖ public key (libsodium `crypto_sign_SECRETKEYBYTES`). */
   key: Uint8Array;
 }
 
+/** An Ed25519 public key with its name, as in Nix's `trusted-public-keys`. */
 export interface PublicKey {
   name: string;
   /** 32 bytes. */
@@ -120,6 +122,7 @@ export function parseSecretKey(text: string): SecretKey {
   return { name, key };
 }
 
+/** A public key from Nix's `name:base64` text. */
 export function parsePublicKey(text: string): PublicKey {
   const { name, payload } = splitKeyText(text, 'public key');
   return { name, key: decodeKeyPayload(name, payload, 32, 'public key') };
@@ -130,6 +133,7 @@ export function formatSecretKey(key: SecretKey): string {
   return `${key.name}:${toBase64(key.key)}`;
 }
 
+/** A public key as Nix writes it: `name:base64`. */
 export function formatPublicKey(key: PublicKey): string {
   return `${key.name}:${toBase64(key.key)}`;
 }

@@ -14,12 +14,14 @@ import { compressHash, toBase16 } from './hash.js';
 import { sha256 } from './hashing.js';
 import { decodeNix32, encodeNix32, NIX32_ALPHABET } from './nixbase32.js';
 
+/** A store path without its store dir: the 20-byte digest and the name. */
 export interface StorePath {
   /** The 20-byte digest whose nix32 form is the hash part. */
   readonly digest: Uint8Array;
   readonly name: string;
 }
 
+/** `/nix/store`. */
 export const DEFAULT_STORE_DIR = '/nix/store';
 
 /**
@@ -187,10 +189,12 @@ export function storePathHashPart(sp: StorePath): string {
   return encodeNix32(sp.digest);
 }
 
+/** A store path without its store dir: `<hash>-<name>`. */
 export function storePathBaseName(sp: StorePath): string {
   return `${encodeNix32(sp.digest)}-${sp.name}`;
 }
 
+/** A store path as Nix prints it: `<storeDir>/<hash>-<name>`. */
 export function formatStorePath(sp: StorePath, storeDir: string = DEFAULT_STORE_DIR): string {
   checkStoreDir(storeDir);
   return `${storeDir}/${encodeNix32(sp.digest)}-${sp.name}`;
@@ -225,6 +229,7 @@ export function storePathFingerprint(
   return `${type}:sha256:${toBase16(innerSha256)}:${storeDir}:${name}`;
 }
 
+/** Nix's `makeStorePath`: the store path of a type string, an inner SHA-256 and a name. */
 export function makeStorePath(
   type: string,
   innerSha256: Uint8Array,
@@ -263,6 +268,7 @@ export function textPathType(references: readonly string[], storeDir: string = D
   return typeWithReferences('text', references, false, storeDir);
 }
 
+/** The store path of a text file (`builtins.toFile`): from its name, content hash and references. */
 export function makeTextPath(
   name: string,
   contentSha256: Uint8Array,
@@ -327,6 +333,10 @@ export function fixedOutputPathInput(
   return { type: 'output:out', innerSha256: sha256(innerFingerprint), innerFingerprint };
 }
 
+/**
+ * The store path of fixed-output content (`builtins.fetchTarball`, `fetchurl`, `nix-store --add-fixed`):
+ * from its name, method and hash.
+ */
 export function makeFixedOutputPath(
   opts: FixedOutputPathOptions,
   storeDir: string = DEFAULT_STORE_DIR,

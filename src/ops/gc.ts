@@ -34,6 +34,10 @@ import { parseStorePathBaseName, storePathBaseName } from '../nix/store-path.js'
 import type { PathInfo } from '../pathinfo/path-info.js';
 import { decodePathInfo } from '../pathinfo/proto.js';
 
+/**
+ * How `gc` runs: the size to evict down to, recent paths to keep, batch size, how long to wait for another
+ * gc.
+ */
 export interface GcOptions {
   /** After collecting garbage, evict least recently used paths until the store holds at most this many bytes. */
   readonly maxSize?: number | undefined;
@@ -47,6 +51,10 @@ export interface GcOptions {
   readonly now?: (() => number) | undefined;
 }
 
+/**
+ * What `gc` did: bytes freed, records deleted by kind, paths evicted, packs compacted, and what is left
+ * (`fetch-cache gc --json`).
+ */
 export interface GcReport {
   /** Bytes of stored values deleted (chunks, chunk lists, directories, path infos, small records). */
   freedBytes: number;
@@ -80,6 +88,11 @@ export function decodeStored(key: string, value: Uint8Array): PathInfo | undefin
   }
 }
 
+/**
+ * Garbage collection (`fetch-cache gc`): deletes what no path info reaches and gives pack space back; with
+ * `maxSize`, then evicts least recently used paths until the store fits. Safe while fetches and servers
+ * run; one gc at a time.
+ */
 export async function gc(cache: Cache, options: GcOptions = {}): Promise<GcReport> {
   const endTurn = await cache.coordination.gcTurn({
     timeoutMs: options.waitTimeoutMs,

@@ -13,6 +13,10 @@ import { closureOf, keyBytes, keyOf, RefCounts } from '../maintenance/reach.js';
 import type { Kind, Maintenance } from '../maintenance/service.js';
 import { decodeStored } from './gc.js';
 
+/**
+ * What a store holds (`fetch-cache stats --json`): paths, logical and stored bytes, dedup ratio, chunks,
+ * pack bytes, and what gc would delete.
+ */
 export interface StoreStats {
   paths: number;
   logicalBytes: number;
@@ -31,6 +35,7 @@ export interface StoreStats {
   unreachable: { chunks: number; chunkLists: number; directories: number; bytes: number };
 }
 
+/** What the store holds (`fetch-cache stats`), read through its maintenance service; exported as `stats`. */
 export async function storeStats(cache: Cache): Promise<StoreStats> {
   const store = cache.maintenance;
   const refs = new RefCounts();

@@ -40,6 +40,7 @@ import { locateDamage } from './damage.js';
 import { decodeStored } from './gc.js';
 import { pinnedTo, recordedSources } from './sources.js';
 
+/** Which paths `verify` checks, whether it repairs them, and how it tells progress. */
 export interface VerifyOptions {
   /** Only these paths (default: every path info). */
   readonly paths?: readonly StorePath[] | undefined;
@@ -50,6 +51,10 @@ export interface VerifyOptions {
   readonly onPath?: ((path: string, ok: boolean) => void) | undefined;
 }
 
+/**
+ * A path `verify` found damaged: what is wrong with it, and with `repair`, whether it was repaired or
+ * removed.
+ */
 export interface DamagedPath {
   /** The full store path (`<storeDir>/<hash>-<name>`; just the hash when the path info itself is unreadable). */
   path: string;
@@ -60,6 +65,7 @@ export interface DamagedPath {
   removed?: boolean;
 }
 
+/** What `verify` found (`fetch-cache verify --json`): paths checked, the damaged ones, NAR bytes hashed. */
 export interface VerifyReport {
   checked: number;
   damaged: DamagedPath[];
@@ -70,6 +76,11 @@ export interface VerifyReport {
 
 const EMPTY_NAME = new Uint8Array(0);
 
+/**
+ * Verification (`fetch-cache verify`): re-reads and re-hashes everything the paths reach, checks NAR hash,
+ * size and content address; with `repair`, deletes damaged values and fetches the paths again from their
+ * recorded sources. Changes nothing without `repair`.
+ */
 export async function verify(cache: Cache, options: VerifyOptions = {}): Promise<VerifyReport> {
   const started = performance.now();
   const store = cache.maintenance;

@@ -16,6 +16,10 @@ import {
 import { hashEquals, toSRI } from '../nix/hash.js';
 import { formatStorePath, type StorePath, storePathEquals } from '../nix/store-path.js';
 
+/**
+ * What the cache knows about a store path (snix `PathInfo`): its root node, NAR hash and size, content
+ * address, references, signatures.
+ */
 export interface PathInfo {
   readonly storePath: StorePath;
   /** The root node of the tree (file, directory or symlink). */

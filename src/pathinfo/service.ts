@@ -21,6 +21,7 @@ export interface PutOptions {
   readonly replace?: boolean | undefined;
 }
 
+/** The path-info service: path infos by store path digest and by NAR hash (`cache.pathInfos`). */
 export interface PathInfoService {
   /** The path info of the store path with this 20-byte digest; `undefined` on a miss. */
   get(storePathDigest: Uint8Array): Promise<PathInfo | undefined>;

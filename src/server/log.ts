@@ -4,10 +4,13 @@
  * collector. Secrets never reach here: callers pass fields, not headers.
  */
 
+/** The level of a log line. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
+/** The fields of one log line. */
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
+/** Where the server's log lines go (`jsonLogger`, or your own). */
 export interface Logger {
   log(level: LogLevel, msg: string, fields?: LogFields): void;
   /** Whether lines of this level are written (callers skip building fields otherwise); absent means yes. */

@@ -5,9 +5,8 @@
  * its render slot), listening on `HOST:PORT` or a unix socket, and a graceful
  * stop: no new connections, idle keep-alive sockets closed, in-flight
  * requests given `graceMs` to finish, then everything closed.
- * `serveUntilSignal` is the one place that holds a cache open for serving:
- * it runs the server until SIGTERM/SIGINT and then stops it (the caller
- * closes the cache).
+ * cache-server.ts wraps it as the `CacheServer` of the library and of
+ * `fetch-cache serve`.
  */
 
 import { rmSync } from 'node:fs';
@@ -40,6 +39,7 @@ export function parseBind(text: string): Bind {
   return { kind: 'tcp', host, port };
 }
 
+/** How long the server waits for a client (requests, headers, idle sockets, kept-alive connections). */
 export interface ServerTimeouts {
   /** Whole request (headers and body) must arrive within this (default 15 min, for large uploads). */
   requestMs?: number;
@@ -157,32 +157,4 @@ export async function startServer(
 
 function formatHost(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
-}
-
-/** Run until SIGTERM or SIGINT, then stop gracefully. Resolves once stopped. */
-export async function serveUntilSignal(
-  services: ServerServices,
-  bind: Bind,
-  timeouts: ServerTimeouts = {},
-): Promise<void> {
-  const running = await startServer(services, bind, timeouts);
-  services.log.log('info', 'listening', {
-    url: running.url,
-    priority: services.config.priority,
-    signingKeys: services.config.signingKeys.map((k) => k.name).join(' '),
-    uploads: services.auth.enabled,
-    zstd: services.zstd?.command ?? 'off',
-  });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      resolve(sig);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-  services.log.log('info', 'stopping', { signal });
-  await running.stop();
-  services.log.log('info', 'stopped');
 }

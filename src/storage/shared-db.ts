@@ -1,6 +1,6 @@
 /**
  * Opening the LevelDB of a cache root when several processes use the root at
- * once (README "Many processes, one root"). LevelDB admits one opener; the
+ * once (docs/operating.md, "Many processes, one root"). LevelDB admits one opener; the
  * composition root says how to open it (`OpenDatabase`), so nothing here
  * knows the backend. The first process to open it becomes the host: it uses the
  * database directly and serves it to the others over a unix socket in the

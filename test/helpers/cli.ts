@@ -41,13 +41,40 @@ export function runBin(args: readonly string[], opts: RunCliOptions = {}): Promi
   return runFile(CLI_BIN, args, opts);
 }
 
-function runFile(file: string, args: readonly string[], opts: RunCliOptions): Promise<CliResult> {
+/**
+ * Runs any program as `runCli` runs the CLI (stdout and stderr collected, `env` added to this process's,
+ * `undefined` removing a variable). With `group`, it runs in a process group of its own, killed once it
+ * exits, so that what it started in the background (a shell's `serve &`) goes with it.
+ */
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  opts: RunCliOptions & { group?: boolean } = {},
+): Promise<CliResult> {
+  return runFile(file, args, opts);
+}
+
+function runFile(
+  file: string,
+  args: readonly string[],
+  opts: RunCliOptions & { group?: boolean },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       env: { ...process.env, ...opts.env },
       cwd: opts.cwd ?? REPO_ROOT,
       stdio: 'pipe',
+      detached: opts.group === true,
     });
+    if (opts.group === true) {
+      child.once('close', () => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // the group is gone already
+        }
+      });
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

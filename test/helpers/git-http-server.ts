@@ -102,13 +102,12 @@ async function handle(
   res.end();
 }
 
-/** Serve every repository below `projectRoot` over smart HTTP until `close()`. */
-export async function startGitHttpServer(
+/** A request listener serving every repository below `projectRoot` over smart HTTP, logging into `requests`. */
+export function gitHttpHandler(
   projectRoot: string,
-  options: { tls?: TlsIdentity } = {},
-): Promise<GitHttpServer> {
-  const requests: GitHttpRequestLog[] = [];
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+  requests: GitHttpRequestLog[] = [],
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
     const log: GitHttpRequestLog = { method: req.method ?? 'GET', url: req.url ?? '/', responseBytes: 0 };
     requests.push(log);
     handle(projectRoot, req, res, log).catch(() => {
@@ -116,6 +115,15 @@ export async function startGitHttpServer(
       res.end();
     });
   };
+}
+
+/** Serve every repository below `projectRoot` over smart HTTP until `close()`. */
+export async function startGitHttpServer(
+  projectRoot: string,
+  options: { tls?: TlsIdentity } = {},
+): Promise<GitHttpServer> {
+  const requests: GitHttpRequestLog[] = [];
+  const handler = gitHttpHandler(projectRoot, requests);
   const { server, scheme } = createHttpServer(handler, options.tls);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

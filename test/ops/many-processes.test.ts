@@ -1,5 +1,5 @@
 /**
- * Many processes, one root (docs/architecture.md; README "Many processes, one root"): several `fetch-cache fetch url`
+ * Many processes, one root (docs/architecture.md; docs/operating.md "Many processes, one root"): several `fetch-cache fetch url`
  * processes at once, next to a long-running process that holds the root
  * (a library user, then `fetch-cache serve`). None may fail with a lock
  * error, nothing may be lost: every fetch exits 0, `path-info --all` lists

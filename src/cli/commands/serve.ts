@@ -54,13 +54,13 @@ export const serveCommand: Command = {
   },
   async run(ctx) {
     if (ctx.args.length !== 0) throw new UsageError('serve takes no arguments');
-    const { parseBind, DEFAULT_BIND, serveUntilSignal } = await import('../../server/server.js');
-    const { createServices } = await import('../../server/services.js');
+    const { parseBind, DEFAULT_BIND } = await import('../../server/server.js');
+    const { createServer, serveUntilSignal } = await import('../../server/cache-server.js');
     const { jsonLogger } = await import('../../server/log.js');
     const { parseSecretKey } = await import('../../nix/signing.js');
-    let bind: ReturnType<typeof parseBind>;
+    const bind = stringOption(ctx, 'bind') ?? DEFAULT_BIND;
     try {
-      bind = parseBind(stringOption(ctx, 'bind') ?? DEFAULT_BIND);
+      parseBind(bind);
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
@@ -96,29 +96,18 @@ export const serveCommand: Command = {
     await withCache(
       ctx,
       async (cache) => {
-        const services = createServices(cache, {
+        // --quiet: warnings and errors only, no line per request.
+        const log = jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug');
+        const server = createServer(cache, {
           priority: priorityText === undefined ? undefined : Number(priorityText),
           signingKeys,
           uploadToken,
           maxUploadBytes,
           maxRenders: rendersText === undefined ? undefined : Number(rendersText),
-          zstd: compression === 'none' ? false : undefined,
-          // --quiet: warnings and errors only, no line per request.
-          log: jsonLogger(ctx.stdout, undefined, ctx.globals.quiet ? 'warn' : 'debug'),
+          compression,
+          log,
         });
-        try {
-          await serveUntilSignal(services, bind);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-            throw new FetchCacheError(
-              'ERR_IO',
-              `cannot listen on ${stringOption(ctx, 'bind') ?? DEFAULT_BIND}: ${code}`,
-              { cause: e },
-            );
-          }
-          throw e;
-        }
+        await serveUntilSignal(server, bind, log);
       },
       // A server reads the same large blobs again and again: remember where their chunks are.
       { locationCache: 1 << 16 },

@@ -40,6 +40,7 @@ const PASS_THROUGH = 8 * 1024;
 
 type State = 'node' | 'contents' | 'directory' | 'done' | 'finished';
 
+/** Writes a NAR incrementally, node by node, to a sink; names must come sorted. */
 export class NarEncoder {
   readonly #sink: (chunk: Uint8Array) => void;
   readonly #buf = new Uint8Array(BUFFER_SIZE);

@@ -31,6 +31,10 @@ import {
 /** Name components from the root; `[]` is the root itself. */
 export type NarPath = readonly Uint8Array[];
 
+/**
+ * What `NarParser` reports: directory starts and ends, files (with their contents in pieces) and symlinks,
+ * by path.
+ */
 export type NarEvent =
   | { type: 'directory'; path: NarPath }
   | { type: 'directoryEnd'; path: NarPath }
@@ -101,6 +105,10 @@ function matches(src: Uint8Array, at: number, n: number, want: Uint8Array): bool
   return true;
 }
 
+/**
+ * A strict streaming NAR parser: fed bytes in any pieces, reports `NarEvent`s; refuses what Nix refuses
+ * (ERR_BAD_NAR).
+ */
 export class NarParser {
   readonly #scratch = new Uint8Array(SCRATCH_SIZE);
   /** Bytes of the current step already copied into `#scratch`. */
