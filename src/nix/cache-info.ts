@@ -1,5 +1,5 @@
 /**
- * `nix-cache-info`, the file at a binary cache's root (spec §6.2): lines of
+ * `nix-cache-info`, the file at a binary cache's root (docs/formats.md §9): lines of
  * `Key: value`. Reading follows Nix's `BinaryCacheStore::init`: each line is
  * split at its first `:`, the value trimmed, lines without `:` skipped, later
  * lines win. `StoreDir` must match the client's store; `WantMassQuery: 1`

@@ -1,5 +1,5 @@
 /**
- * Content-address (`CA`) strings of narinfo and path info (spec §4):
+ * Content-address (`CA`) strings of narinfo and path info (docs/formats.md §4):
  * `text:sha256:<digest>`, `fixed:<algo>:<digest>` (flat), `fixed:r:<algo>:…`
  * (NAR) and `fixed:git:<algo>:…`. Parsing follows `ContentAddress::parse` in
  * nix/src/libstore/content-address.cc (digest in base16, nix32 or base64, told

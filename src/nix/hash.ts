@@ -1,6 +1,6 @@
 /**
  * Nix hashes as values: an algorithm plus digest bytes, parsed from and printed
- * to every textual form Nix uses (spec §2.1): base16, nix32, base64, the
+ * to every textual form Nix uses (docs/formats.md §2): base16, nix32, base64, the
  * prefixed `algo:<any of the three>` (encoding told apart by length) and SRI
  * `algo-<base64>`. Parsing follows `Hash::parseAny` in nix/src/libutil/hash.cc,
  * including its lenient base64 decoder; output is always canonical (lowercase

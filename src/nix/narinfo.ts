@@ -1,5 +1,5 @@
 /**
- * `.narinfo` files (spec §6.3): one store object's metadata in a binary cache,
+ * `.narinfo` files (docs/formats.md §7): one store object's metadata in a binary cache,
  * lines of `Key: value\n`. Parsing follows Nix's `NarInfo::NarInfo`
  * (nar-info.cc): key up to the first `:`, value after exactly `": "` up to the
  * newline, the last line newline-terminated, unknown keys kept aside, a missing

@@ -3,7 +3,7 @@
  * narinfo and CA strings. Alphabet `0123456789abcdfghijklmnpqrsvwxyz` (no
  * `e o u t`). The byte string is read as one little-endian number and printed
  * most significant 5-bit group first, so the last output character holds the
- * low bits of the first byte (nix/src/libutil/base-nix-32.cc, spec §2.2).
+ * low bits of the first byte (nix/src/libutil/base-nix-32.cc, docs/formats.md §2).
  * Encoding runs once per store path we print, so it avoids BigInt and string
  * concatenation.
  */

@@ -1,5 +1,5 @@
 /**
- * Nix's Ed25519 binary-cache keys and store-path signatures (spec §7). Keys and
+ * Nix's Ed25519 binary-cache keys and store-path signatures (docs/formats.md §8). Keys and
  * signatures are text `<name>:<base64>`: a secret key holds libsodium's 64-byte
  * layout (32-byte seed ‖ 32-byte public key), a public key 32 bytes, a signature
  * 64 bytes. What gets signed is the path fingerprint
@@ -54,7 +54,7 @@ export interface PathFingerprintInput {
 export interface FingerprintOptions {
   /**
    * Keep the references in the given order instead of sorting them bytewise.
-   * Only for legacy narinfos signed over unsorted References (spec §7.2); C++
+   * Only for legacy narinfos signed over unsorted References (docs/formats.md §8); C++
    * Nix always sorts.
    */
   keepReferenceOrder?: boolean;
@@ -166,7 +166,7 @@ function compareBytewise(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** The string Nix signs for a store path (`ValidPathInfo::fingerprint`, spec §7.2). */
+/** The string Nix signs for a store path (`ValidPathInfo::fingerprint`, docs/formats.md §8). */
 export function fingerprintPath(input: PathFingerprintInput, options: FingerprintOptions = {}): string {
   if (!Number.isSafeInteger(input.narSize) || input.narSize <= 0) {
     throw new FetchCacheError(

@@ -1,5 +1,5 @@
 /**
- * Store paths (spec §3): `<storeDir>/<nix32 of 20 bytes>-<name>`, the name
+ * Store paths (docs/formats.md §3): `<storeDir>/<nix32 of 20 bytes>-<name>`, the name
  * rules of Nix ≥ 2.21, parsing with Nix's canonicalisation, and the path
  * computations Nix uses for content-addressed objects: `makeStorePath`
  * (fingerprint → sha256 → XOR-fold to 20 bytes → nix32), text paths
@@ -296,7 +296,7 @@ export interface FixedOutputPathInput {
 }
 
 /**
- * The `makeStorePath` inputs of a fixed-output path (spec §3.4). NAR+sha256 is
+ * The `makeStorePath` inputs of a fixed-output path (docs/formats.md §3). NAR+sha256 is
  * the `source` type with the hash itself as inner hash; everything else is
  * `output:out` over `fixed:out:…` and may not have references: that, and git
  * with an algorithm other than sha1/sha256, throw ERR_BAD_CA because the

@@ -45,7 +45,7 @@ export function narInfoFieldsOf(
   };
 }
 
-/** Our signatures over a path info, one per key (fingerprint of spec §7.2). */
+/** Our signatures over a path info, one per key (fingerprint of docs/formats.md §8). */
 export function signPathInfo(info: PathInfo, keys: readonly SecretKey[], storeDir: string): string[] {
   if (keys.length === 0) return [];
   const fingerprint = fingerprintPath({
