@@ -33,6 +33,11 @@ export interface CacheOptions {
   /** A cache root, `level://<root>`; default from `FETCH_CACHE_ROOT`, then the platform cache dir. */
   root?: string | undefined;
   /**
+   * Where chunk bytes go, for a store that keeps them beside its records (`postgres://`): a byte store
+   * URL, `file:///abs/dir` (backends/chunk-stores.ts). Default: `FETCH_CACHE_BLOB_STORE`.
+   */
+  blobStore?: string | undefined;
+  /**
    * The store dir (canonicalised, must be absolute); default the one the store records, else `/nix/store`.
    * A different one than the store records is ERR_STORE_DIR.
    */
@@ -111,7 +116,9 @@ export function storeUrl(options: Pick<CacheOptions, 'store' | 'root' | 'memory'
  * ERR_STORE_VERSION, ERR_STORE_DIR and ERR_DB_DAMAGED when it cannot be opened as it is.
  */
 export async function openCache(options: CacheOptions = {}): Promise<Cache> {
+  const env = options.env ?? process.env;
   const store = await openStore(storeUrl(options), {
+    blobStore: options.blobStore ?? (env.FETCH_CACHE_BLOB_STORE || undefined),
     storeDir: options.storeDir === undefined ? undefined : canonicalStoreDir(options.storeDir),
     lockTimeoutMs: options.lockTimeoutMs,
     onWait: options.onWait,

@@ -7,6 +7,10 @@
  *   level:///abs/root   a cache root on this machine (level.ts); the default
  *                       root and `--root DIR` mean `level://DIR`
  *   memory:             a store in this process's memory (memory.ts)
+ *   postgres://user@host:port/database
+ *                       records in PostgreSQL, shared by any number of
+ *                       machines, chunk bytes in the blob store given beside
+ *                       it (`blobStore`: chunk-stores.ts) (postgres.ts)
  *
  * A new backend (a database for metadata, an object store for chunk bytes,
  * a read-through combinator) is a module with an opener, one entry below,
@@ -17,6 +21,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { StoreServices } from '../cache.js';
 import { FetchCacheError } from '../errors.js';
+import { parseBlobStoreUrl, redactUrl } from './chunk-stores.js';
 
 export interface StoreOptions {
   /** The store dir asked for (canonical); undefined: the one the store records, else `/nix/store`. */
@@ -31,6 +36,11 @@ export interface StoreOptions {
   readonly repairDatabase?: boolean | undefined;
   /** Told when the database was rebuilt (then `maintenance.reindex()` finds the chunks it lost). */
   readonly onDatabaseRepaired?: ((how: string) => void) | undefined;
+  /**
+   * Where chunk bytes go, for a store whose records are elsewhere (`postgres://`): a byte store URL
+   * (chunk-stores.ts). Required there, refused by a store that keeps its own bytes.
+   */
+  readonly blobStore?: string | undefined;
 }
 
 interface Backend {
@@ -39,7 +49,27 @@ interface Backend {
   /** Throws ERR_BAD_URL unless `url` is one this backend opens. */
   check(url: URL, text: string): void;
   open(url: URL, options: StoreOptions): Promise<StoreServices>;
+  /** Whether the store keeps chunk bytes in a blob store given beside it (`StoreOptions.blobStore`). */
+  readonly blobStore?: boolean;
+  /** Brings the store's schema up to this code's (`fetch-cache migrate`), where it has one. */
+  migrate?(url: URL): Promise<{ from: number; to: number }>;
 }
+
+const postgres: Backend = {
+  form: 'postgres://user@host:port/database',
+  check(url, text) {
+    if (url.hash !== '') throw badUrl(text, 'a postgres:// store URL has no #fragment');
+  },
+  blobStore: true,
+  async open(url, options) {
+    const { openPostgresStore } = await import('./postgres.js');
+    return openPostgresStore(url.href, options);
+  },
+  async migrate(url) {
+    const { migratePostgresStore } = await import('./postgres.js');
+    return migratePostgresStore(url.href);
+  },
+};
 
 const BACKENDS: Readonly<Record<string, Backend>> = {
   'level:': {
@@ -64,17 +94,14 @@ const BACKENDS: Readonly<Record<string, Backend>> = {
       return openMemoryStore(options);
     },
   },
+  'postgres:': postgres,
+  'postgresql:': postgres,
 };
 
 function badUrl(text: string, why: string): FetchCacheError {
-  return new FetchCacheError('ERR_BAD_URL', `bad store URL '${redact(text)}': ${why}`, {
-    path: redact(text),
+  return new FetchCacheError('ERR_BAD_URL', `bad store URL '${redactUrl(text)}': ${why}`, {
+    path: redactUrl(text),
   });
-}
-
-/** A URL for messages: without a password. */
-function redact(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1***@');
 }
 
 /** The store URL of a cache root. */
@@ -107,8 +134,39 @@ export function parseStoreUrl(text: string): URL {
   return url;
 }
 
+/**
+ * The store URL and the blob store URL checked together (ERR_BAD_URL): a blob store only for a
+ * store that keeps its bytes in one, and then one it can open.
+ */
+export function checkStoreUrls(text: string, blobStore: string | undefined): URL {
+  const url = parseStoreUrl(text);
+  if (blobStore !== undefined) {
+    if (BACKENDS[url.protocol]!.blobStore !== true) {
+      throw badUrl(
+        text,
+        `a ${url.protocol} store keeps its own chunk bytes: no blob store (${redactUrl(blobStore)})`,
+      );
+    }
+    parseBlobStoreUrl(blobStore);
+  }
+  return url;
+}
+
 /** Every service of the store at `text`, opened by its backend. */
 export async function openStore(text: string, options: StoreOptions = {}): Promise<StoreServices> {
-  const url = parseStoreUrl(text);
+  const url = checkStoreUrls(text, options.blobStore);
   return BACKENDS[url.protocol]!.open(url, options);
+}
+
+/**
+ * Brings the schema of the store at `text` up to this code's (`fetch-cache migrate`); returns the
+ * versions before and after. A store without a schema (a cache root, memory) is ERR_BAD_URL.
+ */
+export async function migrateStore(text: string): Promise<{ from: number; to: number }> {
+  const url = parseStoreUrl(text);
+  const backend = BACKENDS[url.protocol]!;
+  if (backend.migrate === undefined) {
+    throw badUrl(text, `a ${url.protocol} store has no schema to migrate (only postgres:// stores have one)`);
+  }
+  return backend.migrate(url);
 }

@@ -14,6 +14,7 @@ export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 /** Options every command accepts, before or after the sub-command. */
 export const GLOBAL_OPTIONS = {
   store: { type: 'string' },
+  'blob-store': { type: 'string' },
   root: { type: 'string' },
   'store-dir': { type: 'string' },
   json: { type: 'boolean' },
@@ -27,6 +28,8 @@ export const GLOBAL_OPTIONS = {
 export interface GlobalOptions {
   /** The store URL (`--store`, else `FETCH_CACHE_STORE` unless `--root` is given). */
   store: string | undefined;
+  /** Where a `postgres://` store keeps chunk bytes (`--blob-store`, else `FETCH_CACHE_BLOB_STORE`). */
+  blobStore: string | undefined;
   /** The cache root (`--root`, else `FETCH_CACHE_ROOT`), when no store URL is given. */
   root: string | undefined;
   /** `--store-dir`, canonical; undefined: the one the root records. */
@@ -90,6 +93,34 @@ export function expectArgs(ctx: CommandContext, count: number, names: string): s
   return ctx.args;
 }
 
+/** The store and blob store URLs of the global options, checked: a bad one is bad usage. */
+export async function checkStoreOptions(ctx: CommandContext): Promise<void> {
+  const { store, blobStore } = ctx.globals;
+  if (store === undefined) {
+    if (blobStore !== undefined) {
+      const from = ctx.values['blob-store'] === undefined ? 'FETCH_CACHE_BLOB_STORE' : '--blob-store';
+      throw new UsageError(
+        `${from}: a blob store is for a postgres:// store (--store URL), not a cache root`,
+      );
+    }
+    return;
+  }
+  const { checkStoreUrls } = await import('../backends/registry.js');
+  try {
+    checkStoreUrls(store, blobStore);
+  } catch (e) {
+    const message = (e as Error).message;
+    const from = message.startsWith('bad blob store')
+      ? ctx.values['blob-store'] === undefined
+        ? 'FETCH_CACHE_BLOB_STORE'
+        : '--blob-store'
+      : ctx.values.store === undefined
+        ? 'FETCH_CACHE_STORE'
+        : '--store';
+    throw new UsageError(`${from}: ${message}`);
+  }
+}
+
 /**
  * Open the cache named by the global options, run `fn`, and always close it.
  * The store modules (and LevelDB's native addon) load only here, so commands
@@ -102,19 +133,12 @@ export async function withCache<T>(
   options: Pick<CacheOptions, 'locationCache' | 'repairDatabase' | 'onDatabaseRepaired'> = {},
 ): Promise<T> {
   const { openCache } = await import('../cache.js');
-  const { store } = ctx.globals;
-  if (store !== undefined) {
-    const { parseStoreUrl } = await import('../backends/registry.js');
-    try {
-      parseStoreUrl(store);
-    } catch (e) {
-      const from = ctx.values.store === undefined ? 'FETCH_CACHE_STORE' : '--store';
-      throw new UsageError(`${from}: ${(e as Error).message}`);
-    }
-  }
+  const { store, blobStore } = ctx.globals;
+  await checkStoreOptions(ctx);
   const cache = await openCache({
     ...options,
     store,
+    blobStore,
     root: store === undefined ? ctx.globals.root : undefined,
     storeDir: ctx.globals.storeDir,
     env: ctx.env,

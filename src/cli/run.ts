@@ -42,6 +42,7 @@ const COMMANDS: Command[] = [
 /** Global options that take a value, so their value is not mistaken for a command word. */
 const VALUE_GLOBALS = new Set([
   '--store',
+  '--blob-store',
   '--root',
   '--store-dir',
   '--stalled-download-timeout',
@@ -100,7 +101,7 @@ export function packageVersion(): string {
 
 function usageText(): string {
   const lines = [
-    'usage: fetch-cache [--version] [--store URL|--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
+    'usage: fetch-cache [--version] [--store URL [--blob-store URL]|--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
     '                   [--stalled-download-timeout SECONDS] [--max-download-size BYTES] COMMAND …',
     '',
   ];
@@ -125,19 +126,21 @@ function endOnClosedOutput(io: { stdout: NodeJS.WritableStream; stderr: NodeJS.W
 
 /**
  * The store: `--store URL` or `--root DIR` (not both), else `FETCH_CACHE_STORE`, else `FETCH_CACHE_ROOT`
- * (else the default root). `--root DIR` is the store `level://DIR`.
+ * (else the default root). `--root DIR` is the store `level://DIR`. `--blob-store URL`, else
+ * `FETCH_CACHE_BLOB_STORE`: where a `postgres://` store keeps chunk bytes.
  */
 function storeOptions(
   values: CommandContext['values'],
   env: NodeJS.ProcessEnv,
-): { store: string | undefined; root: string | undefined } {
+): { store: string | undefined; root: string | undefined; blobStore: string | undefined } {
   const store = values.store as string | undefined;
   const root = values.root as string | undefined;
+  const blobStore = (values['blob-store'] as string | undefined) ?? (env.FETCH_CACHE_BLOB_STORE || undefined);
   if (store !== undefined && root !== undefined) throw new UsageError('give --store or --root, not both');
-  if (store !== undefined) return { store, root: undefined };
-  if (root !== undefined) return { store: undefined, root };
-  if (env.FETCH_CACHE_STORE) return { store: env.FETCH_CACHE_STORE, root: undefined };
-  return { store: undefined, root: env.FETCH_CACHE_ROOT };
+  if (store !== undefined) return { store, root: undefined, blobStore };
+  if (root !== undefined) return { store: undefined, root, blobStore };
+  if (env.FETCH_CACHE_STORE) return { store: env.FETCH_CACHE_STORE, root: undefined, blobStore };
+  return { store: undefined, root: env.FETCH_CACHE_ROOT, blobStore };
 }
 
 /**

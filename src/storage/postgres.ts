@@ -75,6 +75,40 @@ export const MIGRATIONS: readonly string[] = [
    create trigger kv_pathinfo_deleted after delete on kv for each row
      when (substring(old.key for 10) = '!pathinfo!'::bytea) execute function pathinfo_changed();
    create trigger kv_truncated after truncate on kv for each statement execute function pathinfo_changed()`,
+
+  // 3: what the store records about itself, and the coordination rows (coordination/postgres.ts).
+  `create table store_settings (
+     one boolean primary key default true check (one),
+     store_dir text not null
+   );
+   comment on table store_settings is 'fetch-cache: the store dir the store''s paths are made for, recorded by its first opener';
+
+   create table path_uses (
+     path bytea primary key,
+     used_at bigint not null
+   );
+   comment on table path_uses is 'fetch-cache: the last use of each path (20-byte store path digest), ms since the epoch, for gc --max-size';
+
+   create table use_leases (
+     id bigserial primary key,
+     path bytea not null,
+     expires_at timestamptz not null
+   );
+   create index use_leases_expires_at on use_leases (expires_at);
+   comment on table use_leases is 'fetch-cache: paths a reader (a NAR being served) holds; renewed while held, void once expired';
+
+   create table pending_uploads (
+     nar_sha256 bytea primary key,
+     file_sha256 bytea not null,
+     node bytea not null,
+     nar_size bigint not null,
+     file_size bigint not null,
+     compression text not null,
+     received_at bigint not null
+   );
+   create index pending_uploads_file_sha256 on pending_uploads (file_sha256);
+   create index pending_uploads_received_at on pending_uploads (received_at);
+   comment on table pending_uploads is 'fetch-cache: NARs uploaded to a server (PUT nar), waiting for their narinfo, which may reach another server; void after received_at + 1 hour'`,
 ];
 
 /** The sublevel whose writes bump `pathinfo_generation` (pathinfo/leveldb.ts PATHINFO_SUBLEVEL, at the root). */

@@ -34,7 +34,7 @@ function refusal(text: string): string {
 }
 
 describe('store URLs', () => {
-  it('accepts level:///abs/root and memory:, and refuses the rest with ERR_BAD_URL', () => {
+  it('accepts level:///abs/root, memory: and postgres://, and refuses the rest with ERR_BAD_URL', () => {
     expect(parseStoreUrl('level:///var/cache/fc').protocol).toBe('level:');
     expect(parseStoreUrl('level:/var/cache/fc').protocol).toBe('level:');
     expect(parseStoreUrl('memory:').protocol).toBe('memory:');
@@ -42,14 +42,19 @@ describe('store URLs', () => {
     expect(refusal('level:relative/dir')).toMatch(/absolute path/);
     expect(refusal('level:///x?cache=1')).toMatch(/absolute path/);
     expect(refusal('memory:other')).toMatch(/nothing after the scheme/);
-    expect(refusal('redis://localhost')).toMatch(/no backend for 'redis:' \(level:, memory:\)/);
+    expect(parseStoreUrl('postgres://fc@db.example:5432/cache').protocol).toBe('postgres:');
+    expect(parseStoreUrl('postgresql://db.example/cache?search_path=fc').protocol).toBe('postgresql:');
+    expect(refusal('postgres://db.example/cache#x')).toMatch(/no #fragment/);
+    expect(refusal('redis://localhost')).toMatch(
+      /no backend for 'redis:' \(level:, memory:, postgres:, postgresql:\)/,
+    );
     expect(refusal('/var/cache/fc')).toMatch(/not a URL/);
   });
 
   it('never repeats a password', () => {
-    const message = refusal('postgres://fc:hunter2@db.example/cache');
+    const message = refusal('mysql://fc:hunter2@db.example/cache');
     expect(message).not.toContain('hunter2');
-    expect(message).toContain('postgres://fc:***@db.example/cache');
+    expect(message).toContain('mysql://fc:***@db.example/cache');
   });
 
   it('a root and its level: URL are the same store, whatever its path holds', async () => {

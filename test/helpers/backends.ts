@@ -9,9 +9,11 @@
  * process does, storage/shared-db.ts), and the handle under test may be
  * that second one.
  *
- * A new backend adds its entry here (issue 20: `postgres://…` with an S3
- * byte store, and the same with a near cache); docs/architecture.md says
- * what it must pass.
+ * A new backend adds its entry here; docs/architecture.md says what it must
+ * pass. `postgres://` runs on the real PostgreSQL named by
+ * FETCH_CACHE_TEST_POSTGRES (scripts/services/pg-up.sh), each store a schema
+ * of its own with its chunk bytes in a directory (`file://`); without the
+ * server it is left out, except in CI (CI=true), where it stays and fails.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,6 +23,8 @@ import { levelUrl } from '../../src/backends/registry.js';
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
 import { type Cache, openCache } from '../../src/cache.js';
 import { corruptChunk } from './chunk-damage.js';
+import { TEST_POSTGRES } from './postgres.js';
+import { postgresStore } from './postgres-store.js';
 
 export interface OpenedBackend {
   readonly cache: Cache;
@@ -91,4 +95,27 @@ export const BACKENDS: readonly BackendUnderTest[] = [
     },
     corrupt: corruptChunk,
   },
+  ...(TEST_POSTGRES === undefined && process.env.CI !== 'true'
+    ? []
+    : [
+        {
+          name: 'postgres:// + file:// blob store',
+          chunker: DEFAULT_CHUNKER_PARAMS,
+          async open() {
+            const s = await postgresStore();
+            const cache = await openCache({ store: s.store, blobStore: s.blobStore });
+            const other = await openCache({ store: s.store, blobStore: s.blobStore });
+            return {
+              cache,
+              other,
+              close: async () => {
+                await other.close();
+                await cache.close();
+                await s.remove();
+              },
+            };
+          },
+          corrupt: corruptChunk,
+        },
+      ]),
 ];

@@ -59,6 +59,7 @@ describe('serve CLI', () => {
     const ctx: CommandContext = {
       globals: {
         store: undefined,
+        blobStore: undefined,
         root: join(tmp, 'root'),
         storeDir: '/nix/store',
         json: false,

@@ -1,7 +1,9 @@
 /**
- * Operating a cache root: `gc`, `verify` and `stats` (docs/cli.md), thin over
- * src/ops/. `verify` exits 1 (ERR_INTEGRITY on stderr) when damage remains
- * after it ran — with `--repair`, when some path could not be repaired —
+ * Operating a store: `gc`, `verify` and `stats` (docs/cli.md), thin over
+ * src/ops/, and `migrate`, which brings a `postgres://` store's schema up to
+ * this version's (backends/registry.ts). `verify` exits 1 (ERR_INTEGRITY on
+ * stderr) when damage remains after it ran — with `--repair`, when some path
+ * could not be repaired —
  * and still prints its report on stdout first: one line per damaged path
  * with its count of problems (every problem with `--verbose` or `--json`).
  */
@@ -11,6 +13,7 @@ import { parseStorePath } from '../../nix/store-path.js';
 import {
   byteCount,
   type Command,
+  checkStoreOptions,
   stringOption,
   UsageError,
   withCache,
@@ -155,4 +158,25 @@ export const statsCommand: Command = {
   },
 };
 
-export const OPS_COMMANDS: Command[] = [gcCommand, verifyCommand, statsCommand];
+export const migrateCommand: Command = {
+  words: ['migrate'],
+  usage: 'migrate',
+  summary:
+    "bring a postgres:// store's schema (--store URL) up to this version's: once per upgrade, from any machine",
+  options: {},
+  async run(ctx) {
+    if (ctx.args.length > 0) throw new UsageError('migrate takes no arguments');
+    const store = ctx.globals.store;
+    if (store === undefined) {
+      throw new UsageError('migrate needs a postgres:// store: --store URL (or FETCH_CACHE_STORE)');
+    }
+    await checkStoreOptions(ctx);
+    const { migrateStore } = await import('../../backends/registry.js');
+    const { from, to } = await migrateStore(store);
+    if (ctx.globals.json) writeJson(ctx.stdout, { from, to });
+    else if (from === to) writeLine(ctx.stdout, `the schema is up to date (version ${to})`);
+    else writeLine(ctx.stdout, `migrated the schema from version ${from} to ${to}`);
+  },
+};
+
+export const OPS_COMMANDS: Command[] = [gcCommand, verifyCommand, statsCommand, migrateCommand];

@@ -1,0 +1,103 @@
+/**
+ * What the coordination of a `postgres://` store (src/coordination/postgres.ts,
+ * pg-uploads.ts) does beyond the conformance suite (run on it by
+ * test/backends/conformance.test.ts): a use lease nobody renews (its process
+ * died) stops counting once it expires, and one that is renewed does not;
+ * pending uploads are bounded in number and age, as rows every server sees.
+ * On the real PostgreSQL (FETCH_CACHE_TEST_POSTGRES); skipped without it
+ * (test/backends/postgres.test.ts fails in CI then).
+ */
+
+import postgres from 'postgres';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PgPendingUploads } from '../../src/coordination/pg-uploads.js';
+import { PostgresCoordination } from '../../src/coordination/postgres.js';
+import type { PendingUpload } from '../../src/coordination/service.js';
+import { TEST_POSTGRES } from '../helpers/postgres.js';
+import { postgresStore, type TestPostgresStore } from '../helpers/postgres-store.js';
+
+const opened: { end(): Promise<void> }[] = [];
+const stores: TestPostgresStore[] = [];
+afterEach(async () => {
+  for (const o of opened.splice(0).reverse()) await o.end();
+  for (const s of stores.splice(0)) await s.remove();
+});
+
+async function pools(): Promise<{ sql: postgres.Sql; sessions: postgres.Sql }> {
+  const s = await postgresStore();
+  stores.push(s);
+  const sql = postgres(s.store, { max: 4, onnotice: () => {} });
+  const sessions = postgres(s.store, { max: 4, onnotice: () => {} });
+  opened.push({ end: () => sql.end() }, { end: () => sessions.end() });
+  return { sql, sessions };
+}
+
+function upload(n: number, receivedAt: number): PendingUpload {
+  return {
+    node: { type: 'file', digest: new Uint8Array(32).fill(n), size: n, executable: true },
+    narSha256: new Uint8Array(32).fill(n),
+    narSize: 2 ** 40 + n,
+    fileSha256: new Uint8Array(32).fill(100 + n),
+    fileSize: n,
+    compression: 'zstd',
+    receivedAt,
+  };
+}
+
+/** Waits (at most 20 s) until `done()`. */
+async function until(done: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (await done()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(await done()).toBe(true);
+}
+
+describe.skipIf(TEST_POSTGRES === undefined)('coordination of a postgres:// store', () => {
+  it('a use lease that is not renewed (its process died) stops counting once it expires', async () => {
+    const p = await pools();
+    const dying = await PostgresCoordination.open({ ...p, holdTtlMs: 300 });
+    const other = await PostgresCoordination.open(p);
+    const digest = new Uint8Array(20).fill(3);
+    await dying.hold(digest); // never released
+    expect(await other.held()).toEqual(new Set([Buffer.from(digest).toString('hex')]));
+    await dying.close(); // stops renewing, as a killed process does
+    await until(async () => (await other.held()).size === 0);
+    await other.close();
+  });
+
+  it('a held lease is renewed while held', async () => {
+    const p = await pools();
+    const c = await PostgresCoordination.open({ ...p, holdTtlMs: 600 });
+    const release = await c.hold(new Uint8Array(20).fill(4));
+    const expiry = async () =>
+      (
+        await p.sql<
+          { at: number }[]
+        >`select extract(epoch from max(expires_at))::float8 as at from use_leases`
+      )[0]!.at;
+    const first = await expiry();
+    await until(async () => (await expiry()) > first);
+    await release();
+    expect(await c.held()).toEqual(new Set());
+    await c.close();
+  });
+
+  it('pending uploads: the newest `capacity` kept, none past their age, seen by every handle', async () => {
+    const p = await pools();
+    let now = 1_000_000;
+    const a = new PgPendingUploads(p.sql, 2, 10_000, () => now);
+    const b = new PgPendingUploads(p.sql, 2, 10_000, () => now);
+    await a.add(upload(1, now - 3));
+    await a.add(upload(2, now - 2));
+    await a.add(upload(3, now - 1));
+    expect(await b.count()).toBe(2);
+    expect(await b.byNarHash(upload(1, 0).narSha256)).toBeUndefined();
+    expect(await b.byNarHash(upload(3, 0).narSha256)).toEqual(upload(3, now - 1));
+    expect(await b.byFileHash(upload(2, 0).fileSha256)).toEqual(upload(2, now - 2));
+    now += 10_000 - 1; // upload 2 is now 10,001 ms old, upload 3 10,000
+    expect(await b.byNarHash(upload(2, 0).narSha256)).toBeUndefined();
+    expect(await b.byFileHash(upload(2, 0).fileSha256)).toBeUndefined();
+    expect(await b.count()).toBe(1);
+  });
+});
