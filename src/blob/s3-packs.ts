@@ -20,9 +20,12 @@
  * upload); `store` writes each group as one pack object (one PUT; a multipart
  * upload above `multipartBytes`) and only then gives back the index rows,
  * which the caller writes in its batch: a killed writer leaves at worst a
- * pack no row names, never a row without its bytes. A slow source makes
- * smaller groups (a group starts when the previous upload ends), hence more,
- * smaller packs; compaction merges those.
+ * pack no row names, never a row without its bytes. A group also ends when
+ * the writers wait for it: a slow source (a group starts when the previous
+ * upload ends), or one blob at a time with each close awaited (castore
+ * ingest keeps 32 files in flight, so its groups fill), make smaller packs;
+ * compaction merges those. Measured with bench/s3-packs.mjs: 44 PUTs per GiB
+ * ingested (23 MiB per PUT) against 14,400 for one object per chunk.
  *
  * Reading: one index read for a batch of chunks, then neighbouring chunks of
  * a pack (gaps ≤ 64 KiB) are read with one ranged GET of up to 4 MiB, at most
