@@ -42,6 +42,10 @@ export interface CacheOptions {
    * A different one than the store records is ERR_STORE_DIR.
    */
   storeDir?: string | undefined;
+  /** A near cache of a remote byte store in this directory (blob/near.ts); stores with local bytes ignore it. */
+  cacheRoot?: string | undefined;
+  /** Bytes the near cache keeps at most (default 10 GiB). */
+  cacheBytes?: number | undefined;
   /** Keep everything in memory: the store `memory:` (tests, throwaway use). */
   memory?: boolean;
   /** How long to wait for a process that holds the database but does not serve it (default 10 s). */
@@ -123,6 +127,8 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
     lockTimeoutMs: options.lockTimeoutMs,
     onWait: options.onWait,
     locationCache: options.locationCache,
+    cacheRoot: options.cacheRoot,
+    cacheBytes: options.cacheBytes,
     repairDatabase: options.repairDatabase,
     onDatabaseRepaired: options.onDatabaseRepaired,
   });

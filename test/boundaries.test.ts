@@ -31,7 +31,7 @@ const BACKEND_MODULES = [
   /^src\/storage\//,
   /^src\/backends\/(?!registry\.ts$)/,
   /\/leveldb\.ts$/,
-  /^src\/blob\/(packs|chunk-store)\.ts$/,
+  /^src\/blob\/(packs|chunk-store|s3-packs|near)\.ts$/,
   /^src\/maintenance\/kv\.ts$/,
   /^src\/coordination\/(local|memory|change-stamp)\.ts$/,
   /^(classic-level|memory-level|abstract-level|many-level)(\/|$)/,
@@ -47,7 +47,7 @@ const NOT_FROM: Record<string, RegExp[]> = {
 
 /** Constructing a backend: only in the composition root. */
 const CONSTRUCTS =
-  /\bnew\s+(LevelBlobService|LevelDirectoryService|LevelPathInfoService|PackChunkStore|KvMaintenance|KvNarSums|KvFetchRecords|LocalCoordination|MemoryCoordination|ClassicLevel|MemoryLevel)\b|(?<!function\s)\b(openSharedDb|openLevelDb|openMemoryKV|composeKv|openLevelStore|openMemoryStore|openStore)\s*\(/g;
+  /\bnew\s+(LevelBlobService|LevelDirectoryService|LevelPathInfoService|PackChunkStore|S3PackChunkStore|NearChunkStore|KvMaintenance|KvNarSums|KvFetchRecords|LocalCoordination|MemoryCoordination|ClassicLevel|MemoryLevel)\b|(?<!function\s)\b(openSharedDb|openLevelDb|openMemoryKV|composeKv|openLevelStore|openMemoryStore|openStore|openChunkStore)\s*\(/g;
 const COMPOSITION_ROOT = [/^src\/cache\.ts$/, /^src\/backends\//];
 
 function sources(dir: string): string[] {

@@ -52,7 +52,11 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
       { path: name },
     );
   }
-  const chunkStore = await openChunkStore(options.blobStore, { locationCache: options.locationCache });
+  const chunkStore = await openChunkStore(options.blobStore, {
+    locationCache: options.locationCache,
+    cacheRoot: options.cacheRoot,
+    cacheBytes: options.cacheBytes,
+  });
   const sql = await openPostgres(url, { max: POOL_SIZE });
   const opened: { end(): Promise<void> }[] = [{ end: () => sql.end({ timeout: 5 }) }];
   const endAll = async () => {

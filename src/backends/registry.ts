@@ -32,6 +32,10 @@ export interface StoreOptions {
   readonly onWait?: ((owner: string) => void) | undefined;
   /** Chunk locations to remember, for a long-lived reader (`serve`); default 0. */
   readonly locationCache?: number | undefined;
+  /** A near cache of a remote byte store in this directory (`--cache-root`; blob/near.ts); ignored where bytes are local. */
+  readonly cacheRoot?: string | undefined;
+  /** Bytes the near cache keeps at most (`--cache-size`; default 10 GiB). */
+  readonly cacheBytes?: number | undefined;
   /** Rebuild a database that cannot be opened or read, keeping what it still holds (verify --repair). */
   readonly repairDatabase?: boolean | undefined;
   /** Told when the database was rebuilt (then `maintenance.reindex()` finds the chunks it lost). */

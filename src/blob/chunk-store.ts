@@ -6,7 +6,11 @@
  *
  *   - `InlineChunkStore`: the bytes themselves (in-memory caches, tests);
  *   - `PackChunkStore` (packs.ts): a 20-byte location in an append-only pack
- *     file beside the database (every cache root on disk).
+ *     file beside the database (every cache root on disk);
+ *   - `S3PackChunkStore` (s3-packs.ts): the same location, in a write-once
+ *     pack object of an S3-compatible bucket;
+ *   - `NearChunkStore` (near.ts): a remote store's values, read through a
+ *     local cache of pack files.
  *
  * Why packs: LevelDB keeps values in its log and sorted tables, and chunks
  * keyed by random digests make it rewrite them again and again as it
@@ -15,9 +19,12 @@
  * rows stay small (20 bytes), so LevelDB's compactions stay cheap.
  */
 
+import type { StrayReport } from '../maintenance/service.js';
 import type { Put } from '../storage/group-commit.js';
 import type { KV } from '../storage/kv.js';
 import type { FileSegment } from './capabilities.js';
+
+export type { StrayReport };
 
 /** What `ChunkStore.segments` found for one chunk. */
 export type SegmentCheck =
@@ -35,6 +42,13 @@ export interface ChunkSegments {
 export interface ChunkStore {
   /** The index: chunk digest → stored value. Its keys are the chunks stored. */
   readonly index: KV;
+  /**
+   * Bytes of new chunks the blob service should gather before calling `store` (default 8 MiB): a
+   * store that pays per request (an object store) asks for groups the size of its objects.
+   */
+  readonly groupBytes?: number | undefined;
+  /** Bytes a blob read asks for at once (default 1 MiB): more where each request has a latency. */
+  readonly readAheadBytes?: number | undefined;
   /** The bytes of a chunk, or `undefined` when it is not stored. Not verified here. */
   get(digest: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(digests: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
@@ -69,6 +83,13 @@ export interface ChunkStore {
    * database was rebuilt: backends/level-db.ts), each once its bytes hash to its digest.
    */
   reindex?(): Promise<{ chunks: number; bytes: number }>;
+  /**
+   * Objects of chunk bytes that no index row names (a writer killed after its upload, packs gc
+   * emptied), found by listing the bucket: never needed for correctness, only to give space back.
+   * With `remove`, those past the store's grace period are deleted (the others are marked, so a
+   * later call may delete them). Only where chunk bytes are remote objects.
+   */
+  strays?(options: { readonly remove: boolean }): Promise<StrayReport>;
   /** Release files; the store is unusable afterwards. */
   close(): Promise<void>;
 }

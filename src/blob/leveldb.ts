@@ -125,10 +125,10 @@ export class LevelBlobService implements BlobService {
     this.chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     new Chunker(this.chunker); // validates the parameters now rather than on the first write
     this.commit = new GroupCommit({
-      groupBytes: options.batchBytes ?? 8 << 20,
+      groupBytes: options.batchBytes ?? this.chunkStore.groupBytes ?? 8 << 20,
       filter: (puts) => this.unstored(puts),
     });
-    this.readAheadBytes = options.readAheadBytes ?? 1 << 20;
+    this.readAheadBytes = options.readAheadBytes ?? this.chunkStore.readAheadBytes ?? 1 << 20;
   }
 
   async has(digest: B3Digest): Promise<boolean> {
@@ -483,6 +483,15 @@ class LevelBlobWriter implements BlobWriter {
     this.chunker.finish((c) => last.push(this.add(c, true)));
     this.first = undefined;
     if (this.list.length === 0) return { digest: EMPTY_B3.slice(), size: 0 };
+    // The last chunks of a blob of several join the group of the ones before (a store of pack
+    // objects then writes them in the same pack, not a pack of their own); the list follows once
+    // all are written. A one-chunk blob is put once its digest is checked.
+    const handed = this.list.length > 1 && last.length > 0;
+    if (handed) {
+      const written = this.service.commit.put(last);
+      written.catch(() => {}); // awaited below
+      this.written.push(written);
+    }
     let digest: B3Digest;
     try {
       await Promise.all(this.written);
@@ -493,7 +502,7 @@ class LevelBlobWriter implements BlobWriter {
           throw new Error('the digest given for a blob is not the digest of the bytes written');
       } else digest = this.given === undefined ? this.hasher!.digest() : (await this.given).slice();
     } catch (e) {
-      this.service.chunkStore.release(last.map((p) => p.value)); // never handed to the group commit
+      if (!handed) this.service.chunkStore.release(last.map((p) => p.value)); // never handed to the group commit
       throw e;
     }
     if (this.list.length === 1) {
@@ -503,7 +512,6 @@ class LevelBlobWriter implements BlobWriter {
     const list = encodeChunkList(this.list);
     const sums = this.service.listSums;
     await this.service.commit.put([
-      ...last,
       { kv: this.service.blobs, key: digest, value: list },
       // The list adds up to the digest: this writer just hashed the bytes.
       ...(sums === undefined ? [] : [{ kv: sums, key: digest, value: listSum(digest, list) }]),

@@ -124,6 +124,8 @@ export interface PackChunkStoreOptions {
   readonly maxOpenFiles?: number;
   /** Chunk locations to remember (default 0: none); `serve` keeps 65,536. */
   readonly locationCache?: number;
+  /** Told the pack of every chunk located for a read (a cache keeps its packs in least-recently-used order). */
+  readonly onLocate?: ((pack: string) => void) | undefined;
 }
 
 export interface CompactOptions {
@@ -259,6 +261,7 @@ export class PackChunkStore implements ChunkStore {
   /** Where `segments` reads a chunk to verify it: reused, so it stays in the CPU's cache. */
   private scratch = Buffer.allocUnsafeSlow(256 << 10);
   private readonly held = new HeldChunks();
+  private readonly onLocate: ((pack: string) => void) | undefined;
 
   constructor(
     readonly index: KV,
@@ -269,6 +272,7 @@ export class PackChunkStore implements ChunkStore {
     this.packBytes = options.packBytes ?? 512 << 20;
     this.maxOpenFiles = options.maxOpenFiles ?? 256;
     this.locations = new LocationCache(options.locationCache ?? 0);
+    this.onLocate = options.onLocate;
     mkdirSync(dir, { recursive: true });
   }
 
@@ -333,6 +337,8 @@ export class PackChunkStore implements ChunkStore {
       else misses.push(i);
     }
     if (misses.length > 0) await this.lookUp(digests, misses, locs);
+    if (this.onLocate !== undefined)
+      for (const loc of locs) if (typeof loc === 'object') this.onLocate(loc.pack);
     return locs;
   }
 
@@ -579,6 +585,52 @@ export class PackChunkStore implements ChunkStore {
       report.freedBytes += p.bytes - moved.bytes;
     }
     return report;
+  }
+
+  /**
+   * Deletes a finished pack and every index row that names a place in it (a cache evicting it):
+   * its records are read front to back, the rows that name them deleted, then the file. False for
+   * this process's current pack and those of running writers, which are kept.
+   */
+  async drop(pack: string): Promise<boolean> {
+    if (pack === this.writer?.pack || writerRunning(pack)) return false;
+    let fd: number;
+    try {
+      fd = openSync(packFile(this.dir, pack), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      throw e;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const head = Buffer.allocUnsafe(RECORD_HEADER);
+      let batch: { digest: Uint8Array; at: number }[] = [];
+      const flush = async () => {
+        const rows = await this.index.getMany(batch.map((r) => r.digest));
+        const dels = batch.filter((r, i) => {
+          const loc = rows[i] === undefined ? undefined : decodeLocation(rows[i]!);
+          return loc !== undefined && loc.pack === pack && loc.offset === r.at;
+        });
+        if (dels.length > 0)
+          await this.index.batch(dels.map((r) => ({ type: 'del' as const, key: r.digest })));
+        for (const r of dels) this.locations.delete(r.digest);
+        batch = [];
+      };
+      let at = PACK_MAGIC.length;
+      while (at + RECORD_HEADER <= size) {
+        if (readSync(fd, head, 0, RECORD_HEADER, at) !== RECORD_HEADER) break;
+        const length = head.readUInt32LE(0);
+        batch.push({ digest: new Uint8Array(head.subarray(4, RECORD_HEADER)), at: at + RECORD_HEADER });
+        at += RECORD_HEADER + length;
+        if (batch.length >= 1024) await flush();
+      }
+      await flush();
+    } finally {
+      closeSync(fd);
+    }
+    this.forget(pack);
+    rmSync(packFile(this.dir, pack), { force: true });
+    return true;
   }
 
   async reindex(): Promise<{ chunks: number; bytes: number }> {

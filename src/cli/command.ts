@@ -17,6 +17,8 @@ export const GLOBAL_OPTIONS = {
   'blob-store': { type: 'string' },
   root: { type: 'string' },
   'store-dir': { type: 'string' },
+  'cache-root': { type: 'string' },
+  'cache-size': { type: 'string' },
   json: { type: 'boolean' },
   offline: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -34,6 +36,10 @@ export interface GlobalOptions {
   root: string | undefined;
   /** `--store-dir`, canonical; undefined: the one the root records. */
   storeDir: string | undefined;
+  /** `--cache-root`: a near cache in front of a remote byte store (blob/near.ts). */
+  cacheRoot?: string | undefined;
+  /** `--cache-size`: its byte budget. */
+  cacheBytes?: number | undefined;
   json: boolean;
   offline: boolean;
   quiet: boolean;
@@ -141,6 +147,8 @@ export async function withCache<T>(
     blobStore,
     root: store === undefined ? ctx.globals.root : undefined,
     storeDir: ctx.globals.storeDir,
+    cacheRoot: ctx.globals.cacheRoot,
+    cacheBytes: ctx.globals.cacheBytes,
     env: ctx.env,
     onWait: (owner) => {
       if (!ctx.globals.quiet) writeLine(ctx.stderr, `waiting for the cache root to be released by ${owner}…`);

@@ -6,6 +6,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FetchCacheError } from '../errors.js';
 import {
@@ -45,6 +46,8 @@ const VALUE_GLOBALS = new Set([
   '--blob-store',
   '--root',
   '--store-dir',
+  '--cache-root',
+  '--cache-size',
   '--stalled-download-timeout',
   '--max-download-size',
 ]);
@@ -101,7 +104,7 @@ export function packageVersion(): string {
 
 function usageText(): string {
   const lines = [
-    'usage: fetch-cache [--version] [--store URL [--blob-store URL]|--root DIR] [--store-dir DIR] [--json] [--offline] [--quiet]',
+    'usage: fetch-cache [--version] [--store URL [--blob-store URL]|--root DIR] [--store-dir DIR] [--cache-root DIR [--cache-size SIZE]] [--json] [--offline] [--quiet]',
     '                   [--stalled-download-timeout SECONDS] [--max-download-size BYTES] COMMAND …',
     '',
   ];
@@ -141,6 +144,23 @@ function storeOptions(
   if (root !== undefined) return { store: undefined, root, blobStore };
   if (env.FETCH_CACHE_STORE) return { store: env.FETCH_CACHE_STORE, root: undefined, blobStore };
   return { store: undefined, root: env.FETCH_CACHE_ROOT, blobStore };
+}
+
+/** `--cache-root DIR` and `--cache-size SIZE` (a byte count: 500M, 20G); a size needs a root. */
+function nearCacheOptions(values: CommandContext['values']): {
+  cacheRoot: string | undefined;
+  cacheBytes: number | undefined;
+} {
+  const cacheRoot = values['cache-root'] as string | undefined;
+  const size = values['cache-size'] as string | undefined;
+  if (size !== undefined && cacheRoot === undefined) throw new UsageError('--cache-size needs --cache-root');
+  let cacheBytes: number | undefined;
+  try {
+    cacheBytes = size === undefined ? undefined : parseByteCount(size);
+  } catch (e) {
+    throw new UsageError(`--cache-size: ${(e as Error).message}`);
+  }
+  return { cacheRoot: cacheRoot === undefined ? undefined : resolve(cacheRoot), cacheBytes };
 }
 
 /**
@@ -202,6 +222,7 @@ export async function main(
       globals: {
         ...storeOptions(values, io.env),
         storeDir: storeDirOption(values['store-dir'] as string | undefined),
+        ...nearCacheOptions(values),
         json: values.json === true,
         offline: values.offline === true,
         quiet: values.quiet === true,

@@ -9,7 +9,7 @@ import type { ChunkStore } from '../blob/chunk-store.js';
 import type { ChangeStamp } from '../coordination/service.js';
 import type { FetchCacheError } from '../errors.js';
 import type { KV } from '../storage/kv.js';
-import type { CompactReport, Kind, Maintenance, ReindexReport } from './service.js';
+import type { CompactReport, Kind, Maintenance, ReindexReport, StrayReport } from './service.js';
 
 export interface KvMaintenanceOptions {
   /** The sublevel of each kind. */
@@ -100,6 +100,10 @@ export class KvMaintenance implements Maintenance {
 
   diskBytes(): number | undefined {
     return this.options.chunkStore.diskBytes?.();
+  }
+
+  async strays(options: { readonly remove: boolean }): Promise<StrayReport | undefined> {
+    return await this.options.chunkStore.strays?.(options);
   }
 
   async reindex(): Promise<ReindexReport> {

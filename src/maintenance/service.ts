@@ -63,6 +63,15 @@ export interface ReindexReport {
   bytes: number;
 }
 
+/** Objects of chunk bytes that no chunk record names (`strays`). */
+export interface StrayReport {
+  /** Their keys, as the object store names them. */
+  readonly keys: string[];
+  readonly bytes: number;
+  /** Deleted now (asked to remove, and past the store's grace period). */
+  readonly removed: number;
+}
+
 /**
  * How gc, verify, stats and repair see and change a store (`cache.maintenance`): records by kind, sizes,
  * deletion, compaction, damage.
@@ -102,6 +111,12 @@ export interface Maintenance {
   compact(): Promise<CompactReport>;
   /** Bytes the stored chunks take where they are files (packs, deleted chunks included until compacted). */
   diskBytes(): number | undefined;
+  /**
+   * Objects of chunk bytes in a remote byte store that no chunk record names, by listing it (verify
+   * --remote): never needed for correctness. With `remove`, those past the grace period are deleted
+   * (others are marked for a later call). `undefined` where chunk bytes are not remote objects.
+   */
+  strays(options: { readonly remove: boolean }): Promise<StrayReport | undefined>;
   /** Index again chunks the byte store holds but whose records were lost (after a database rebuild). */
   reindex(): Promise<ReindexReport>;
   /**

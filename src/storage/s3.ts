@@ -126,6 +126,8 @@ export interface ObjectInfo {
   readonly key: string;
   readonly size: number;
   readonly etag: string;
+  /** When the object was written (ms since the epoch, by the server's clock; NaN when it does not say). */
+  readonly lastModified: number;
 }
 
 export interface Range {
@@ -275,7 +277,12 @@ export class S3Client {
     const res = await this.send({ method: 'HEAD', bucket, key, ok: [200, 404] });
     await this.discard(res);
     if (res.statusCode === 404) return undefined;
-    return { key, size: Number(header(res, 'content-length')), etag: header(res, 'etag') ?? '' };
+    return {
+      key,
+      size: Number(header(res, 'content-length')),
+      etag: header(res, 'etag') ?? '',
+      lastModified: Date.parse(header(res, 'last-modified') ?? ''),
+    };
   }
 
   /**
@@ -383,6 +390,7 @@ export class S3Client {
           key: xmlValue(c, 'Key') ?? '',
           size: Number(xmlValue(c, 'Size')),
           etag: xmlValue(c, 'ETag') ?? '',
+          lastModified: Date.parse(xmlValue(c, 'LastModified') ?? ''),
         };
       }
       token = xmlValue(xml, 'IsTruncated') === 'true' ? xmlValue(xml, 'NextContinuationToken') : undefined;

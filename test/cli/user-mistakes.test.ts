@@ -57,4 +57,17 @@ describe.runIf(cliBuilt())('user mistakes are coded errors or usage errors', () 
     expect(relative.code).toBe(2);
     expect(relative.stderr).toContain('--store-dir');
   });
+
+  it('--cache-size without --cache-root, a bad size, and verify --remote on local bytes are bad usage', () => {
+    const root = join(work, 'root-near');
+    const alone = cli('--root', root, '--cache-size', '1G', 'stats');
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--cache-size needs --cache-root');
+    const bad = cli('--root', root, '--cache-root', join(work, 'near'), '--cache-size', 'lots', 'stats');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--cache-size');
+    const remote = cli('--root', root, 'verify', '--remote');
+    expect(remote.code).toBe(2);
+    expect(remote.stderr).toContain('no chunk bytes in an object store');
+  });
 });

@@ -244,6 +244,8 @@ export function describeS3Suite(name: string, server: S3TestServer): void {
       for await (const o of c.listObjects(bucket, 'list/', { maxKeys: 7 })) listed.push(o);
       expect(listed.map((o) => o.key)).toEqual(keys);
       expect(listed.every((o) => o.size === 9)).toBe(true);
+      // When each was written, by the server's clock (the pack store's grace period reads it).
+      expect(listed.every((o) => Math.abs(o.lastModified - Date.now()) < 3_600_000)).toBe(true);
       expect(proxy.requests('GET')).toBe(4); // 7 + 7 + 7 + 4
     });
 

@@ -70,13 +70,20 @@ function damagedLine(d: { path: string; problems: string[]; repaired?: boolean; 
 
 export const verifyCommand: Command = {
   words: ['verify'],
-  usage: 'verify [STORE-PATH…|--all] [--repair] [--verbose]',
+  usage: 'verify [STORE-PATH…|--all] [--remote] [--repair] [--verbose]',
   summary:
-    're-hash everything the paths reach and check their NAR hashes; --repair fetches damaged paths again; one line per damaged path (--verbose: every problem)',
-  options: { all: { type: 'boolean' }, repair: { type: 'boolean' }, verbose: { type: 'boolean' } },
+    're-hash everything the paths reach and check their NAR hashes; --repair fetches damaged paths again; one line per damaged path (--verbose: every problem); --remote lists the byte store for pack objects no chunk record names (--repair deletes them after the grace period)',
+  options: {
+    all: { type: 'boolean' },
+    remote: { type: 'boolean' },
+    repair: { type: 'boolean' },
+    verbose: { type: 'boolean' },
+  },
   async run(ctx) {
     const all = ctx.values.all === true;
-    if (all === ctx.args.length > 0) throw new UsageError('give STORE-PATHs or --all (not both)');
+    const remote = ctx.values.remote === true;
+    if (all && ctx.args.length > 0) throw new UsageError('give STORE-PATHs or --all (not both)');
+    if (!all && ctx.args.length === 0 && !remote) throw new UsageError('give STORE-PATHs, --all or --remote');
     const repair = ctx.values.repair === true;
     // With --repair, a database that cannot be opened or read is rebuilt first (backends/level-db.ts), and the
     // chunks the packs hold are indexed again (what the rebuild lost); then paths are checked as usual.
@@ -88,6 +95,20 @@ export const verifyCommand: Command = {
       ctx,
       async (cache) => {
         const { verify } = await import('../../ops/verify.js');
+        if (remote) {
+          const strays = await cache.maintenance.strays({ remove: repair });
+          if (strays === undefined)
+            throw new UsageError('verify --remote: this store keeps no chunk bytes in an object store');
+          if (ctx.globals.json) writeJson(ctx.stdout, { strays });
+          else {
+            for (const key of strays.keys) writeLine(ctx.stdout, `stray: ${key}`);
+            writeLine(
+              ctx.stdout,
+              `remote: ${strays.keys.length} pack objects (${mib(strays.bytes)}) no chunk record names${repair ? `, ${strays.removed} deleted (the others once past the grace period)` : ''}`,
+            );
+          }
+          if (!all && ctx.args.length === 0) return;
+        }
         if (rebuilt !== undefined) {
           const r = await cache.maintenance.reindex();
           if (!ctx.globals.quiet && !ctx.globals.json) {
