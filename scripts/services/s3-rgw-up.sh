@@ -3,7 +3,8 @@
 # Ceph (1 monitor, 1 OSD on memstore, no manager) and radosgw, Debian's
 # packages, all on 127.0.0.1, with config, logs and pid files in DIR (stop with
 # s3-rgw-down.sh DIR). Objects live in the OSD's memory (memstore, capped at
-# 2 GiB). Prints the environment the tests read, as KEY=VALUE lines on stdout.
+# 8 GiB; memory is taken as objects are written, and radosgw's own garbage
+# collection gives deleted objects back within a minute). Prints the environment the tests read, as KEY=VALUE lines on stdout.
 #   usage: scripts/services/s3-rgw-up.sh DIR
 #   env:   FETCH_CACHE_RGW_PORT (17480), FETCH_CACHE_CEPH_MON_PORT (13300, msgr v2)
 #          and FETCH_CACHE_CEPH_MON_V1_PORT (16789)
@@ -60,7 +61,7 @@ mon_data = $DIR/mon/\$cluster-\$id
 [osd]
 osd_data = $DIR/osd/\$cluster-\$id
 osd_objectstore = memstore
-memstore_device_bytes = 2147483648
+memstore_device_bytes = 8589934592
 osd_memory_target = 939524096
 osd_max_object_name_len = 256
 osd_max_object_namespace_len = 64
@@ -70,6 +71,8 @@ keyring = /dev/null
 rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw_data = $DIR/rgw
 rgw_enable_usage_log = false
+rgw_gc_obj_min_wait = 30
+rgw_gc_processor_period = 30
 CONF
 C=(-c "$DIR/ceph.conf")
 ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
