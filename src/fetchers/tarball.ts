@@ -50,12 +50,12 @@ export interface TarballOptions {
   readonly maxUnpackedBytes?: number;
   /** Cap on entries in the tree, implied parent directories included. Default 1,000,000. */
   readonly maxEntries?: number;
-  /** The cache root, whose `tmp/` holds the zip spool (default: the OS temp dir). */
+  /** The cache root, whose `tmp/` holds the zip spool and the NAR hash's (default: the OS temp dir). */
   readonly root?: string | undefined;
   /**
-   * Bytes of file contents a tar's one-pass NAR hash may hold in memory while it waits for their turn
-   * in NAR order (archive/tree-nar.ts; default 24 MiB). Less memory, more archives whose NAR is
-   * rendered from the store afterwards.
+   * Bytes of file contents a tar's one-pass NAR hash may hold in memory while they wait for their turn
+   * in NAR order (archive/tree-nar.ts; default 24 MiB). Less memory, more archives whose hash is
+   * written ahead on a guess, or spooled to disk when the guess fails.
    */
   readonly narHoldBytes?: number | undefined;
 }
@@ -91,7 +91,10 @@ export async function ingestTarball(
       const { readZip } = await import('./archive/zip.js'); // yauzl, loaded only for a zip
       await readZip(chunks, tree, services.blobs, budget, maxEntries, opts.root);
     } else {
-      narSum = await readTar(chunks, tree, services.blobs, budget, opts.narHoldBytes);
+      narSum = await readTar(chunks, tree, services.blobs, budget, {
+        holdBytes: opts.narHoldBytes,
+        root: opts.root,
+      });
     }
     // A tar ends at its end-of-archive block: check the compressed unit it ended in, ignore what follows.
     await decoded.finish();

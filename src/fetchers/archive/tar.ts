@@ -35,13 +35,13 @@ import {
   TYPE_SYMLINK,
 } from './tar-reader.js';
 import type { ArchiveTree, BlobRef } from './tree.js';
-import { DEFAULT_HOLD_BYTES, TreeNar } from './tree-nar.js';
+import { TreeNar, type TreeNarOptions } from './tree-nar.js';
 import { BlobUploads } from './uploads.js';
 
 /**
  * Read a whole tar stream into `tree`; `budget` counts the decompressed bytes. Returns the tree's NAR
- * sum, computed on the way (tree-nar.ts, holding at most `narHoldBytes` of contents), or `undefined`
- * when it must be rendered from the store. The input is read up to the archive's end (tar-reader.ts) and
+ * sum, computed on the way (tree-nar.ts, with `nar`'s window and spool root), or `undefined` when it
+ * must be rendered from the store. The input is read up to the archive's end (tar-reader.ts) and
  * left open there.
  */
 export async function readTar(
@@ -49,19 +49,20 @@ export async function readTar(
   tree: ArchiveTree,
   blobs: BlobService,
   budget: ByteBudget,
-  narHoldBytes = DEFAULT_HOLD_BYTES,
+  nar: TreeNarOptions = {},
 ): Promise<NarSum | undefined> {
   const reader = new TarReader(chunks[Symbol.asyncIterator](), budget);
   const uploads = new BlobUploads(blobs);
-  const nar = new TreeNar(tree, blobs, () => uploads.settle(), narHoldBytes);
+  const hash = new TreeNar(tree, blobs, () => uploads.settle(), nar);
   try {
     for (let member = await reader.next(); member !== undefined; member = await reader.next()) {
-      await readMember(member, tree, uploads, budget, nar);
+      await readMember(member, tree, uploads, budget, hash);
     }
     await uploads.settle();
-    return await nar.finish();
+    return await hash.finish();
   } finally {
     await uploads.settle().catch(() => {});
+    hash.close();
   }
 }
 
@@ -95,8 +96,8 @@ async function readMember(
 }
 
 /**
- * A regular member's bytes into a blob, and to the NAR hash: held (copied) while they fit the hold window,
- * else hashed as they pass (tree-nar.ts).
+ * A regular member's bytes into a blob, and to the NAR hash (tree-nar.ts): held (copied) while they fit
+ * its window, else hashed as they pass, or spooled once hashing ahead has failed.
  */
 async function readFile(
   data: AsyncIterable<Uint8Array>,
@@ -107,33 +108,40 @@ async function readFile(
   uploads: BlobUploads,
   nar: TreeNar,
 ): Promise<void> {
-  if (!nar.active) {
+  const plan = nar.plan(size);
+  if (plan === 'none') {
     tree.addFile(path, await uploads.upload(data), executable);
-    return;
-  }
-  if (nar.shouldStream(size)) {
+  } else if (plan === 'hold') {
+    let copy: Buffer | undefined = Buffer.allocUnsafe(size);
+    let at = 0;
+    const blob = await uploads.upload(
+      passing(data, (chunk) => {
+        if (copy === undefined) return;
+        if (at + chunk.length > size) copy = undefined;
+        else copy.set(chunk, at);
+        at += chunk.length;
+      }),
+    );
+    const leaf = tree.addFile(path, blob, executable);
+    if (copy !== undefined && at === size) await nar.hold(leaf, copy);
+    else nar.giveUp(); // not the size its header declared
+  } else {
     const ref: BlobRef = { value: undefined };
     const leaf = tree.addFile(path, ref, executable);
-    await nar.stream(leaf, size);
-    await uploads.upload(
-      passing(data, (chunk) => nar.contents(chunk)),
-      ref,
-    );
-    return;
+    if (plan === 'stream' && (await nar.stream(leaf, size))) {
+      await uploads.upload(
+        passing(data, (chunk) => nar.contents(chunk)),
+        ref,
+      );
+    } else {
+      const start = nar.spoolStart();
+      await uploads.upload(
+        passing(data, (chunk) => nar.spoolContents(chunk)),
+        ref,
+      );
+      nar.spoolEnd(leaf, start, size);
+    }
   }
-  let copy: Buffer | undefined = Buffer.allocUnsafe(size);
-  let at = 0;
-  const blob = await uploads.upload(
-    passing(data, (chunk) => {
-      if (copy === undefined) return;
-      if (at + chunk.length > size) copy = undefined;
-      else copy.set(chunk, at);
-      at += chunk.length;
-    }),
-  );
-  const leaf = tree.addFile(path, blob, executable);
-  if (copy !== undefined && at === size) await nar.hold(leaf, copy);
-  else nar.giveUp(); // not the size its header declared
 }
 
 /** `chunks`, each shown to `see` on its way. */

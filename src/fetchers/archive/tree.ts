@@ -46,6 +46,8 @@ export type FileLeaf = {
   readonly executable: boolean;
   /** The file's bytes, while tree-nar.ts holds them for the NAR hash (dropped once hashed). */
   content?: Uint8Array | undefined;
+  /** Where tree-nar.ts spooled the file's bytes. */
+  spooled?: { readonly offset: number; readonly size: number } | undefined;
 };
 export type SymlinkLeaf = { readonly kind: 'symlink'; readonly target: Uint8Array };
 export type Dir = { readonly kind: 'directory'; readonly children: Map<string, Child> };
