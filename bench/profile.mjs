@@ -41,7 +41,15 @@ const CATEGORIES = [
     'LevelDB (classic-level, storage/)',
     (f) => /classic-level|abstract-level|level-transcoder|memory-level|\/storage\//.test(f.url),
   ],
-  ['HTTP (undici, http.js)', (f) => f.url.includes('undici') || f.url.endsWith('/fetchers/http.js')],
+  [
+    'HTTP (node:http, undici, http.js)',
+    (f) =>
+      f.url.includes('undici') ||
+      f.url.startsWith('node:_http') ||
+      f.url === 'node:http' ||
+      f.url === 'node:https' ||
+      f.url.endsWith('/fetchers/http.js'),
+  ],
   ['tar parsing (fetchers/archive/)', (f) => f.url.includes('/fetchers/archive/')],
   ['blob writing (blob/)', (f) => f.url.includes('/dist/blob/')],
   ['castore ingest, directories (castore/, directory/)', (f) => /\/dist\/(castore|directory)\//.test(f.url)],

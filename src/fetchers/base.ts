@@ -253,7 +253,8 @@ export class Fetcher {
     const expected = specHash(spec);
     return this.cache.coordination.ingest(async () => {
       const { sourceFor } = await import('./sources.js');
-      const out = await sourceFor(spec).ingest(spec, this.context(spec, expected, undefined, call));
+      const source = await sourceFor(spec);
+      const out = await source.ingest(spec, this.context(spec, expected, undefined, call));
       if (out.notModified) throw new TypeError('a source answered "not modified" to an unconditional fetch');
       return this.persist(name, spec, expected, out);
     });
@@ -340,9 +341,10 @@ export class Fetcher {
   ): Promise<FetchResult> {
     // The sources (and the decoders, tar and git code they load) load only when one runs: a hit needs none.
     const { sourceFor } = await import('./sources.js');
+    const source = await sourceFor(spec);
     let out: Ingested | NotModified;
     try {
-      out = await sourceFor(spec).ingest(spec, this.context(spec, expected, revalidate, call));
+      out = await source.ingest(spec, this.context(spec, expected, revalidate, call));
     } catch (e) {
       // Like Nix's downloadFile: a failed transfer falls back to the expired result, with a warning.
       if (

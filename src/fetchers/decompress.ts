@@ -46,6 +46,9 @@ const MAGICS: readonly [Compression, readonly number[]][] = [
   ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
 ];
 
+/** Bytes zlib and liblzma hand out at a time (their defaults: 16 and 64 KiB). */
+const INFLATE_CHUNK = 256 * 1024;
+
 /** The compression whose magic `head` starts with (`none` when no magic matches). */
 export function sniffCompression(head: Uint8Array): Compression {
   for (const [kind, magic] of MAGICS) {
@@ -118,7 +121,10 @@ async function* decode(
         return;
       case 'xz':
         // Decoders load on first use: most fetches need at most one of them.
-        yield* throughTransform(reader.chunks(), (await import('lzma-native')).createDecompressor());
+        yield* throughTransform(
+          reader.chunks(),
+          (await import('lzma-native')).createDecompressor({ bufsize: INFLATE_CHUNK }),
+        );
         return;
       case 'zstd':
         yield* unzstd(reader);
@@ -356,7 +362,8 @@ async function gzipHeader(r: ByteReader): Promise<void> {
  * end of the deflate data, and the stream's `bytesWritten` counts what it consumed.
  */
 async function* inflateRaw(r: ByteReader): AsyncGenerator<Uint8Array> {
-  const inflate = createInflateRaw();
+  // 256 KiB pieces instead of zlib's 16 KiB: 16× fewer chunks through everything downstream.
+  const inflate = createInflateRaw({ chunkSize: INFLATE_CHUNK });
   let failure: unknown;
   let wake: (() => void) | undefined;
   const poke = (): void => {

@@ -1,5 +1,5 @@
 /**
- * The download client every URL-based fetcher uses: GET over undici with the
+ * The download client every URL-based fetcher uses: GET over Node's http/https with the
  * transfer policy of Nix's `filetransfer.cc` (docs/formats.md §5). Bounded
  * redirects; connect, headers and body-idle timeouts; retries with
  * exponential backoff and jitter on connection errors, 5xx (but 501/505/511),
@@ -14,21 +14,19 @@
  * br, zstd …; none is asked for, as Nix asks for none) is handed out decoded,
  * as curl and Nix hand it out: hashes are of the decoded bytes.
  *
- * Each attempt uses its own undici `Client` (one connection): a download is
- * large and rare, and owning the connection lets us see bytes the server sent
- * after the declared end of the body (undici reports them only as a socket
- * error), which is how "longer than Content-Length" is detected.
+ * Each attempt uses its own connection (no agent, no keep-alive): a download
+ * is large and rare, and owning the connection lets us see bytes the server
+ * sent after the declared end of the body (Node's parser reports them as an
+ * error of the request after the response), which is how "longer than
+ * Content-Length" is detected. Node's own TLS trusts what every Node program
+ * trusts (NODE_EXTRA_CA_CERTS included). node:https loads only for an https
+ * URL, so a fetch over http or file:// does not pay for TLS.
  */
 
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { STATUS_CODES } from 'node:http';
-import { fileURLToPath } from 'node:url';
-import type { Client, Dispatcher } from 'undici';
-
-/** undici, loaded on the first request: it takes ~0.1 s to load, which a fetch answered from the cache never needs. */
-let undici: Promise<typeof import('undici')> | undefined;
-
+import { type IncomingHttpHeaders, type IncomingMessage, STATUS_CODES } from 'node:http';
+import { fileURLToPath, urlToHttpOptions } from 'node:url';
 import { FetchCacheError } from '../errors.js';
 import { CONTENT_CODINGS, decodeContentCoding } from './decompress.js';
 import {
@@ -40,9 +38,6 @@ import {
 } from './download-limits.js';
 
 export const USER_AGENT = 'fetch-cache/0.1';
-
-/** Bytes of response body undici may buffer ahead of the consumer (see `open`). */
-const BODY_BUFFER = 32 << 20;
 
 /** Limits and behaviour of an `HttpClient`; unset limits come from the environment (docs/cli.md). */
 export interface HttpClientOptions {
@@ -178,9 +173,7 @@ function transientError(e: unknown): boolean {
   if (e instanceof StalledError) return true;
   if (e instanceof FetchCacheError) return false;
   const code = (e as { code?: unknown })?.code;
-  if (typeof code !== 'string') return false;
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return false;
-  return code.startsWith('UND_ERR_') || /^E[A-Z]+$/.test(code);
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
 }
 
 function describe(e: unknown): string {
@@ -193,15 +186,28 @@ function describe(e: unknown): string {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A response: status, headers (names in lower case) and the body, read once. */
+interface Response {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: IncomingMessage;
+}
+
 interface Opened {
-  readonly client: Client;
-  readonly res: Dispatcher.ResponseData;
+  readonly res: Response;
   readonly url: string;
   /** Set when the connection saw data after the end of a response. */
   trailing: Error | undefined;
+  /** Drop the connection (and the body, if it is still being read). */
+  close(): void;
 }
 
-function header(res: Dispatcher.ResponseData, name: string): string | undefined {
+/** A timeout of ours, with a code that makes it a connection failure worth another try. */
+function timeoutError(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ETIMEDOUT' });
+}
+
+function header(res: Response, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -327,7 +333,8 @@ export class HttpClient {
     const progress = new ProgressMeter(size, req.onProgress);
     async function* body(): AsyncGenerator<Uint8Array> {
       try {
-        for await (const chunk of createReadStream(path)) {
+        // 1 MiB reads (the default is 64 KiB): fewer, larger pieces through the decoders and the store.
+        for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
           progress.add((chunk as Buffer).length);
           yield chunk as Buffer;
         }
@@ -414,40 +421,11 @@ export class HttpClient {
       if (u.protocol !== 'http:' && u.protocol !== 'https:') {
         throw httpError(`redirected to unsupported URL '${redactUrl(current)}'`, url);
       }
-      undici ??= import('undici');
-      const { Client } = await undici;
-      const client = new Client(u.origin, {
-        connect: { timeout: this.o.connectTimeoutMs },
-        headersTimeout: this.o.headersTimeoutMs,
-        bodyTimeout: this.o.bodyTimeoutMs,
-      });
-      const opened: Opened = { client, url: current, trailing: undefined, res: undefined as never };
-      client.on('disconnect', (_origin, _targets, err) => {
-        const e = err as Error & { code?: string };
-        if (e && (e.message === 'bad response' || e.name === 'HTTPParserError' || e.code?.startsWith('HPE_')))
-          opened.trailing ??= e;
-      });
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await client.request({
-          path: `${u.pathname}${u.search}`,
-          method: 'GET',
-          headers: { 'user-agent': this.o.userAgent, ...headers },
-          // undici 7 crashes the process (an uncatchable assertion, nodejs/undici#5360,
-          // fixed only in undici 8, which needs Node 22) when a server closes a
-          // non-keep-alive connection while the parser is paused by backpressure.
-          // A deep body buffer keeps the parser running unless we fall more than
-          // BODY_BUFFER bytes behind: memory stays bounded, the crash needs a slow
-          // consumer, a fast non-keep-alive server and a body larger than that.
-          highWaterMark: BODY_BUFFER,
-        });
-      } catch (e) {
-        await client.destroy().catch(() => {});
-        throw e;
-      }
+      const opened = await this.request(u, { 'user-agent': this.o.userAgent, ...headers });
+      const res = opened.res;
       const location = header(res, 'location');
       if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && location !== undefined) {
-        await this.discard({ ...opened, res });
+        await this.discard(opened);
         if (hops >= this.o.maxRedirects) {
           throw httpError(
             `too many redirects (more than ${this.o.maxRedirects}) fetching '${redactUrl(url)}'`,
@@ -457,15 +435,70 @@ export class HttpClient {
         current = new URL(location, current).href;
         continue;
       }
-      return Object.assign(opened, { res });
+      return opened;
     }
+  }
+
+  /**
+   * One GET on a connection of its own; resolves with the response head. Transport errors and timeouts
+   * (connect, headers; later an idle body) reject raw, as Node gives them.
+   */
+  private async request(u: URL, headers: Record<string, string>): Promise<Opened> {
+    const https = u.protocol === 'https:';
+    const transport = https ? await import('node:https') : await import('node:http');
+    const { auth: _auth, ...target } = urlToHttpOptions(u);
+    return new Promise<Opened>((resolve, reject) => {
+      let response: IncomingMessage | undefined;
+      const req = transport.request({ ...target, method: 'GET', headers, agent: false });
+      const opened: Opened = {
+        url: u.href,
+        trailing: undefined,
+        res: undefined as never,
+        close() {
+          response?.destroy();
+          req.destroy();
+        },
+      };
+      const headersTimer = setTimeout(
+        () => req.destroy(timeoutError(`no response headers within ${this.o.headersTimeoutMs} ms`)),
+        this.o.headersTimeoutMs,
+      );
+      req.once('socket', (socket) => {
+        if (!socket.connecting) return;
+        const connectTimer = setTimeout(
+          () => req.destroy(timeoutError(`cannot connect within ${this.o.connectTimeoutMs} ms`)),
+          this.o.connectTimeoutMs,
+        );
+        const connected = () => clearTimeout(connectTimer);
+        socket.once(https ? 'secureConnect' : 'connect', connected);
+        socket.once('close', connected);
+      });
+      req.on('error', (e: Error & { code?: string }) => {
+        clearTimeout(headersTimer);
+        if (response === undefined) reject(e);
+        // After the response: bytes past its end fail the parser; anything else reaches the body itself.
+        else if (e.code?.startsWith('HPE_')) opened.trailing ??= e;
+      });
+      req.once('response', (res: IncomingMessage) => {
+        clearTimeout(headersTimer);
+        response = res;
+        res.socket.setTimeout(this.o.bodyTimeoutMs, () => {
+          res.destroy(timeoutError(`no body data for ${this.o.bodyTimeoutMs} ms`));
+        });
+        resolve(
+          Object.assign(opened, {
+            res: { statusCode: res.statusCode ?? 0, headers: res.headers, body: res },
+          }),
+        );
+      });
+      req.end();
+    });
   }
 
   /** Drop a response we do not read: its connection goes (reading the body out could take forever). */
   private async discard(opened: Opened): Promise<void> {
     opened.res.body.on('error', () => {});
-    opened.res.body.destroy();
-    await opened.client.destroy().catch(() => {});
+    opened.close();
   }
 
   /**
@@ -531,7 +564,7 @@ export class HttpClient {
           return;
         } catch (e) {
           if (e instanceof FetchCacheError || !transientError(e)) throw e;
-          await current.client.destroy().catch(() => {});
+          current.close();
           const what = `transfer of '${redactUrl(current.url)}' failed after ${handed}${size === undefined ? '' : ` of ${size}`} bytes: ${describe(e)}`;
           if (budget.left <= 0) throw httpError(what, current.url, e);
           req.onRetry?.({ url: redactUrl(current.url), attempt, reason: describe(e), resumeAt: handed });
@@ -545,7 +578,7 @@ export class HttpClient {
         }
       }
     } finally {
-      await current.client.destroy().catch(() => {});
+      current.close();
     }
   }
 
@@ -639,7 +672,7 @@ function decodeBody(
 }
 
 /** `If-Range` needs a strong validator: a non-weak ETag, else Last-Modified. */
-function strongValidator(res: Dispatcher.ResponseData): string | undefined {
+function strongValidator(res: Response): string | undefined {
   const etag = header(res, 'etag');
   if (etag !== undefined && !etag.startsWith('W/')) return etag;
   return header(res, 'last-modified');

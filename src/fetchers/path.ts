@@ -12,6 +12,7 @@ import { FetchCacheError } from '../errors.js';
 import { ioError } from '../fs/dump.js';
 import { changed, localEntries } from '../fs/import.js';
 import { addLargeFile, WORKER_HASH_MIN_SIZE } from '../fs/large-file.js';
+import { FileNar } from '../nar-render/file-nar.js';
 import type { NarSum } from '../nar-render/nar-calc.js';
 import { createHasher } from '../nix/hashing.js';
 import { NarEncoder } from '../nix/nar/encoder.js';
@@ -22,28 +23,21 @@ import type { PathSpec } from './types.js';
  * The NAR sha256 and size of one regular file, fed its bytes as they stream
  * into the store: a file root needs no second pass that renders the NAR back
  * from the store to hash it (for a 1 GiB file that pass re-read and
- * re-verified every chunk).
+ * re-verified every chunk). ERR_IO when the file is not `size` bytes.
  */
 function fileNarSum(path: string, executable: boolean, size: number) {
-  const hasher = createHasher('sha256');
-  let narSize = 0;
+  const nar = new FileNar(executable, size);
   let seen = 0;
-  const enc = new NarEncoder((c) => {
-    hasher.update(c);
-    narSize += c.length;
-  });
-  enc.regular(executable, size);
   return {
     update: (chunk: Uint8Array) => {
-      if (chunk.length === 0) return; // an empty file's bytes: its node is already complete
       seen += chunk.length;
       if (seen > size) throw changed(path);
-      enc.contents(chunk);
+      nar.update(chunk);
     },
     finish: (): NarSum => {
-      if (seen !== size) throw changed(path);
-      enc.finish();
-      return { narSha256: hasher.digest(), narSize };
+      const sum = nar.finish();
+      if (sum === undefined) throw changed(path);
+      return sum;
     },
   };
 }

@@ -2,16 +2,13 @@
  * The registry of source types: which `Source` ingests which spec type. The
  * url, nar and path sources are files of their own; tarball and git are thin
  * adapters here over `ingestTarball()` (tarball.ts) and `ingestGit()` (git.ts),
- * which know nothing about the fetcher base. Those two load on first use
- * (isomorphic-git, tar-stream, yauzl are sizeable), so a fetch that is
- * answered from the cache starts faster.
+ * which know nothing about the fetcher base. Every source loads on first use
+ * (isomorphic-git, the tar reader, the NAR parser, the local-file walker): a fetch
+ * loads the one it runs, and one answered from the cache none.
  */
 
-import { narSource } from './nar.js';
-import { pathSource } from './path.js';
 import { download, type Source } from './source.js';
 import type { FetchSpec, GitSpec, TarballSpec } from './types.js';
-import { urlSource } from './url.js';
 
 /** `builtins.fetchTarball`: download (with mirrors), unpack into castore; `lastModified` from the members. */
 export const tarballSource: Source<TarballSpec> = {
@@ -19,9 +16,10 @@ export const tarballSource: Source<TarballSpec> = {
     const dl = await download(ctx, spec);
     if (dl.notModified) return { notModified: true, metadata: { url: dl.url } };
     const { ingestTarball } = await import('./tarball.js');
-    const { node, lastModified } = await ingestTarball(dl.body, ctx.cache, { root: ctx.cache.root });
+    const { node, narSum, lastModified } = await ingestTarball(dl.body, ctx.cache, { root: ctx.cache.root });
     return {
       node,
+      narSum,
       metadata: {
         url: dl.url,
         lastModified,
@@ -48,16 +46,17 @@ export const gitSource: Source<GitSpec> = {
 
 type SourceOf<T extends FetchSpec['type']> = Source<Extract<FetchSpec, { type: T }>>;
 
-const SOURCES: { readonly [T in FetchSpec['type']]: SourceOf<T> } = {
-  url: urlSource,
-  tarball: tarballSource,
-  git: gitSource,
-  nar: narSource,
-  path: pathSource,
+const SOURCES: { readonly [T in FetchSpec['type']]: () => Promise<SourceOf<T>> } = {
+  url: async () => (await import('./url.js')).urlSource,
+  tarball: async () => tarballSource,
+  git: async () => gitSource,
+  nar: async () => (await import('./nar.js')).narSource,
+  path: async () => (await import('./path.js')).pathSource,
 };
 
-export function sourceFor<S extends FetchSpec>(spec: S): Source<S> {
-  const source = SOURCES[spec.type] as Source<S> | undefined;
-  if (source === undefined) throw new TypeError(`no fetcher for source type '${String(spec.type)}'`);
-  return source;
+/** The source of `spec`'s type, loaded. */
+export async function sourceFor<S extends FetchSpec>(spec: S): Promise<Source<S>> {
+  const load = SOURCES[spec.type] as (() => Promise<Source<S>>) | undefined;
+  if (load === undefined) throw new TypeError(`no fetcher for source type '${String(spec.type)}'`);
+  return load();
 }

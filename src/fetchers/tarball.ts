@@ -6,7 +6,9 @@
  * when they start with `PK\x03\x04` (or `PK\x05\x06`, an empty zip).
  *
  * Nothing is extracted to the filesystem (a zip is spooled to a temp file
- * only because its index is at the end). Members are collected into an
+ * only because its index is at the end). A tar's NAR hash is computed as its
+ * members stream in (archive/tree-nar.ts), so the stored tree is not read
+ * back to hash it. Members are collected into an
  * `ArchiveTree` as they stream (contents already stored as blobs), and only
  * when the whole archive has been read and validated is the tree handed to
  * `ingestEntries()`; so an archive that fails, for any reason, leaves at most
@@ -19,7 +21,7 @@
  * that of the top-level entry).
  *
  * A tar is read as libarchive (Nix) reads it: up to its first all-zero
- * header block (archive/tar-end.ts); the compressed unit that block is in
+ * header block (archive/tar-reader.ts); the compressed unit that block is in
  * (gzip member, bzip2 stream; for zstd and xz all that is left) is read to its
  * end and checked, and whatever follows it is ignored (decompress.ts).
  *
@@ -32,11 +34,11 @@
 import { type IngestServices, ingestEntries } from '../castore/ingest.js';
 import type { Node } from '../castore/nodes.js';
 import { FetchCacheError } from '../errors.js';
+import type { NarSum } from '../nar-render/nar-calc.js';
 import { ByteBudget, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from './archive/budget.js';
 import { badArchive } from './archive/path.js';
 import { readTar } from './archive/tar.js';
 import { ArchiveTree } from './archive/tree.js';
-import { readZip } from './archive/zip.js';
 import { decompress } from './decompress.js';
 
 export interface TarballOptions {
@@ -48,12 +50,20 @@ export interface TarballOptions {
   readonly maxUnpackedBytes?: number;
   /** Cap on entries in the tree, implied parent directories included. Default 1,000,000. */
   readonly maxEntries?: number;
-  /** The cache root, whose `tmp/` holds the zip spool (default: the OS temp dir). */
+  /** The cache root, whose `tmp/` holds the zip spool and the NAR hash's (default: the OS temp dir). */
   readonly root?: string | undefined;
+  /**
+   * Bytes of file contents a tar's one-pass NAR hash may hold in memory while they wait for their turn
+   * in NAR order (archive/tree-nar.ts; default 24 MiB). Less memory, more archives whose hash is
+   * written ahead on a guess, or spooled to disk when the guess fails.
+   */
+  readonly narHoldBytes?: number | undefined;
 }
 
 export interface TarballResult {
   readonly node: Node;
+  /** The NAR sum, when it was computed while the members streamed in (archive/tree-nar.ts). */
+  readonly narSum: NarSum | undefined;
   /** Newest member mtime, seconds since the epoch (0 for an empty archive). */
   readonly lastModified: number;
 }
@@ -73,13 +83,18 @@ export async function ingestTarball(
   const tree = new ArchiveTree(maxEntries);
   const failures: { source?: unknown } = {};
   const decoded = decompress(watched(source, failures));
+  let narSum: NarSum | undefined;
   try {
     const { head, chunks } = await peek(decoded, 4);
     if (head.length === 0) throw badArchive('archive is empty');
     if (ZIP_MAGICS.some((m) => m.every((b, i) => head[i] === b))) {
+      const { readZip } = await import('./archive/zip.js'); // yauzl, loaded only for a zip
       await readZip(chunks, tree, services.blobs, budget, maxEntries, opts.root);
     } else {
-      await readTar(chunks, tree, services.blobs, budget);
+      narSum = await readTar(chunks, tree, services.blobs, budget, {
+        holdBytes: opts.narHoldBytes,
+        root: opts.root,
+      });
     }
     // A tar ends at its end-of-archive block: check the compressed unit it ended in, ignore what follows.
     await decoded.finish();
@@ -88,7 +103,7 @@ export async function ingestTarball(
     throw classify(e, failures.source);
   }
   const node = await ingestEntries(tree.entries(), services);
-  return { node, lastModified: tree.lastModified };
+  return { node, narSum, lastModified: tree.lastModified };
 }
 
 /** Remember an error the source itself threw, so it is not mistaken for an archive problem. */

@@ -1,7 +1,7 @@
 /**
  * Trusting a private CA the way every Node program does: `NODE_EXTRA_CA_CERTS` names it, Node adds it to
  * its roots when it starts, and `fetch-cache` (bin/fetch-cache) then trusts it on its TLS connections
- * (undici for URLs and tarballs, isomorphic-git's client for git). Real HTTPS servers on 127.0.0.1 with a
+ * (node:https for URLs and tarballs, isomorphic-git's client for git). Real HTTPS servers on 127.0.0.1 with a
  * test CA from fixtures/tls; without the variable the same fetches fail as untrusted.
  */
 

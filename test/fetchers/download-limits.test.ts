@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpClient, type HttpClientOptions } from '../../src/fetchers/http.js';
+import { tarHeader } from '../helpers/archives.js';
 import { cliBuilt, runCli } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/http-server.js';
 
@@ -29,9 +30,11 @@ beforeAll(async () => {
     '/big': { body: Buffer.alloc(2 << 20, 1) },
     '/bomb': { body: gzipSync(Buffer.alloc(16 << 20)), headers: { 'content-encoding': 'gzip' } },
   });
-  // A body without end (no Content-Length), 64 KiB at a time as fast as the client takes it.
+  // A body without end (no Content-Length), 64 KiB at a time as fast as the client takes it: a tar member
+  // header of a 1 GiB file, then its bytes (so it is also an honest archive that never ends, as far as read).
   endless = createServer((_req, res) => {
     res.writeHead(200);
+    res.write(tarHeader({ name: 'endless', size: 1 << 30 }));
     const chunk = Buffer.alloc(64 << 10, 7);
     const more = (): void => {
       while (!res.destroyed && res.write(chunk)) {

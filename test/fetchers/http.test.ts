@@ -57,7 +57,6 @@ beforeAll(async () => {
     '/drop-early': { body: BIG, dropAfter: 0 },
     '/short': { body: 'hello', contentLength: 50 },
     '/long': { body: 'hello, and then some', contentLength: 5 },
-    // undici's timers have a resolution of about a second below one second.
     '/slow': { body: BIG.subarray(0, 4000), slowMs: 1500, chunkSize: 1000 },
     '/slow-headers': { body: 'x', headersDelayMs: 1500 },
     '/etag': { body: 'tagged', etag: '"abc"' },

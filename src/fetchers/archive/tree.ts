@@ -40,16 +40,30 @@ export interface BlobRef {
   value: StoredBlob | undefined;
 }
 
-type FileLeaf = { readonly kind: 'file'; readonly blob: BlobRef; readonly executable: boolean };
-type SymlinkLeaf = { readonly kind: 'symlink'; readonly target: Uint8Array };
-type Dir = { readonly kind: 'directory'; readonly children: Map<string, Child> };
-type TreeNode = FileLeaf | SymlinkLeaf | Dir;
-type Child = { readonly name: Uint8Array; node: TreeNode };
+export type FileLeaf = {
+  readonly kind: 'file';
+  readonly blob: BlobRef;
+  readonly executable: boolean;
+  /** The file's bytes, while tree-nar.ts holds them for the NAR hash (dropped once hashed). */
+  content?: Uint8Array | undefined;
+  /** Where tree-nar.ts spooled the file's bytes. */
+  spooled?: { readonly offset: number; readonly size: number } | undefined;
+};
+export type SymlinkLeaf = { readonly kind: 'symlink'; readonly target: Uint8Array };
+export type Dir = { readonly kind: 'directory'; readonly children: Map<string, Child> };
+export type TreeNode = FileLeaf | SymlinkLeaf | Dir;
+export type Child = { readonly name: Uint8Array; node: TreeNode };
+
+/**
+ * Told of every change to a directory's entries, before it is made: `added` a new name, else the
+ * entry at `name` is replaced. tree-nar.ts uses it to notice a change to what it has already hashed.
+ */
+export type TreeWatcher = (dir: Dir, name: string, added: boolean) => void;
 
 const SLASH = new Uint8Array([0x2f]);
 
-/** Latin-1 keeps every byte, so it is a lossless map key for byte names. */
-function key(name: Uint8Array): string {
+/** Latin-1 keeps every byte, so it is a lossless map key for byte names (and sorts as the bytes do). */
+export function key(name: Uint8Array): string {
   return Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
 }
 
@@ -63,10 +77,13 @@ function joined(components: readonly Uint8Array[]): Uint8Array {
 }
 
 export class ArchiveTree {
-  private readonly root: Dir = { kind: 'directory', children: new Map() };
+  /** The archive root (members are below it); `top()` is the root of the result. */
+  readonly root: Dir = { kind: 'directory', children: new Map() };
   private nodes = 0;
   /** Newest mtime (seconds since the epoch) of any member seen; 0 for an empty archive. */
   lastModified = 0;
+  /** Told of every change to a directory (see `TreeWatcher`). */
+  watcher: TreeWatcher | undefined;
 
   /** `maxEntries` bounds the nodes ever created, implied parents included. */
   constructor(private readonly maxEntries: number) {}
@@ -90,8 +107,11 @@ export class ArchiveTree {
     }
   }
 
-  addFile(path: readonly Uint8Array[], blob: BlobRef, executable: boolean): void {
-    this.addLeaf(path, { kind: 'file', blob, executable });
+  /** Returns the leaf, which a hard link to `path` shares. */
+  addFile(path: readonly Uint8Array[], blob: BlobRef, executable: boolean): FileLeaf {
+    const leaf: FileLeaf = { kind: 'file', blob, executable };
+    this.addLeaf(path, leaf);
+    return leaf;
   }
 
   addSymlink(path: readonly Uint8Array[], target: Uint8Array): void {
@@ -121,11 +141,15 @@ export class ArchiveTree {
     this.addLeaf(path, node);
   }
 
+  /** The root of the result: the single top-level directory, if that is all there is, else the archive root. */
+  top(): Dir {
+    const only = this.root.children.size === 1 ? [...this.root.children.values()][0]! : undefined;
+    return only !== undefined && only.node.kind === 'directory' ? only.node : this.root;
+  }
+
   /** The emission order `ingestEntries()` wants, from the selected root. */
   *entries(): Generator<IngestEntry> {
-    const only = this.root.children.size === 1 ? [...this.root.children.values()][0]! : undefined;
-    const top = only !== undefined && only.node.kind === 'directory' ? only.node : this.root;
-    yield* emit(top);
+    yield* emit(this.top());
   }
 
   private addLeaf(path: readonly Uint8Array[], leaf: FileLeaf | SymlinkLeaf): void {
@@ -134,7 +158,10 @@ export class ArchiveTree {
     const name = path[path.length - 1]!;
     const existing = parent.children.get(key(name));
     if (existing === undefined) this.attach(parent, name, leaf);
-    else existing.node = leaf;
+    else {
+      this.watcher?.(parent, key(name), false);
+      existing.node = leaf;
+    }
   }
 
   private lookup(path: readonly Uint8Array[]): TreeNode | undefined {
@@ -174,7 +201,9 @@ export class ArchiveTree {
     if (++this.nodes > this.maxEntries) {
       throw badArchive(`archive has more than ${this.maxEntries} entries`);
     }
-    dir.children.set(key(name), { name, node });
+    const k = key(name);
+    this.watcher?.(dir, k, true);
+    dir.children.set(k, { name, node });
   }
 }
 

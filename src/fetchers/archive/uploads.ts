@@ -26,11 +26,13 @@ export class BlobUploads {
     this.slots = new Semaphore(concurrency);
   }
 
-  /** Stream `contents` into a new blob; returns once they are consumed (the blob may still be closing). */
-  async upload(contents: AsyncIterable<Uint8Array>): Promise<BlobRef> {
+  /**
+   * Stream `contents` into a new blob; returns `ref` (a new one by default) once they are consumed. The
+   * ref is filled in when the blob is stored.
+   */
+  async upload(contents: AsyncIterable<Uint8Array>, ref: BlobRef = { value: undefined }): Promise<BlobRef> {
     this.throwIfFailed();
     await this.slots.acquire();
-    const ref: BlobRef = { value: undefined };
     const writer = this.blobs.writer();
     try {
       for await (const chunk of contents) await writer.write(chunk);
