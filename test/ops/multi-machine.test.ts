@@ -321,6 +321,7 @@ describe.skipIf(!HAVE_SERVERS || !cliBuilt())(
 
     it('SIGKILL of a server mid-upload and of a fetch mid-pack leaves nothing visible and does not hold up gc', async () => {
       const before = await allPaths();
+      let left: string[] = []; // the pack objects the killed fetch left
       const client = s3Client(TEST_S3!);
       const bucket = new URL(s.blobStore).hostname;
       const prefix = `${decodeURIComponent(new URL(s.blobStore).pathname).replace(/^\/+|\/+$/g, '')}/packs/`;
@@ -365,9 +366,10 @@ describe.skipIf(!HAVE_SERVERS || !cliBuilt())(
           for (let i = 0; i < 600 && !(sent && [...(await packs())].some((k) => !packsBefore.has(k))); i++) {
             await sleep(100);
           }
-          // It was mid-pack: chunks it read are in pack objects already, with no rows yet.
+          // It was mid-pack: chunks it read are in pack objects already (`left`), its path info not written.
           expect(sent).toBe(true);
-          expect([...(await packs())].filter((k) => !packsBefore.has(k)).length).toBeGreaterThan(0);
+          left = [...(await packs())].filter((k) => !packsBefore.has(k));
+          expect(left.length).toBeGreaterThan(0);
           await victim.stop('SIGKILL');
         } finally {
           await new Promise<void>((resolve) => {
@@ -390,6 +392,11 @@ describe.skipIf(!HAVE_SERVERS || !cliBuilt())(
         expect(gc.code, gc.stderr).toBe(0);
         expect(gc.stderr).not.toMatch(/waiting/);
         expect(await verifyClean()).toBe(before.length);
+        // What the killed fetch left in the bucket no record names now: verify --remote finds it (to repair).
+        const remote = await runCli([...storeArgs, '--json', 'verify', '--remote'], { env: s.env });
+        expect(remote.code, remote.stderr).toBe(0);
+        const strays = (JSON.parse(remote.stdout) as { strays: { keys: string[] } }).strays.keys;
+        expect(strays).toEqual(expect.arrayContaining(left));
 
         // The upload goes through on the servers still running, and both see it.
         expect(await put(`${a.url}/${second.narUrl}`, second.nar)).toBe(200);
