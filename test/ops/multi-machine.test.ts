@@ -15,7 +15,9 @@
  *   - gc from the third machine while both serve and fetches run loses
  *     nothing: every fetch gives Nix's hash, `verify --all` is clean;
  *   - a server SIGKILLed mid-upload and a fetch SIGKILLed mid-pack leave
- *     nothing visible and nothing that makes the next gc wait.
+ *     nothing visible and nothing that makes the next gc wait;
+ *   - a server SIGKILLed while a fetch on its machine is a guest of its near
+ *     cache: the fetch takes the near cache over and ends well.
  */
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -408,5 +410,35 @@ describe.skipIf(!HAVE_SERVERS || !cliBuilt())(
         await client.close();
       }
     }, 600_000);
+
+    it('a serve SIGKILLed while a fetch on its machine uses its near cache: the fetch ends well, a new serve takes the near cache over', async () => {
+      http.route('/e.tar.gz', { body: tarball(20, 30), chunkSize: 64 * 1024, slowMs: 20 });
+      const root = near('f');
+      const first = await serve(root);
+      // The fetch is a guest of the serve's near cache database (the serve opened it first).
+      const fetching = cli(['--json', 'fetch', 'tarball', http.url('/e.tar.gz')], root);
+      while (http.requests('/e.tar.gz') === 0) await sleep(50);
+      await first.stop('SIGKILL');
+      const r = await fetching;
+      expect(r.code, r.stderr).toBe(0);
+      const got = JSON.parse(r.stdout) as { path: string; narHash: string };
+
+      const second = await serve(root);
+      try {
+        const hashPart = got.path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+        for (let n = 0; n < 2; n++) {
+          const narinfo = await (await fetch(`${second.url}/${hashPart}.narinfo`)).text();
+          const res = await fetch(`${second.url}/${/^URL: (.+)$/m.exec(narinfo)?.[1]}`);
+          expect(res.status).toBe(200);
+          const body = Buffer.from(await res.arrayBuffer());
+          expect(`sha256-${Buffer.from(sha256(body)).toString('base64')}`).toBe(got.narHash);
+        }
+        // A third process on this machine shares the near cache with the new serve.
+        const v = await cli(['verify', got.path], root);
+        expect(v.stdout, v.stderr).toMatch(/, 0 damaged\n$/);
+      } finally {
+        await second.stop();
+      }
+    }, 300_000);
   },
 );
