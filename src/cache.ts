@@ -52,6 +52,7 @@ export interface CacheOptions {
   lockTimeoutMs?: number;
   /** Told once when we start waiting for another process. */
   onWait?: (owner: string) => void;
+  /** Where settings are read (`FETCH_CACHE_*`, a byte store's credentials `AWS_*`); default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Chunk locations the pack store remembers (blob/packs.ts), for a long-lived reader (`serve`); default 0. */
   locationCache?: number;
@@ -131,6 +132,7 @@ export async function openCache(options: CacheOptions = {}): Promise<Cache> {
     cacheBytes: options.cacheBytes,
     repairDatabase: options.repairDatabase,
     onDatabaseRepaired: options.onDatabaseRepaired,
+    env,
   });
   return { ...store, narCalc: new NarCalculator(store.narSums, store) };
 }

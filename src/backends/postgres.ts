@@ -56,6 +56,7 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
     locationCache: options.locationCache,
     cacheRoot: options.cacheRoot,
     cacheBytes: options.cacheBytes,
+    env: options.env,
   });
   const sql = await openPostgres(url, { max: POOL_SIZE });
   const opened: { end(): Promise<void> }[] = [{ end: () => sql.end({ timeout: 5 }) }];

@@ -45,6 +45,8 @@ export interface StoreOptions {
    * (chunk-stores.ts). Required there, refused by a store that keeps its own bytes.
    */
   readonly blobStore?: string | undefined;
+  /** Where a byte store reads its settings (the S3 credentials, `AWS_*`); default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 interface Backend {

@@ -12,8 +12,12 @@
  * A new backend adds its entry here; docs/architecture.md says what it must
  * pass. `postgres://` runs on the real PostgreSQL named by
  * FETCH_CACHE_TEST_POSTGRES (scripts/services/pg-up.sh), each store a schema
- * of its own with its chunk bytes in a directory (`file://`); without the
- * server it is left out, except in CI (CI=true), where it stays and fails.
+ * of its own with its chunk bytes in a directory (`file://`), or in pack
+ * objects under a prefix of its own on the real S3 server named by
+ * FETCH_CACHE_TEST_S3 (scripts/services/s3-rgw-up.sh), read directly or
+ * through near caches (`cacheRoot`: each handle its own, as two machines
+ * have). Without its servers an entry is left out, except in CI (CI=true),
+ * where it stays and fails.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,9 +26,11 @@ import { join } from 'node:path';
 import { levelUrl } from '../../src/backends/registry.js';
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
 import { type Cache, openCache } from '../../src/cache.js';
+import { s3TestServer } from '../storage/s3-suite.js';
 import { corruptChunk } from './chunk-damage.js';
 import { TEST_POSTGRES } from './postgres.js';
 import { postgresStore } from './postgres-store.js';
+import { corruptS3CacheChunk } from './s3-stores.js';
 
 export interface OpenedBackend {
   readonly cache: Cache;
@@ -40,6 +46,51 @@ export interface BackendUnderTest {
   open(): Promise<OpenedBackend>;
   /** Damage the stored bytes of a chunk (flip a bit of byte `index`), where the test can reach them. */
   corrupt?(cache: Cache, digest: Uint8Array, index: number): Promise<void>;
+}
+
+const TEST_S3 = s3TestServer('FETCH_CACHE_TEST_S3');
+/** Whether entries that need these servers run: when they are there, and always in CI (where they fail without). */
+const runs = (...servers: unknown[]) => process.env.CI === 'true' || servers.every((s) => s !== undefined);
+
+/** A `postgres://` store whose chunk bytes are S3 packs, each handle through a near cache of its own if `near`. */
+function postgresS3(near: boolean): BackendUnderTest {
+  return {
+    name: near ? 'postgres:// + s3:// + near cache (--cache-root)' : 'postgres:// + s3://',
+    chunker: DEFAULT_CHUNKER_PARAMS,
+    async open() {
+      if (TEST_S3 === undefined)
+        throw new Error('FETCH_CACHE_TEST_S3 is unset: start scripts/services/s3-rgw-up.sh');
+      const s = await postgresStore({ s3: TEST_S3 });
+      const roots: { root: string; remove(): void }[] = [];
+      const handle = () => {
+        let cacheRoot: string | undefined;
+        if (near) {
+          const r = tempRoot();
+          roots.push(r);
+          cacheRoot = r.root;
+        }
+        return openCache({
+          store: s.store,
+          blobStore: s.blobStore,
+          env: { ...process.env, ...s.env },
+          cacheRoot,
+        });
+      };
+      const cache = await handle();
+      const other = await handle();
+      return {
+        cache,
+        other,
+        close: async () => {
+          await other.close();
+          await cache.close();
+          await s.remove();
+          for (const r of roots) r.remove();
+        },
+      };
+    },
+    corrupt: (cache, digest, index) => corruptS3CacheChunk(TEST_S3!, cache, digest, index),
+  };
 }
 
 function tempRoot(): { root: string; remove(): void } {
@@ -95,7 +146,7 @@ export const BACKENDS: readonly BackendUnderTest[] = [
     },
     corrupt: corruptChunk,
   },
-  ...(TEST_POSTGRES === undefined && process.env.CI !== 'true'
+  ...(!runs(TEST_POSTGRES)
     ? []
     : [
         {
@@ -118,4 +169,5 @@ export const BACKENDS: readonly BackendUnderTest[] = [
           corrupt: corruptChunk,
         },
       ]),
+  ...(runs(TEST_POSTGRES, TEST_S3) ? [postgresS3(false), postgresS3(true)] : []),
 ];

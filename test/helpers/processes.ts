@@ -56,14 +56,19 @@ export function startCli(args: readonly string[], env: Record<string, string> = 
 }
 
 /** `fetch-cache serve` on 127.0.0.1, random port; resolves once it listens. */
-export async function startServe(
-  root: string,
-  extra: readonly string[] = [],
+export function startServe(root: string, extra: readonly string[] = []): Promise<Running & { url: string }> {
+  return startServing(['--root', root, ...extra]);
+}
+
+/** `fetch-cache serve ARGS` on 127.0.0.1, random port, `env` added; resolves once it listens. */
+export async function startServing(
+  args: readonly string[],
+  env: Record<string, string> = {},
 ): Promise<Running & { url: string }> {
-  const r = startCli(['serve', '--root', root, '--bind', '127.0.0.1:0', ...extra]);
+  const r = startCli(['serve', ...args, '--bind', '127.0.0.1:0'], env);
   const url = await new Promise<string>((resolve, reject) => {
     let text = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${text}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${text}`)), 60_000);
     r.child.stdout?.on('data', (d: Buffer) => {
       text += d.toString();
       const m = /"msg":"listening","url":"([^"]+)"/.exec(text);

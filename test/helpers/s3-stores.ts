@@ -141,11 +141,42 @@ export async function corruptS3Chunk(
   digest: Uint8Array,
   index: number,
 ): Promise<void> {
+  await flipPackByte(store.packs, client, bucket, digest, index);
+}
+
+/**
+ * Flip a bit of byte `index` of a chunk of an open cache whose bytes are S3 packs on `server`, under a near
+ * cache or not (a near copy is checked against its digest: reads then find the far bytes damaged).
+ */
+export async function corruptS3CacheChunk(
+  server: S3TestServer,
+  cache: Cache,
+  digest: Uint8Array,
+  index: number,
+): Promise<void> {
+  const top = chunkStoreOf(cache);
+  const packs = (top instanceof NearChunkStore ? farOf(top) : top) as S3PackChunkStore;
+  const bucket = (packs as unknown as { bucket: string }).bucket;
+  const client = s3Client(server);
+  try {
+    await flipPackByte(packs, client, bucket, digest, index);
+  } finally {
+    await client.close();
+  }
+}
+
+async function flipPackByte(
+  packs: S3PackChunkStore,
+  client: S3Client,
+  bucket: string,
+  digest: Uint8Array,
+  index: number,
+): Promise<void> {
   const { decodeLocation } = await import('../../src/blob/packs.js');
-  const row = await store.packs.index.get(digest);
+  const row = await packs.index.get(digest);
   const loc = row === undefined ? undefined : decodeLocation(row);
   if (loc === undefined) throw new Error('no such chunk');
-  const key = store.packs.packKey(loc.pack);
+  const key = packs.packKey(loc.pack);
   const bytes = await client.getObjectBytes(bucket, key);
   bytes[loc.offset + (index % loc.length)]! ^= 0x01;
   await client.putObject(bucket, key, bytes);

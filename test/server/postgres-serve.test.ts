@@ -12,31 +12,17 @@
  */
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBalancer } from '../helpers/balancer.js';
 import { runCli } from '../helpers/cli.js';
 import { nixAvailable, runNix } from '../helpers/nix.js';
 import { TEST_POSTGRES } from '../helpers/postgres.js';
 import { postgresStore, type TestPostgresStore } from '../helpers/postgres-store.js';
-import { type Running, startCli } from '../helpers/processes.js';
+import { type Running, startServing } from '../helpers/processes.js';
 
 const TOKEN = 'postgres-serve-token-0123456789';
-
-async function startServe(args: readonly string[]): Promise<Running & { url: string }> {
-  const r = startCli(['serve', ...args, '--bind', '127.0.0.1:0']);
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    r.child.stdout?.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /"msg":"listening","url":"([^"]+)"/.exec(text);
-      if (m) resolve(m[1]!);
-    });
-    void r.exited.then((e) => reject(new Error(`serve exited ${e.code}: ${e.stderr}`)));
-  });
-  return { ...r, url };
-}
 
 async function status(url: string): Promise<number> {
   return (await fetch(url)).status;
@@ -49,30 +35,6 @@ async function until(done: () => Promise<boolean>): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   expect(await done()).toBe(true);
-}
-
-/** A balancer: `PUT /nar/…` to `nars`, everything else to `rest`; counts what each got. */
-async function startBalancer(
-  nars: string,
-  rest: string,
-): Promise<{ url: string; seen: string[]; server: Server }> {
-  const seen: string[] = [];
-  const server = createServer((req, res) => {
-    const toNars = req.method === 'PUT' && req.url!.startsWith('/nar/');
-    const target = new URL(req.url!, toNars ? nars : rest);
-    const what = req.url!.startsWith('/nar/') ? 'nar' : req.url!.endsWith('.narinfo') ? 'narinfo' : req.url;
-    seen.push(`${req.method} ${what} -> ${toNars ? 'A' : 'B'}`);
-    const { expect: _continue, ...headers } = req.headers;
-    const out = request(target, { method: req.method, headers }, (back) => {
-      res.writeHead(back.statusCode ?? 502, back.headers);
-      back.pipe(res);
-    });
-    out.on('error', () => res.destroy());
-    req.pipe(out);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, seen, server };
 }
 
 describe.skipIf(TEST_POSTGRES === undefined)('two servers on one postgres:// store', () => {
@@ -89,8 +51,8 @@ describe.skipIf(TEST_POSTGRES === undefined)('two servers on one postgres:// sto
     writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
     args = ['--store', s.store, '--blob-store', s.blobStore];
     [a, b] = await Promise.all([
-      startServe([...args, '--upload-token-file', tokenFile]),
-      startServe([...args, '--upload-token-file', tokenFile]),
+      startServing([...args, '--upload-token-file', tokenFile]),
+      startServing([...args, '--upload-token-file', tokenFile]),
     ]);
   });
   afterAll(async () => {
@@ -159,7 +121,7 @@ describe.skipIf(TEST_POSTGRES === undefined)('two servers on one postgres:// sto
         const verify = await runCli([...args, 'verify', path]);
         expect(verify.stdout).toMatch(/, 0 damaged\n$/);
       } finally {
-        await new Promise((r) => balancer.server.close(r));
+        await balancer.close();
       }
     },
   );
