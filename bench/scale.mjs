@@ -14,8 +14,11 @@
  *    root (target ≥ 1/1.2× its throughput, i.e. within 1.2×);
  *  - `fetch tarball` of bench/tarball.mjs's archive over loopback HTTP into a
  *    fresh shared store against a fresh level root (median of 3, alternating);
- *  - `gc` on what that fetch stored, per chunk: mark and sweep with nothing
- *    to delete, then `--max-size 0` (every path evicted, every chunk swept).
+ *  - the pack objects that fetch wrote (listed: count and bytes, so PUTs
+ *    per GiB ingested; target ≤ 64, one per 16 MiB);
+ *  - `gc` on what that fetch stored, per chunk: right after it (compaction
+ *    merges the fetch's packs), again (nothing to do: mark, list, compare),
+ *    then `--max-size 0` (every path evicted, every chunk swept).
  * Needs the servers the tests use, named as they name them
  * (scripts/services/pg-up.sh and s3-rgw-up.sh print the lines):
  *   FETCH_CACHE_TEST_POSTGRES=… FETCH_CACHE_TEST_S3=… FETCH_CACHE_TEST_S3_ACCESS_KEY=… \
@@ -94,6 +97,17 @@ async function sharedStores() {
       const args = ['--store', u.href, '--blob-store', blob];
       run([...args, 'migrate'], env);
       return args;
+    },
+    /** Pack objects (and their bytes) in the bucket under the prefix of the store `args` names. */
+    async packObjects(args) {
+      const prefix = new URL(args[3]).pathname.slice(1);
+      let count = 0;
+      let bytes = 0;
+      for await (const o of s3.listObjects(bucket, `${prefix}/`)) {
+        count++;
+        bytes += o.size;
+      }
+      return { count, bytes };
     },
     async close() {
       for (const name of databases) await admin.unsafe(`drop database if exists ${name} with (force)`);
@@ -198,17 +212,29 @@ async function fetchFigures(work, shared) {
       store = await shared.store();
       pg.push(measureOnce([CLI, ...store, '--quiet', 'fetch', 'tarball', url], shared.env));
     }
+    /** gc three times: the first after the fetch (compaction of its packs), again (nothing to do), then evicting everything. */
     const gc = (args, env) => {
+      const json = (extra = []) => JSON.parse(run([...args, 'gc', ...extra, '--json'], env));
       const chunks = JSON.parse(run([...args, 'stats', '--json'], env)).chunks;
-      const mark = JSON.parse(run([...args, 'gc', '--json'], env)).durationMs;
-      const all = JSON.parse(run([...args, 'gc', '--max-size', '0', '--json'], env));
-      return { chunks, mark, sweep: all.durationMs, swept: all.deleted.chunks };
+      const first = json();
+      const again = json();
+      const all = json(['--max-size', '0']);
+      return {
+        chunks,
+        first: first.durationMs,
+        moved: first.compacted.moved,
+        again: again.durationMs,
+        sweep: all.durationMs,
+        swept: all.deleted.chunks,
+      };
     };
+    const packObjects = await shared.packObjects(store);
     return {
       level: summarise(level),
       shared: summarise(pg),
       gcLevel: gc(['--root', root], process.env),
       gcShared: gc(store, shared.env),
+      packObjects,
     };
   } finally {
     http.kill();
@@ -262,12 +288,17 @@ export async function benchScale(work = join(REPO, '.bench-work')) {
   console.log(
     `| fetch tarball (s, median of ${RUNS}; peak RSS MiB) | ${f.shared.wall.toFixed(2)} (${f.shared.maxRssMiB.toFixed(0)}) | ${f.level.wall.toFixed(2)} (${f.level.maxRssMiB.toFixed(0)}) | — | ${(f.shared.wall / f.level.wall).toFixed(2)} vs level | — |`,
   );
+  const perGiB = (f.packObjects.count * 2 ** 30) / f.packObjects.bytes;
+  console.log(
+    `objects the shared fetch wrote: ${f.packObjects.count} (${(f.packObjects.bytes / 2 ** 20).toFixed(0)} MiB), ${perGiB.toFixed(0)} per GiB ingested (target ≤ 64: 1 PUT per 16 MiB)`,
+  );
+  const per = (ms, n) => `${((ms * 1000) / n).toFixed(1)} µs/chunk`;
   for (const [name, g] of [
     ['postgres + s3', f.gcShared],
     ['level root', f.gcLevel],
   ]) {
     console.log(
-      `gc on ${name}: ${g.chunks} chunks; mark and sweep with nothing to delete ${g.mark} ms (${((g.mark * 1000) / g.chunks).toFixed(1)} µs/chunk); --max-size 0 sweeping ${g.swept} chunks ${g.sweep} ms (${((g.sweep * 1000) / g.swept).toFixed(1)} µs/chunk)`,
+      `gc on ${name}, ${g.chunks} chunks: after the fetch ${g.first} ms (${per(g.first, g.chunks)}; ${g.moved} chunks moved by compaction), again ${g.again} ms (${per(g.again, g.chunks)}), --max-size 0 sweeping ${g.swept} chunks ${g.sweep} ms (${per(g.sweep, g.swept)})`,
     );
   }
   return { serve: s, fetch: f };
