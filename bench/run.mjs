@@ -2,8 +2,9 @@
  * All benchmarks in one command: `npm run bench`. Inputs are generated once
  * into .bench-work/ (or $BENCH_WORK) and reused by later runs. Each section
  * prints its ratios against the reference tool measured in the same run.
- * `BENCH_ONLY=hash-path,store,tarball,git,lock,serve,ops,corpus,pins` runs a subset.
- * Needs nix (and for `serve`, nginx and wrk from Debian).
+ * `BENCH_ONLY=hash-path,store,tarball,git,lock,serve,ops,corpus,pins,scale` runs a subset.
+ * Needs nix (and for `serve` and `scale`, nginx and wrk from Debian; `scale` also the
+ * PostgreSQL and S3 servers the tests use, else it says it skipped).
  */
 
 import { spawnSync } from 'node:child_process';
@@ -32,6 +33,10 @@ if (want('ops')) {
 if (want('corpus')) {
   const { benchCorpus } = await import('./corpus.mjs');
   await benchCorpus(work);
+}
+if (want('scale')) {
+  const { benchScale } = await import('./scale.mjs');
+  await benchScale(work);
 }
 if (want('pins')) {
   const { benchPins } = await import('./pins.mjs');

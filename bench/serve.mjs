@@ -43,7 +43,7 @@ function run(cmd, args, opts = {}) {
   return r.stdout;
 }
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
@@ -54,7 +54,7 @@ function freePort() {
 }
 
 /** Inputs once per work dir: small files, a tree, a large file. */
-function makeInputs(dir) {
+export function makeInputs(dir) {
   const small = join(dir, 'small');
   if (!existsSync(join(small, '.complete'))) {
     mkdirSync(small, { recursive: true });
@@ -79,7 +79,7 @@ function makeInputs(dir) {
 }
 
 /** Our root and Nix's file:// cache over the same store paths; returns the store paths. */
-function populate(work, inputs) {
+export function populate(work, inputs) {
   const root = join(work, 'serve-root');
   const nixStore = join(work, 'serve-nix-store');
   const files = join(work, 'serve-nginx');
@@ -103,7 +103,7 @@ function populate(work, inputs) {
 }
 
 /** narinfo and NAR URLs (from the narinfos nginx serves; ours name NARs the same way). */
-function urls(files, paths) {
+export function urls(files, paths) {
   const narinfos = [];
   const nars = [];
   for (const p of paths) {
@@ -152,7 +152,7 @@ function parseWrk(out) {
   };
 }
 
-async function wrk(base, list, work, { connections, seconds }) {
+export async function wrk(base, list, work, { connections, seconds }) {
   const listFile = join(work, `wrk-list-${connections}-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(listFile, `${list.join('\n')}\n`);
   const script = join(work, 'wrk-paths.lua');
@@ -194,7 +194,7 @@ async function wrk(base, list, work, { connections, seconds }) {
   return parseWrk(out);
 }
 
-async function waitFor(url) {
+export async function waitFor(url) {
   for (let i = 0; i < 200; i++) {
     try {
       const r = await fetch(url);
@@ -205,17 +205,19 @@ async function waitFor(url) {
   throw new Error(`${url} did not come up`);
 }
 
-function stopChild(child, signal) {
+export function stopChild(child, signal) {
   return new Promise((resolve) => {
     child.once('close', resolve);
     child.kill(signal);
   });
 }
 
-async function startOurs(root) {
+/** `fetch-cache serve` on a free port over the store `storeArgs` names (default: the root `root`). */
+export async function startOurs(root, storeArgs = ['--root', root], env = process.env) {
   const port = await freePort();
-  const child = spawn(CLI, ['--root', root, 'serve', '--bind', `127.0.0.1:${port}`, '--quiet'], {
+  const child = spawn(CLI, [...storeArgs, 'serve', '--bind', `127.0.0.1:${port}`, '--quiet'], {
     stdio: ['ignore', 'ignore', 'inherit'],
+    env,
   });
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`${base}/nix-cache-info`);
@@ -226,7 +228,7 @@ async function startOurs(root) {
   };
 }
 
-async function startNginx(files, work) {
+export async function startNginx(files, work) {
   const port = await freePort();
   const prefix = join(work, 'nginx');
   mkdirSync(join(prefix, 'logs'), { recursive: true });

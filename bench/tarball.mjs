@@ -42,7 +42,7 @@ const WORDS = [
 ];
 
 /** ~120 MB of C-like text in ~16,000 files, deterministic. */
-function makeSourceTarball(work) {
+export function makeSourceTarball(work) {
   const out = join(work, 'source.tar.gz');
   if (existsSync(out)) return out;
   const tree = join(work, 'source-tree');
@@ -98,68 +98,72 @@ function measureFresh(argvFor, { runs = 3, env = process.env } = {}) {
   };
 }
 
-const work = join(process.env.BENCH_WORK ?? join(REPO, '.bench-work'), 'tarball');
-mkdirSync(work, { recursive: true });
-const archive = makeSourceTarball(work);
-const unpacked = Number(
-  spawnSync('sh', ['-c', `gzip -dc '${archive}' | wc -c`], { encoding: 'utf8' }).stdout.trim(),
-);
-console.log(
-  `archive ${archive}: ${(statSync(archive).size / 1e6).toFixed(1)} MB gzip, ${(unpacked / 1e6).toFixed(1)} MB tar`,
-);
+async function main() {
+  const work = join(process.env.BENCH_WORK ?? join(REPO, '.bench-work'), 'tarball');
+  mkdirSync(work, { recursive: true });
+  const archive = makeSourceTarball(work);
+  const unpacked = Number(
+    spawnSync('sh', ['-c', `gzip -dc '${archive}' | wc -c`], { encoding: 'utf8' }).stdout.trim(),
+  );
+  console.log(
+    `archive ${archive}: ${(statSync(archive).size / 1e6).toFixed(1)} MB gzip, ${(unpacked / 1e6).toFixed(1)} MB tar`,
+  );
 
-// A loopback server in another process (spawnSync below blocks this one).
-const port = await new Promise((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const p = probe.address().port;
-    probe.close(() => resolve(p));
+  // A loopback server in another process (spawnSync below blocks this one).
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const p = probe.address().port;
+      probe.close(() => resolve(p));
+    });
   });
-});
-const server = spawn(
-  'python3',
-  ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', work],
-  {
-    stdio: 'ignore',
-  },
-);
-await new Promise((r) => setTimeout(r, 1000));
-const url = `http://127.0.0.1:${port}/source.tar.gz`;
-const cli = measureFresh((d) => [CLI, '--root', join(d, 'root'), '--quiet', 'fetch', 'tarball', url]);
+  const server = spawn(
+    'python3',
+    ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', work],
+    {
+      stdio: 'ignore',
+    },
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  const url = `http://127.0.0.1:${port}/source.tar.gz`;
+  const cli = measureFresh((d) => [CLI, '--root', join(d, 'root'), '--quiet', 'fetch', 'tarball', url]);
 
-const ours = measureFresh((d) => [
-  'node',
-  '--import',
-  'tsx',
-  join(REPO, 'bench/tarball-child.ts'),
-  archive,
-  join(d, 'root'),
-]);
-const inner = JSON.parse(ours.stderr.trim().split('\n').pop());
-const tar = measureFresh((d) => ['tar', '-xzf', archive, '-C', d]);
-const rows = [
-  ['fetch-cache fetch tarball (CLI, loopback HTTP)', cli],
-  ['fetch-cache ingestTarball + NAR hash (in-process harness)', ours],
-  ['tar -xzf to disk', tar],
-];
-if (hasCommand('nix-prefetch-url')) {
-  const nix = measureFresh(
-    (d) => ['env', `HOME=${d}`, 'nix-prefetch-url', '--store', join(d, 'store'), '--unpack', url],
-    { env: NIX_ENV },
-  );
-  rows.push(['nix-prefetch-url --unpack (Nix 2.8, loopback HTTP)', nix]);
+  const ours = measureFresh((d) => [
+    'node',
+    '--import',
+    'tsx',
+    join(REPO, 'bench/tarball-child.ts'),
+    archive,
+    join(d, 'root'),
+  ]);
+  const inner = JSON.parse(ours.stderr.trim().split('\n').pop());
+  const tar = measureFresh((d) => ['tar', '-xzf', archive, '-C', d]);
+  const rows = [
+    ['fetch-cache fetch tarball (CLI, loopback HTTP)', cli],
+    ['fetch-cache ingestTarball + NAR hash (in-process harness)', ours],
+    ['tar -xzf to disk', tar],
+  ];
+  if (hasCommand('nix-prefetch-url')) {
+    const nix = measureFresh(
+      (d) => ['env', `HOME=${d}`, 'nix-prefetch-url', '--store', join(d, 'store'), '--unpack', url],
+      { env: NIX_ENV },
+    );
+    rows.push(['nix-prefetch-url --unpack (Nix 2.8, loopback HTTP)', nix]);
+    console.log(
+      `\nratio fetch tarball / nix-prefetch-url --unpack: ${(cli.wall / nix.wall).toFixed(2)} (target ≤ 1.0)`,
+    );
+  }
+  server.kill();
+  console.log(`\n## tarball ingest (${(unpacked / 1e6).toFixed(0)} MB unpacked)`);
+  console.log('| case | wall (s) | MB/s unpacked | peak RSS (MiB) |');
+  console.log('|---|---|---|---|');
+  for (const [name, m] of rows) {
+    console.log(
+      `| ${name} | ${m.wall.toFixed(2)} | ${(unpacked / 1e6 / m.wall).toFixed(0)} | ${m.maxRssMiB.toFixed(0)} |`,
+    );
+  }
   console.log(
-    `\nratio fetch tarball / nix-prefetch-url --unpack: ${(cli.wall / nix.wall).toFixed(2)} (target ≤ 1.0)`,
+    `inside our process: ingest ${inner.ingestSeconds.toFixed(2)} s (${(unpacked / 1e6 / inner.ingestSeconds).toFixed(0)} MB/s), NAR hash ${inner.narSeconds.toFixed(2)} s, ${inner.narHash}`,
   );
 }
-server.kill();
-console.log(`\n## tarball ingest (${(unpacked / 1e6).toFixed(0)} MB unpacked)`);
-console.log('| case | wall (s) | MB/s unpacked | peak RSS (MiB) |');
-console.log('|---|---|---|---|');
-for (const [name, m] of rows) {
-  console.log(
-    `| ${name} | ${m.wall.toFixed(2)} | ${(unpacked / 1e6 / m.wall).toFixed(0)} | ${m.maxRssMiB.toFixed(0)} |`,
-  );
-}
-console.log(
-  `inside our process: ingest ${inner.ingestSeconds.toFixed(2)} s (${(unpacked / 1e6 / inner.ingestSeconds).toFixed(0)} MB/s), NAR hash ${inner.narSeconds.toFixed(2)} s, ${inner.narHash}`,
-);
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
