@@ -47,6 +47,11 @@ export interface ChunkStore {
    * store that pays per request (an object store) asks for groups the size of its objects.
    */
   readonly groupBytes?: number | undefined;
+  /**
+   * How long a group below `groupBytes` waits for more chunks before `store` (default 0: one turn of
+   * the event loop; storage/group-commit.ts): a store that pays per request fills its objects.
+   */
+  readonly groupLingerMs?: number | undefined;
   /** Bytes a blob read asks for at once (default 1 MiB): more where each request has a latency. */
   readonly readAheadBytes?: number | undefined;
   /** The bytes of a chunk, or `undefined` when it is not stored. Not verified here. */

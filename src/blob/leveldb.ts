@@ -102,6 +102,7 @@ export class LevelBlobService implements BlobService {
   private readonly verifiedLists = new VerifiedLists(4096);
   /** Chunks and chunk lists of all writers go through one group commit. */
   readonly commit: GroupCommit;
+  readonly closingBlobs: number;
 
   /**
    * `db` is the database (or a sublevel) in which the service makes the
@@ -127,8 +128,12 @@ export class LevelBlobService implements BlobService {
     this.commit = new GroupCommit({
       groupBytes: options.batchBytes ?? this.chunkStore.groupBytes ?? 8 << 20,
       filter: (puts) => this.unstored(puts),
+      lingerMs: this.chunkStore.groupLingerMs,
     });
     this.readAheadBytes = options.readAheadBytes ?? this.chunkStore.readAheadBytes ?? 1 << 20;
+    // A group that lingers for more chunks (an object store's) fills from small files only when
+    // thousands of them can wait in it; without lingering, a few hundred keep the batches full.
+    this.closingBlobs = (this.chunkStore.groupLingerMs ?? 0) > 0 ? 8192 : 256;
   }
 
   async has(digest: B3Digest): Promise<boolean> {
@@ -483,6 +488,8 @@ class LevelBlobWriter implements BlobWriter {
     this.chunker.finish((c) => last.push(this.add(c, true)));
     this.first = undefined;
     if (this.list.length === 0) return { digest: EMPTY_B3.slice(), size: 0 };
+    // Many blobs may be closing at once (castore/closing.ts): their last chunks wait for room too.
+    if (last.length > 0) await this.service.commit.room();
     // The last chunks of a blob of several join the group of the ones before (a store of pack
     // objects then writes them in the same pack, not a pack of their own); the list follows once
     // all are written. A one-chunk blob is put once its digest is checked.

@@ -48,6 +48,7 @@ export interface NearOptions {
 export class NearChunkStore implements ChunkStore {
   readonly index: KV;
   readonly groupBytes: number | undefined;
+  readonly groupLingerMs: number | undefined;
   readonly readAheadBytes: number | undefined;
   /** Near hits, misses (chunks) and evicted packs, for tests and benchmarks. */
   readonly stats = { hits: 0, misses: 0, evicted: 0 };
@@ -71,6 +72,7 @@ export class NearChunkStore implements ChunkStore {
     this.closeLocal = options.closeLocal;
     this.index = options.far.index;
     this.groupBytes = options.far.groupBytes;
+    this.groupLingerMs = options.far.groupLingerMs;
     this.readAheadBytes = options.far.readAheadBytes;
     this.batcher = new GetBatcher((keys) => this.getMany(keys));
   }

@@ -71,4 +71,10 @@ export interface BlobService {
    * may ignore it and hash the bytes itself.
    */
   writer(options?: BlobWriterOptions): BlobWriter;
+  /**
+   * How many blobs a writer of many small ones (an archive, a tree) should let close at once
+   * (castore/closing.ts; default 256): a store that gathers writes into large objects asks for more,
+   * so that small files fill them. A hint; any number is correct.
+   */
+  readonly closingBlobs?: number | undefined;
 }

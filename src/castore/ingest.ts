@@ -10,14 +10,16 @@
  *
  * This is the one castore module that does IO, and only through the blob and
  * directory service contracts it is given. File contents are uploaded with
- * bounded concurrency (at most `concurrency` files in flight, each streaming in
- * bounded chunks), so memory stays bounded by chunk size × concurrency; tree
- * metadata (names, digests) is kept until each directory closes.
+ * bounded concurrency (at most `concurrency` files being read, each streaming
+ * in bounded chunks; the blobs they become close while later files are read,
+ * bounded by closing.ts), so memory stays bounded; tree metadata (names,
+ * digests) is kept until each directory closes.
  */
 
-import type { BlobService } from '../blob/service.js';
+import type { BlobService, BlobWriter } from '../blob/service.js';
 import type { DirectoryService } from '../directory/service.js';
 import { FetchCacheError } from '../errors.js';
+import { ClosingBlobs } from './closing.js';
 import type { B3Digest } from './digest.js';
 import { Directory } from './directory.js';
 import { fileNode, type NamedNode, type Node, symlinkNode, validateName } from './nodes.js';
@@ -53,17 +55,16 @@ export interface IngestServices {
 }
 
 export interface IngestOptions {
-  /** Files uploaded at once (default 32). */
+  /** Files read at once (default 32). */
   readonly concurrency?: number;
 }
 
 /**
- * 32 files in flight: the blob service commits the writes of concurrent
- * uploads as one batch (src/storage/group-commit.ts), so this many small
- * files share a database write where 4 made ~8× more writes (20,000 files:
- * 625 batches instead of 5,000, ingest CPU −10–20 %). Memory: at most 32
- * files' current read buffers, the blob service bounding what waits to be
- * written.
+ * 32 files read at once: enough to keep the disk and the hasher busy (4
+ * made ~8× more database writes). Their blobs close beside later reads
+ * (closing.ts), so the blob service's group commit puts thousands of small
+ * files in one batch or pack. Memory: at most 32 files' current read
+ * buffers, plus what closing.ts and the blob service let wait.
  */
 const DEFAULT_CONCURRENCY = 32;
 
@@ -74,11 +75,16 @@ function key(path: Uint8Array): string {
   return Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('latin1');
 }
 
+/**
+ * The parent's key and the name, a copy: the path may be a view of one of Node's shared 8 KiB pools
+ * (Buffer.concat, readdir), and a name kept until the ingest ends would keep its whole pool alive,
+ * with whatever else was read into it (file contents: 20 MiB at 20,000 files).
+ */
 function splitPath(path: Uint8Array): { parent: string; name: Uint8Array } {
   const i = path.lastIndexOf(SLASH);
   return i < 0
-    ? { parent: '', name: path }
-    : { parent: key(path.subarray(0, i)), name: path.subarray(i + 1) };
+    ? { parent: '', name: new Uint8Array(path) }
+    : { parent: key(path.subarray(0, i)), name: new Uint8Array(path.subarray(i + 1)) };
 }
 
 /** Ingest an entry stream; returns the root node. */
@@ -88,6 +94,7 @@ export async function ingestEntries(
   options: IngestOptions = {},
 ): Promise<Node> {
   const limit = new Semaphore(options.concurrency ?? DEFAULT_CONCURRENCY);
+  const closing = new ClosingBlobs({ maxBlobs: services.blobs.closingBlobs });
   const pending = new Map<string, Promise<NamedNode>[]>();
   const putter = services.directories.putter();
   let root: Promise<Node> | undefined;
@@ -107,10 +114,14 @@ export async function ingestEntries(
   try {
     for await (const entry of entries) {
       if (root !== undefined) throw badEntry('entries after the root', entry.path);
-      // Backpressure: do not read further entries while `concurrency` uploads run.
-      if (entry.type === 'file' && !('blob' in entry)) await limit.acquire();
+      // Backpressure: do not read further entries while `concurrency` files are read, or while
+      // too many blobs are closing.
+      if (entry.type === 'file' && !('blob' in entry)) {
+        await limit.acquire();
+        await closing.room();
+      }
       if (failure) throw failure.error;
-      const node = track(nodeOf(entry, pending, services, putter, limit));
+      const node = track(nodeOf(entry, pending, services, putter, { limit, closing }));
       if (entry.path.length === 0) {
         root = node;
       } else {
@@ -140,18 +151,21 @@ function nodeOf(
   pending: Map<string, Promise<NamedNode>[]>,
   services: IngestServices,
   putter: ReturnType<DirectoryService['putter']>,
-  limit: Semaphore,
+  bounds: { readonly limit: Semaphore; readonly closing: ClosingBlobs },
 ): Promise<Node> {
   switch (entry.type) {
     case 'symlink':
       return Promise.resolve(symlinkNode(entry.target));
-    case 'file':
+    case 'file': {
       if ('blob' in entry)
         return Promise.resolve(fileNode(entry.blob.digest, entry.blob.size, entry.executable));
-      // The slot was acquired by the caller.
-      return uploadBlob(services.blobs, entry.contents)
-        .then(({ digest, size }) => fileNode(digest, size, entry.executable))
-        .finally(() => limit.release());
+      // The slot was acquired by the caller; it is given back once the bytes are written. Only the
+      // flag is kept for the node: the entry (its contents) is not held while the blob closes.
+      const executable = entry.executable;
+      return uploadBlob(services.blobs, entry.contents, bounds).then(({ digest, size }) =>
+        fileNode(digest, size, executable),
+      );
+    }
     case 'directory': {
       const k = key(entry.path);
       const children = pending.get(k) ?? [];
@@ -165,20 +179,44 @@ function nodeOf(
   }
 }
 
-/** Stream bytes into a new blob. */
-export async function uploadBlob(
+/**
+ * Stream bytes into a new blob. With `bounds`, the read slot (acquired by the caller) is released once
+ * the bytes are written, and the close is counted in `bounds.closing`; nothing of the source (its
+ * read buffers) stays reachable while the blob closes.
+ */
+export function uploadBlob(
   blobs: BlobService,
   contents: AsyncIterable<Uint8Array> | Uint8Array,
+  bounds?: { readonly limit: Semaphore; readonly closing: ClosingBlobs },
 ): Promise<{ digest: B3Digest; size: number }> {
-  const writer = blobs.writer();
+  return writeAll(blobs.writer(), contents, bounds?.limit).then(({ writer, size }) =>
+    bounds === undefined ? writer.close() : bounds.closing.add(size, writer.close()),
+  );
+}
+
+/** Writes `contents` (releasing `limit` afterwards, also on failure); the writer and the byte count. */
+async function writeAll(
+  writer: BlobWriter,
+  contents: AsyncIterable<Uint8Array> | Uint8Array,
+  limit: Semaphore | undefined,
+): Promise<{ writer: BlobWriter; size: number }> {
+  let size = 0;
   try {
-    if (contents instanceof Uint8Array) await writer.write(contents);
-    else for await (const chunk of contents) await writer.write(chunk);
-    return await writer.close();
+    if (contents instanceof Uint8Array) {
+      size = contents.length;
+      await writer.write(contents);
+    } else
+      for await (const chunk of contents) {
+        size += chunk.length;
+        await writer.write(chunk);
+      }
   } catch (e) {
     await writer.abort();
     throw e;
+  } finally {
+    limit?.release();
   }
+  return { writer, size };
 }
 
 function validatePathName(name: Uint8Array, path: Uint8Array): void {

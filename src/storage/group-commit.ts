@@ -9,7 +9,10 @@
  * written (so a lone writer waits for nothing but its own write). A group
  * that reaches `groupBytes` starts writing at once if it can; writers that
  * add more wait in `room()`, so memory stays near two groups whatever the
- * number of writers.
+ * number of writers. With `lingerMs`, a group below `groupBytes` waits
+ * instead until no put has come for that long (or fifty times that since
+ * its first put): a store that pays per write (an object store) gets full
+ * groups from a stream of small puts, and a lone writer waits `lingerMs`.
  *
  * Durability and order: `put()` resolves once its puts are written (with
  * every other put of its group, atomically), and rejects with the batch's
@@ -39,11 +42,16 @@ export interface GroupCommitOptions {
    * write (e.g. without the ones already stored, to save rewriting them).
    */
   readonly filter?: (puts: readonly Put[]) => Promise<readonly Put[]>;
+  /** How long a group below `groupBytes` waits for more puts (default 0: one turn of the event loop). */
+  readonly lingerMs?: number | undefined;
 }
 
 interface Group {
   puts: Put[];
   bytes: number;
+  /** performance.now() of the group's first and last put. */
+  first: number;
+  last: number;
   done: Promise<void>;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -54,6 +62,7 @@ export class GroupCommit {
   readonly stats = { batches: 0, puts: 0 };
   private readonly groupBytes: number;
   private readonly filter: GroupCommitOptions['filter'];
+  private readonly lingerMs: number;
   private open: Group | undefined;
   private writing: Promise<void> | undefined;
   private scheduled = false;
@@ -63,6 +72,7 @@ export class GroupCommit {
     this.groupBytes = options.groupBytes ?? 8 << 20;
     if (!(this.groupBytes >= 1)) throw new TypeError('groupBytes must be at least 1');
     this.filter = options.filter;
+    this.lingerMs = options.lingerMs ?? 0;
   }
 
   /** Queue `puts` for the next group; resolves when they are written. */
@@ -74,17 +84,31 @@ export class GroupCommit {
       group.puts.push(p);
       group.bytes += p.value.length + p.key.length;
     }
+    group.last = performance.now();
     if (this.writing === undefined) {
       if (group.bytes >= this.groupBytes) this.start();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          if (this.writing === undefined) this.start();
-        });
-      }
+      else this.schedule();
     }
     return group.done;
+  }
+
+  /** Start the open group after one turn of the event loop, or once it has lingered (`lingerMs`). */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const due = () => {
+      this.scheduled = false;
+      const group = this.open;
+      if (this.writing !== undefined || group === undefined) return;
+      const now = performance.now();
+      const wait = Math.min(group.last + this.lingerMs, group.first + 50 * this.lingerMs) - now;
+      if (wait > 0 && group.bytes < this.groupBytes) {
+        this.scheduled = true;
+        setTimeout(due, Math.ceil(wait));
+      } else this.start();
+    };
+    if (this.lingerMs > 0) setTimeout(due, this.lingerMs);
+    else setImmediate(due);
   }
 
   /** Resolves when the group being filled has room (below `groupBytes`): backpressure for writers. */
@@ -112,7 +136,10 @@ export class GroupCommit {
     this.writing = this.write(group.puts).then(group.resolve, group.reject);
     this.writing.then(() => {
       this.writing = undefined;
-      if (this.open !== undefined) this.start();
+      const next = this.open;
+      if (next === undefined) return;
+      if (next.bytes >= this.groupBytes || this.lingerMs === 0) this.start();
+      else this.schedule();
     });
   }
 
@@ -133,7 +160,8 @@ function newGroup(): Group {
     reject = rej;
   });
   done.catch(() => {}); // every writer awaits its own copy; this one must not count as unhandled
-  return { puts: [], bytes: 0, done, resolve, reject };
+  const now = performance.now();
+  return { puts: [], bytes: 0, first: now, last: now, done, resolve, reject };
 }
 
 /**

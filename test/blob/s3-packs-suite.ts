@@ -19,7 +19,9 @@ import { decodeChunkList } from '../../src/blob/chunk-list.js';
 import { DEFAULT_CHUNKER_PARAMS } from '../../src/blob/fastcdc.js';
 import type { LevelBlobService } from '../../src/blob/leveldb.js';
 import { decodeLocation } from '../../src/blob/packs.js';
+import { ingestTarball } from '../../src/fetchers/tarball.js';
 import { blake3 } from '../../src/nix/hashing.js';
+import { chunked, tarArchive, tarMember } from '../helpers/archives.js';
 import { flipChunkByte } from '../helpers/chunk-damage.js';
 import { cliBuilt, REPO_ROOT } from '../helpers/cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
@@ -93,6 +95,34 @@ export function describeS3PackSuite(name: string, server: S3TestServer): void {
         expect(keys).toHaveLength(s.packs.stats.packs);
         expect([...(await rowPacks(s))].sort()).toEqual([...keys].sort());
         expect((await readAll(s.cache, digest)).equals(data)).toBe(true);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('a tarball of small files fills its packs too: at most one PUT per 16 MiB of files', async () => {
+      // 2,400 files of 16 KiB (one chunk each): ingested one member at a time, as an archive is read.
+      // Each file's blob was once finished before the next 32 could start, so a pack held ~100 KiB.
+      const s = await stores.open();
+      try {
+        const files = Array.from({ length: 2400 }, (_, i) => ({
+          name: `src/f${i}.c`,
+          body: randomBytes(16 * 1024, 100 + i),
+        }));
+        const tar = tarArchive(files.map((f) => tarMember({ name: f.name, content: f.body })));
+        const r = await ingestTarball(chunked(tar, 64 * 1024), s.cache);
+        expect(r.narSum).toBeDefined();
+        const bytes = files.length * 16 * 1024;
+        expect(s.packs.stats.puts).toBeLessThanOrEqual(Math.ceil(bytes / (16 * MiB)));
+        // The single top-level directory is the root (as Nix unpacks it); its files read back.
+        if (r.node.type !== 'directory') throw new Error('not a directory');
+        const dir = (await s.cache.directories.get(r.node.digest))!;
+        expect(dir.count).toBe(files.length);
+        for (const i of [0, 1234, 2399]) {
+          const f = dir.get(`f${i}.c`);
+          if (f?.type !== 'file') throw new Error(`f${i}.c is not a file`);
+          expect((await readAll(s.cache, f.digest)).equals(files[i]!.body)).toBe(true);
+        }
       } finally {
         await s.close();
       }

@@ -2,7 +2,8 @@
  * GroupCommit: concurrent writers share batches, a failed batch fails every
  * writer in it (and no later group is lost), `put()` resolves only once the
  * data is in the database, `room()` holds writers back while a full group
- * waits, and puts into sublevels of one root are one atomic batch. Also the
+ * waits, puts into sublevels of one root are one atomic batch, and with
+ * `lingerMs` a stream of small puts fills one group. Also the
  * blob service on top: many concurrent small blobs make few batches.
  */
 
@@ -115,6 +116,55 @@ describe('GroupCommit', () => {
     expect(roomy).toBe(true);
     await queued;
     await commit.drain();
+    await db.close();
+  });
+
+  it('with lingerMs, a stream of small puts fills one group; a lone put waits lingerMs', async () => {
+    const db = await openMemoryKV();
+    const { batches } = instrument(db);
+    const commit = new GroupCommit({ lingerMs: 500 });
+    const started = performance.now();
+    await commit.put([{ kv: db, key: key(0), value: bytes(1) }]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(490);
+    expect(batches).toEqual([1]);
+    // One writer after another, each put 2 ms after the last: no pause of 500 ms, so one group.
+    const written: Promise<void>[] = [];
+    for (let i = 1; i <= 20; i++) {
+      written.push(commit.put([{ kv: db, key: key(i), value: bytes(1) }]));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await Promise.all(written);
+    expect(batches).toEqual([1, 20]);
+    await db.close();
+  });
+
+  it('with lingerMs, a group that never pauses is still written 50 × lingerMs after its first put', async () => {
+    const db = await openMemoryKV();
+    const { batches } = instrument(db);
+    const commit = new GroupCommit({ lingerMs: 10 });
+    const written: Promise<void>[] = [];
+    let firstDone = -1;
+    const started = performance.now();
+    for (let i = 0; performance.now() - started < 1200; i++) {
+      const p = commit.put([{ kv: db, key: key(i), value: bytes(1) }]);
+      if (i === 0) p.then(() => (firstDone = performance.now() - started));
+      written.push(p);
+      await new Promise((r) => setTimeout(r, 4));
+    }
+    await Promise.all(written);
+    // (A stall of the event loop longer than lingerMs ends a group sooner; never later.)
+    expect(batches.length).toBeGreaterThanOrEqual(2);
+    expect(firstDone).toBeGreaterThanOrEqual(0);
+    expect(firstDone).toBeLessThan(1200);
+    await db.close();
+  });
+
+  it('with lingerMs, a full group is written at once', async () => {
+    const db = await openMemoryKV();
+    const commit = new GroupCommit({ lingerMs: 60_000, groupBytes: 1000 });
+    const started = performance.now();
+    await commit.put([{ kv: db, key: key(1), value: bytes(1000) }]);
+    expect(performance.now() - started).toBeLessThan(30_000);
     await db.close();
   });
 

@@ -1,58 +1,52 @@
 /**
  * File contents of an archive, stored as blobs with a little overlap: a
  * member's bytes must be read before the next member's (the archive is one
- * stream), but finishing its blob (the last chunk and the chunk list, several
- * database round trips, which for small files is most of the work) can run
- * while the following members are read. At most `concurrency` blobs are
- * being finished at once; the tree gets a `BlobRef` at once, in archive
- * order, and the ref is filled in when the blob is stored. 32 at once lets
- * the blob service's group commit put about that many small files in one
- * database batch (the same figure `ingestEntries` uses).
+ * stream), but finishing its blob can run while the following members are
+ * read, as many at once as castore/closing.ts allows. The tree gets a
+ * `BlobRef` at once, in archive order, and the ref is filled in when the
+ * blob is stored.
  */
 
 import type { BlobService } from '../../blob/service.js';
-import { Semaphore } from '../../castore/ingest.js';
+import { ClosingBlobs } from '../../castore/closing.js';
 import type { BlobRef } from './tree.js';
 
 export class BlobUploads {
-  private readonly slots: Semaphore;
+  private readonly closing: ClosingBlobs;
   private readonly inFlight = new Set<Promise<void>>();
   private failure: { error: unknown } | undefined;
 
-  constructor(
-    private readonly blobs: BlobService,
-    concurrency = 32,
-  ) {
-    this.slots = new Semaphore(concurrency);
+  constructor(private readonly blobs: BlobService) {
+    this.closing = new ClosingBlobs({ maxBlobs: blobs.closingBlobs });
   }
 
   /**
    * Stream `contents` into a new blob; returns `ref` (a new one by default) once they are consumed. The
-   * ref is filled in when the blob is stored.
+   * ref is filled in when the blob is stored. One upload at a time: await each before the next.
    */
   async upload(contents: AsyncIterable<Uint8Array>, ref: BlobRef = { value: undefined }): Promise<BlobRef> {
     this.throwIfFailed();
-    await this.slots.acquire();
+    await this.closing.room();
     const writer = this.blobs.writer();
+    let size = 0;
     try {
-      for await (const chunk of contents) await writer.write(chunk);
+      for await (const chunk of contents) {
+        size += chunk.length;
+        await writer.write(chunk);
+      }
     } catch (e) {
-      this.slots.release();
       await writer.abort();
       throw e;
     }
-    const closing = writer
-      .close()
+    const closing = this.closing
+      .add(size, writer.close())
       .then((stored) => {
         ref.value = stored;
       })
       .catch((error: unknown) => {
         this.failure ??= { error };
       })
-      .finally(() => {
-        this.slots.release();
-        this.inFlight.delete(closing);
-      });
+      .finally(() => this.inFlight.delete(closing));
     this.inFlight.add(closing);
     return ref;
   }
