@@ -126,7 +126,7 @@ export function composeKv(db: KV, options: KvStoreOptions): StoreServices {
     storeDir: options.storeDir,
     blobs,
     directories: new LevelDirectoryService(db),
-    pathInfos: new LevelPathInfoService(db, coordination.changes),
+    pathInfos: new LevelPathInfoService(db, coordination),
     narSums: new KvNarSums(db),
     fetchIndex: new KvFetchRecords(db),
     maintenance,

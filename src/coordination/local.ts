@@ -195,6 +195,12 @@ export class LocalCoordination implements Coordination {
     this.writing ??= this.drain();
   }
 
+
+  /** This process only: the path-info service serialises its writes; other processes are not asked. */
+  pathWrite<T>(_storePathDigest: Uint8Array, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
   async flushUses(): Promise<void> {
     while (this.writing !== undefined) await this.writing;
   }

@@ -32,6 +32,8 @@
  * held; a killed server's leases stop counting when they expire. Last uses:
  * rows of `path_uses`, written behind the caller in batches (one upsert per
  * batch). Pending uploads: pg-uploads.ts. The change stamp: pg-change-stamp.ts.
+ * Path writes: a session advisory lock per path (`pathWrite`), so two
+ * servers' read-then-write of one path info never interleave.
  */
 
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -185,6 +187,40 @@ export class PostgresCoordination implements Coordination {
     } catch (e) {
       await end();
       throw e;
+    }
+  }
+
+  /**
+   * Under a session-level advisory lock keyed by the store and the path, on a connection of its own:
+   * a second writer of the path waits for the first (bounded), and a killed writer's lock goes with
+   * its session.
+   */
+  async pathWrite<T>(storePathDigest: Uint8Array, fn: () => Promise<T>): Promise<T> {
+    const session = await this.reserve();
+    const end = this.ender(session);
+    try {
+      await this.acquire(
+        session,
+        await this.pathKey(session, storePathDigest),
+        Date.now() + WAIT_TIMEOUT_MS,
+        () => Promise.resolve('another process has been writing this path for too long'),
+      );
+      return await fn();
+    } finally {
+      await end();
+    }
+  }
+
+  /** The advisory lock key of a path: hashed from the store's schema and the store path digest. */
+  private async pathKey(session: ReservedSql, storePathDigest: Uint8Array): Promise<string> {
+    try {
+      const [row] = await session.unsafe<{ key: string }[]>(
+        "select hashtextextended(current_schema() || '/fetch-cache/path/' || encode($1::bytea, 'hex'), 0)::text as key",
+        [storePathDigest],
+      );
+      return row!.key;
+    } catch (e) {
+      throw postgresError(describeServer(this.sql), 'cannot lock a path for writing', e);
     }
   }
 

@@ -16,6 +16,8 @@
  *   it made from path infos while none changed.
  * - pending uploads (`uploads`): NARs uploaded to the server, waiting for
  *   their narinfo (which may reach another server of the same store).
+ * - path writes (`pathWrite`): one read-then-write of a path info at a time
+ *   per path, across the processes of a shared store.
  *
  * A process that dies (SIGKILL) never leaves anything that blocks another:
  * its leases and records stop counting once it is gone.
@@ -88,6 +90,14 @@ export interface Coordination {
   exclusive(options?: WaitOptions): Promise<() => Promise<void>>;
   /** One gc at a time: waits (bounded) while another holds the turn; returns the function that gives it back. */
   gcTurn(options?: WaitOptions): Promise<() => Promise<void>>;
+  /**
+   * Run `fn`, a path-info service's read of the path with this store path digest and its write, while
+   * no other process of the store runs one for the same path: the compare-and-set a shared database
+   * does not offer, so that of two servers given other contents for one path at the same moment, one
+   * finds the other's and refuses (ERR_PATH_CONFLICT). For a root on one machine and for `memory:`,
+   * this process only (the path-info service serialises its own writes already).
+   */
+  pathWrite<T>(storePathDigest: Uint8Array, fn: () => Promise<T>): Promise<T>;
   /** Keep gc from evicting the path with this store path digest until the returned function is called. */
   hold(storePathDigest: Uint8Array): Promise<() => Promise<void>>;
   /** Store path digests (hex) held now, by any process. */

@@ -12,16 +12,18 @@
  * decoded, validated and checked against their key: anything else is
  * ERR_INTEGRITY. Writes are serialised per service, so a put never races
  * another write to the same key and leaves a stale index entry or misses a
- * conflict (service.ts). Processes sharing a root each have their own
- * service, and the database offers no compare-and-set across them: two that
- * write the same new path at the same instant can both find it absent. What
- * reads a path info for its content checks it again (a fetch with a hash
- * checks the content address of what it finds, `verify` all of it).
+ * conflict (service.ts); across processes, each read-then-write runs under
+ * the store's `pathWrite` (coordination/service.ts): a shared database's
+ * lock per path. On a root on one machine, processes each have their own
+ * service and LevelDB offers no compare-and-set: two that write the same new
+ * path at the same instant can both find it absent. What reads a path info
+ * for its content checks it again (a fetch with a hash checks the content
+ * address of what it finds, `verify` all of it).
  */
 
 import type { AbstractSublevel } from 'abstract-level';
 import { bytesEqual } from '../castore/bytes.js';
-import type { ChangeStamp } from '../coordination/service.js';
+import type { ChangeStamp, Coordination } from '../coordination/service.js';
 import { FetchCacheError, isFetchCacheError } from '../errors.js';
 import { type ContentAddress, formatContentAddress } from '../nix/content-address.js';
 import { toSRI } from '../nix/hash.js';
@@ -114,11 +116,16 @@ export class LevelPathInfoService implements PathInfoService {
   private writes: Promise<unknown> = Promise.resolve();
   /** Bumped after every put and delete (coordination/service.ts). */
   private readonly changes: ChangeStamp | undefined;
+  private readonly pathWrite: Coordination['pathWrite'];
 
-  /** Uses the `pathinfo` and `narhash` sublevels of `db`; `changes`: the store's path-info change stamp. */
-  constructor(db: KV, changes?: ChangeStamp) {
+  /**
+   * Uses the `pathinfo` and `narhash` sublevels of `db`; `coordination`: the store's path-info change
+   * stamp and its lock per path (none: this service alone writes).
+   */
+  constructor(db: KV, coordination?: Pick<Coordination, 'changes' | 'pathWrite'>) {
     this.db = db;
-    this.changes = changes;
+    this.changes = coordination?.changes;
+    this.pathWrite = coordination === undefined ? (_key, fn) => fn() : coordination.pathWrite.bind(coordination);
     this.infos = binarySublevel(db, PATHINFO_SUBLEVEL) as Sublevel;
     this.narHashIndex = binarySublevel(db, NARHASH_SUBLEVEL) as Sublevel;
   }
@@ -133,7 +140,7 @@ export class LevelPathInfoService implements PathInfoService {
     // Encoding validates; decoding again returns the normalised form that was stored.
     const stored = decodePathInfo(encodePathInfo(info));
     const key = stored.storePath.digest;
-    return this.serialised(async () => {
+    return this.serialised(key, async () => {
       const old = await this.readPrevious(key);
       let next = stored;
       if (old !== undefined) {
@@ -181,7 +188,7 @@ export class LevelPathInfoService implements PathInfoService {
   async delete(storePathDigest: Uint8Array): Promise<void> {
     checkLength(storePathDigest, STORE_PATH_DIGEST_BYTES, 'a store path digest');
     const key = storePathDigest.slice();
-    return this.serialised(async () => {
+    return this.serialised(key, async () => {
       const previous = await this.readPrevious(key);
       const batch = this.db.batch().del(key, { sublevel: this.infos });
       if (previous !== undefined)
@@ -206,8 +213,10 @@ export class LevelPathInfoService implements PathInfoService {
     }
   }
 
-  private serialised<T>(write: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(write, write);
+  /** Runs `write` (a read of `key`'s path info, then a write) after this service's others, under `pathWrite`. */
+  private serialised<T>(key: Uint8Array, write: () => Promise<T>): Promise<T> {
+    const locked = () => this.pathWrite(key, write);
+    const run = this.writes.then(locked, locked);
     this.writes = run.catch(() => undefined);
     return run;
   }

@@ -75,6 +75,13 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       await end();
     });
 
+    it('pathWrite returns what its function returns, passes its error on, and leaves nothing held', async () => {
+      const path = new Uint8Array(20).fill(9);
+      expect(await c.pathWrite(path, async () => 'written')).toBe('written');
+      await expect(c.pathWrite(path, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+      expect(await c.pathWrite(path, async () => 'again')).toBe('again');
+    });
+
     it("gc's exclusive phase waits for a running ingest, and new ingests wait for it", async () => {
       const inside = gate();
       const finish = gate();

@@ -3,18 +3,22 @@
  * pg-uploads.ts) does beyond the conformance suite (run on it by
  * test/backends/conformance.test.ts): a use lease nobody renews (its process
  * died) stops counting once it expires, and one that is renewed does not;
- * pending uploads are bounded in number and age, as rows every server sees.
+ * pending uploads are bounded in number and age, as rows every server sees;
+ * path writes exclude each other per path across processes, so two caches
+ * on one store given other contents for one path at once never both win.
  * On the real PostgreSQL (FETCH_CACHE_TEST_POSTGRES); skipped without it
  * (test/backends/postgres.test.ts fails in CI then).
  */
 
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openCache } from '../../src/cache.js';
 import { PgPendingUploads } from '../../src/coordination/pg-uploads.js';
 import { PostgresCoordination } from '../../src/coordination/postgres.js';
 import type { PendingUpload } from '../../src/coordination/service.js';
 import { TEST_POSTGRES } from '../helpers/postgres.js';
 import { postgresStore, type TestPostgresStore } from '../helpers/postgres-store.js';
+import { PATH_INFO_SYMLINK } from '../pathinfo/conformance.js';
 
 const opened: { end(): Promise<void> }[] = [];
 const stores: TestPostgresStore[] = [];
@@ -54,6 +58,70 @@ async function until(done: () => Promise<boolean>): Promise<void> {
 }
 
 describe.skipIf(TEST_POSTGRES === undefined)('coordination of a postgres:// store', () => {
+  it('pathWrite: a writer of a path waits for another process writing it; other paths do not wait', async () => {
+    const p = await pools();
+    const a = await PostgresCoordination.open(p);
+    const b = await PostgresCoordination.open(p);
+    const path = new Uint8Array(20).fill(7);
+    const events: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => {
+      entered = r;
+    });
+    const first = a.pathWrite(path, async () => {
+      events.push('a in');
+      entered();
+      await held;
+      events.push('a out');
+    });
+    await inside;
+    const second = b.pathWrite(path, async () => {
+      events.push('b in');
+    });
+    // Another path goes through while `a` holds this one.
+    await b.pathWrite(new Uint8Array(20).fill(8), async () => {
+      events.push('other path');
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    await Promise.all([first, second]);
+    expect(events).toEqual(['a in', 'other path', 'a out', 'b in']);
+    await a.close();
+    await b.close();
+  });
+
+  it('of two caches on one store given other contents for one path at once, exactly one wins each time', async () => {
+    const s = await postgresStore();
+    stores.push(s);
+    const caches = await Promise.all([0, 1].map(() => openCache({ store: s.store, blobStore: s.blobStore })));
+    try {
+      for (let round = 0; round < 12; round++) {
+        const storePath = { ...PATH_INFO_SYMLINK.storePath, digest: new Uint8Array(20).fill(round + 1) };
+        const versions = caches.map((_, i) => ({
+          ...PATH_INFO_SYMLINK,
+          storePath,
+          narSha256: new Uint8Array(32).fill(16 * round + i + 1),
+        }));
+        const results = await Promise.allSettled(caches.map((c, i) => c.pathInfos.put(versions[i]!)));
+        expect(
+          results.filter((r) => r.status === 'fulfilled'),
+          `round ${round}`,
+        ).toHaveLength(1);
+        const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        expect(lost.reason).toMatchObject({ code: 'ERR_PATH_CONFLICT' });
+        const won = versions[results.findIndex((r) => r.status === 'fulfilled')]!;
+        for (const c of caches)
+          expect((await c.pathInfos.get(storePath.digest))?.narSha256).toEqual(won.narSha256);
+      }
+    } finally {
+      for (const c of caches) await c.close();
+    }
+  });
+
   it('a use lease that is not renewed (its process died) stops counting once it expires', async () => {
     const p = await pools();
     const dying = await PostgresCoordination.open({ ...p, holdTtlMs: 300 });
