@@ -195,7 +195,6 @@ export class LocalCoordination implements Coordination {
     this.writing ??= this.drain();
   }
 
-
   /** This process only: the path-info service serialises its writes; other processes are not asked. */
   pathWrite<T>(_storePathDigest: Uint8Array, fn: () => Promise<T>): Promise<T> {
     return fn();

@@ -170,7 +170,6 @@ export class MemoryCoordination implements Coordination {
     this.uses.set(hexOf(storePathDigest), when);
   }
 
-
   /** This process only: the path-info service serialises its writes; other processes are not asked. */
   pathWrite<T>(_storePathDigest: Uint8Array, fn: () => Promise<T>): Promise<T> {
     return fn();

@@ -125,7 +125,8 @@ export class LevelPathInfoService implements PathInfoService {
   constructor(db: KV, coordination?: Pick<Coordination, 'changes' | 'pathWrite'>) {
     this.db = db;
     this.changes = coordination?.changes;
-    this.pathWrite = coordination === undefined ? (_key, fn) => fn() : coordination.pathWrite.bind(coordination);
+    this.pathWrite =
+      coordination === undefined ? (_key, fn) => fn() : coordination.pathWrite.bind(coordination);
     this.infos = binarySublevel(db, PATHINFO_SUBLEVEL) as Sublevel;
     this.narHashIndex = binarySublevel(db, NARHASH_SUBLEVEL) as Sublevel;
   }
