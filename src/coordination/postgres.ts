@@ -21,7 +21,14 @@
  * So while gc holds INGEST no ingest runs, and an ingest that started
  * before the gc took GATE has its path info written before the gc looks:
  * the handshake of local.ts, with the database's lock table in place of
- * lease records and pid checks. Every wait polls a try-lock (bounded,
+ * lease records and pid checks. A session can also end while its process
+ * goes on (the connection drops): its ingest has lost INGEST, and a gc may
+ * be deleting what it reused. So an ingest writes a path info (`pathWrite`)
+ * only holding a fourth key, WRITE, shared, and only after it has checked
+ * that its session still holds INGEST; gc takes WRITE exclusively after
+ * INGEST. A path write that checked before the session ended keeps gc out
+ * until its write is done (gc then sees it); one that checks after refuses
+ * (ERR_STORE_BACKEND), and nothing of the fetch becomes visible. Every wait polls a try-lock (bounded,
  * ERR_STORE_LOCKED). The ingests of one process share one reserved
  * connection (the lock counts stack); each gc phase and gc turn reserves
  * one of its own (a session never conflicts with its own locks). One gc at
@@ -59,6 +66,7 @@ interface LockKeys {
   readonly ingest: string;
   readonly gate: string;
   readonly turn: string;
+  readonly write: string;
 }
 
 /**
@@ -68,7 +76,13 @@ interface LockKeys {
 const ENTER = `select case when pg_try_advisory_lock_shared($1::bigint) then
     case when pg_try_advisory_lock_shared($2::bigint) then pg_advisory_unlock_shared($2::bigint)
     else not pg_advisory_unlock_shared($1::bigint) end
-  else false end as ok`;
+  else false end as ok, pg_backend_pid() as pid`;
+
+/** Whether the session of backend `$1` holds advisory lock `$2` shared. */
+const HOLDS_SHARED = `select exists(select 1 from pg_locks
+  where locktype = 'advisory' and objsubid = 1 and granted and mode = 'ShareLock' and pid = $1::int
+    and database = (select oid from pg_database where datname = current_database())
+    and ((classid::bigint << 32) | objid::bigint) = $2::bigint) as held`;
 
 /** The number of sessions that hold advisory lock `$1` in `$2` mode. */
 const HOLDERS = `select count(distinct pid)::int as n from pg_locks
@@ -91,8 +105,11 @@ export class PostgresCoordination implements Coordination {
   private readonly sql: Sql;
   private readonly sessions: Sql;
   private readonly holdTtlMs: number;
-  /** Whether the current async context runs inside an ingest of this store (through this handle). */
-  private readonly inside = new AsyncLocalStorage<true>();
+  /**
+   * Set when the current async context runs inside an ingest of this store (through this handle): the
+   * backend pid of the session that took INGEST for it.
+   */
+  private readonly inside = new AsyncLocalStorage<number>();
   /** The connection whose session holds INGEST for this process's ingests. */
   private ingestSession: Promise<ReservedSql> | undefined;
   private readonly holds = new Set<string>();
@@ -117,15 +134,18 @@ export class PostgresCoordination implements Coordination {
   static async open(options: PostgresCoordinationOptions): Promise<PostgresCoordination> {
     const sql = options.sql;
     try {
-      const [row] = await sql<{ schema: string; ingest: string; gate: string; turn: string }[]>`
+      const [row] = await sql<
+        { schema: string; ingest: string; gate: string; turn: string; write: string }[]
+      >`
         select current_schema() as schema,
           hashtextextended(current_schema() || '/fetch-cache/ingest', 0)::text as ingest,
           hashtextextended(current_schema() || '/fetch-cache/gc-gate', 0)::text as gate,
-          hashtextextended(current_schema() || '/fetch-cache/gc-turn', 0)::text as turn`;
+          hashtextextended(current_schema() || '/fetch-cache/gc-turn', 0)::text as turn,
+          hashtextextended(current_schema() || '/fetch-cache/path-write', 0)::text as write`;
       const generation = await pathInfoGeneration(sql);
       return new PostgresCoordination(
         options,
-        { ingest: row!.ingest, gate: row!.gate, turn: row!.turn },
+        { ingest: row!.ingest, gate: row!.gate, turn: row!.turn, write: row!.write },
         `${describeServer(sql)}/${row!.schema}`,
         generation,
       );
@@ -135,10 +155,10 @@ export class PostgresCoordination implements Coordination {
   }
 
   async ingest<T>(fn: () => Promise<T>, options: WaitOptions = {}): Promise<T> {
-    if (this.inside.getStore()) return fn();
-    await this.enter(options);
+    if (this.inside.getStore() !== undefined) return fn();
+    const pid = await this.enter(options);
     try {
-      return await this.inside.run(true, fn);
+      return await this.inside.run(pid, fn);
     } finally {
       await this.leave();
     }
@@ -161,6 +181,10 @@ export class PostgresCoordination implements Coordination {
         async () => {
           options.onWait?.(`waiting for fetches in ${await this.holders('ShareLock')} process(es) to finish`);
         },
+      );
+      // A path write of an ingest whose session ended meanwhile finishes first (see above).
+      await this.acquire(session, this.keys.write, deadline, () =>
+        Promise.resolve('gc gave up waiting for a path info being written'),
       );
       return end;
     } catch (e) {
@@ -196,18 +220,45 @@ export class PostgresCoordination implements Coordination {
    * its session.
    */
   async pathWrite<T>(storePathDigest: Uint8Array, fn: () => Promise<T>): Promise<T> {
+    const ingest = this.inside.getStore();
+    const deadline = Date.now() + WAIT_TIMEOUT_MS;
     const session = await this.reserve();
     const end = this.ender(session);
     try {
-      await this.acquire(
-        session,
-        await this.pathKey(session, storePathDigest),
-        Date.now() + WAIT_TIMEOUT_MS,
-        () => Promise.resolve('another process has been writing this path for too long'),
+      await this.acquire(session, await this.pathKey(session, storePathDigest), deadline, () =>
+        Promise.resolve('another process has been writing this path for too long'),
       );
+      if (ingest !== undefined) {
+        await this.acquire(
+          session,
+          this.keys.write,
+          deadline,
+          () => Promise.resolve('gc has been deleting from the store for too long'),
+          undefined,
+          true,
+        );
+        await this.checkIngest(session, ingest);
+      }
       return await fn();
     } finally {
       await end();
+    }
+  }
+
+  /** Refuses (ERR_STORE_BACKEND) when the session of backend `pid` no longer holds INGEST. */
+  private async checkIngest(session: ReservedSql, pid: number): Promise<void> {
+    let held: boolean;
+    try {
+      const [row] = await session.unsafe<{ held: boolean }[]>(HOLDS_SHARED, [pid, this.keys.ingest]);
+      held = row?.held === true;
+    } catch (e) {
+      throw postgresError(describeServer(this.sql), 'cannot check the ingest lock', e);
+    }
+    if (!held) {
+      throw new FetchCacheError(
+        'ERR_STORE_BACKEND',
+        `${describeServer(this.sql)}: the connection that kept gc away from this fetch was lost, so a gc may have deleted what it reused; nothing was recorded (fetch again)`,
+      );
     }
   }
 
@@ -295,21 +346,29 @@ export class PostgresCoordination implements Coordination {
     await session?.then((s) => s.release()).catch(() => {});
   }
 
-  /** Wait (bounded) until this process's ingests may run, holding INGEST shared. */
-  private async enter(options: WaitOptions): Promise<void> {
+  /**
+   * Wait (bounded) until this process's ingests may run, holding INGEST shared; the backend pid of the
+   * session that holds it.
+   */
+  private async enter(options: WaitOptions): Promise<number> {
     const deadline = Date.now() + (options.timeoutMs ?? WAIT_TIMEOUT_MS);
     let told = false;
     for (;;) {
       const session = await this.session();
       let ok: boolean;
+      let pid = 0;
       try {
-        const [row] = await session.unsafe<{ ok: boolean }[]>(ENTER, [this.keys.ingest, this.keys.gate]);
+        const [row] = await session.unsafe<{ ok: boolean; pid: number }[]>(ENTER, [
+          this.keys.ingest,
+          this.keys.gate,
+        ]);
         ok = row?.ok === true;
+        pid = row?.pid ?? 0;
       } catch (e) {
         this.dropSession(session);
         throw postgresError(describeServer(this.sql), 'cannot take the ingest lock', e);
       }
-      if (ok) return;
+      if (ok) return pid;
       if (Date.now() >= deadline) {
         throw new FetchCacheError('ERR_STORE_LOCKED', 'gc has been deleting from the store for too long');
       }
@@ -372,7 +431,7 @@ export class PostgresCoordination implements Coordination {
   }
 
   /**
-   * Take the advisory lock `key` exclusively on `session`, polling until `deadline`
+   * Take the advisory lock `key` on `session`, exclusively (or `shared`), polling until `deadline`
    * (ERR_STORE_LOCKED with `why()` past it); `waiting()` is called once, when the first try fails.
    */
   private async acquire(
@@ -381,13 +440,16 @@ export class PostgresCoordination implements Coordination {
     deadline: number,
     why: () => Promise<string>,
     waiting?: () => Promise<void>,
+    shared = false,
   ): Promise<void> {
     let told = false;
     for (;;) {
       let ok: boolean;
       try {
         const [row] = await session.unsafe<{ ok: boolean }[]>(
-          'select pg_try_advisory_lock($1::bigint) as ok',
+          shared
+            ? 'select pg_try_advisory_lock_shared($1::bigint) as ok'
+            : 'select pg_try_advisory_lock($1::bigint) as ok',
           [key],
         );
         ok = row?.ok === true;

@@ -5,7 +5,9 @@
  * died) stops counting once it expires, and one that is renewed does not;
  * pending uploads are bounded in number and age, as rows every server sees;
  * path writes exclude each other per path across processes, so two caches
- * on one store given other contents for one path at once never both win.
+ * on one store given other contents for one path at once never both win;
+ * an ingest whose database session ended (its lock against gc with it)
+ * writes no path info.
  * On the real PostgreSQL (FETCH_CACHE_TEST_POSTGRES); skipped without it
  * (test/backends/postgres.test.ts fails in CI then).
  */
@@ -119,6 +121,36 @@ describe.skipIf(TEST_POSTGRES === undefined)('coordination of a postgres:// stor
       }
     } finally {
       for (const c of caches) await c.close();
+    }
+  });
+
+  it('an ingest whose session was lost (gc may have run meanwhile) writes no path info', async () => {
+    const s = await postgresStore();
+    stores.push(s);
+    const cache = await openCache({ store: s.store, blobStore: s.blobStore });
+    const admin = postgres(s.database, { max: 1, onnotice: () => {} });
+    try {
+      const ingest = cache.coordination.ingest(async () => {
+        // The connection holding INGEST drops: PostgreSQL ends its session, and the lock with it.
+        const holders = await admin<{ pid: number }[]>`select pid from pg_locks
+          where locktype = 'advisory' and mode = 'ShareLock' and granted and pid <> pg_backend_pid()
+            and database = (select oid from pg_database where datname = current_database())`;
+        expect(holders.length).toBeGreaterThan(0);
+        for (const h of holders) await admin`select pg_terminate_backend(${h.pid})`;
+        // So a gc (from anywhere) gets its exclusive phase at once...
+        const end = await cache.coordination.exclusive({ timeoutMs: 10_000 });
+        await end();
+        // ...and this ingest must not record what it made.
+        await cache.pathInfos.put(PATH_INFO_SYMLINK);
+      });
+      await expect(ingest).rejects.toMatchObject({ code: 'ERR_STORE_BACKEND' });
+      expect(await cache.pathInfos.get(PATH_INFO_SYMLINK.storePath.digest)).toBeUndefined();
+      // The next ingest takes a new session and writes.
+      await cache.coordination.ingest(() => cache.pathInfos.put(PATH_INFO_SYMLINK));
+      expect(await cache.pathInfos.get(PATH_INFO_SYMLINK.storePath.digest)).toEqual(PATH_INFO_SYMLINK);
+    } finally {
+      await admin.end();
+      await cache.close();
     }
   });
 
