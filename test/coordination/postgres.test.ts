@@ -132,9 +132,12 @@ describe.skipIf(TEST_POSTGRES === undefined)('coordination of a postgres:// stor
     try {
       const ingest = cache.coordination.ingest(async () => {
         // The connection holding INGEST drops: PostgreSQL ends its session, and the lock with it.
+        // (This store's INGEST key only: other tests may run on the same database.)
         const holders = await admin<{ pid: number }[]>`select pid from pg_locks
-          where locktype = 'advisory' and mode = 'ShareLock' and granted and pid <> pg_backend_pid()
-            and database = (select oid from pg_database where datname = current_database())`;
+          where locktype = 'advisory' and mode = 'ShareLock' and granted and objsubid = 1
+            and database = (select oid from pg_database where datname = current_database())
+            and ((classid::bigint << 32) | objid::bigint)
+              = hashtextextended(${s.schema} || '/fetch-cache/ingest', 0)`;
         expect(holders.length).toBeGreaterThan(0);
         for (const h of holders) await admin`select pg_terminate_backend(${h.pid})`;
         // So a gc (from anywhere) gets its exclusive phase at once...
