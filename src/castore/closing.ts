@@ -4,7 +4,7 @@
  * (src/storage/group-commit.ts) for a database batch, or for a pack object
  * of a remote store. A source that reads files one after another (an
  * archive) or a few at a time (a local tree) goes on reading while they
- * close, bounded by their bytes (`budgetBytes`, default 32 MiB, each blob
+ * close, bounded by their bytes (32 MiB, each blob
  * counted as at least 512 bytes) and their number (`maxBlobs`: the blob
  * service's `closingBlobs`, default 256). An object store's group commit
  * fills its packs from small files only when thousands can wait in it: with
@@ -16,29 +16,23 @@
 
 /** What a closing blob counts at least (its writer, its node, its puts). */
 const BLOB_OVERHEAD = 512;
-
-export interface ClosingBlobsOptions {
-  /** Bytes of blobs closing at once (default 32 MiB). */
-  readonly budgetBytes?: number | undefined;
-  /** Blobs closing at once (default 256). */
-  readonly maxBlobs?: number | undefined;
-}
+/** Bytes of blobs closing at once. */
+const BUDGET_BYTES = 32 << 20;
 
 export class ClosingBlobs {
-  private readonly budgetBytes: number;
   private readonly maxBlobs: number;
   private bytes = 0;
   private count = 0;
   private waiters: (() => void)[] = [];
 
-  constructor(options: ClosingBlobsOptions = {}) {
-    this.budgetBytes = options.budgetBytes ?? 32 << 20;
-    this.maxBlobs = options.maxBlobs ?? 256;
+  /** `maxBlobs`: blobs closing at once (default 256; `BlobService.closingBlobs` says how many). */
+  constructor(maxBlobs: number | undefined) {
+    this.maxBlobs = maxBlobs ?? 256;
   }
 
   /** Resolves when another blob may start: the closing ones are below both bounds. */
   async room(): Promise<void> {
-    while (this.bytes >= this.budgetBytes || this.count >= this.maxBlobs)
+    while (this.bytes >= BUDGET_BYTES || this.count >= this.maxBlobs)
       await new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 

@@ -94,7 +94,7 @@ export async function ingestEntries(
   options: IngestOptions = {},
 ): Promise<Node> {
   const limit = new Semaphore(options.concurrency ?? DEFAULT_CONCURRENCY);
-  const closing = new ClosingBlobs({ maxBlobs: services.blobs.closingBlobs });
+  const closing = new ClosingBlobs(services.blobs.closingBlobs);
   const pending = new Map<string, Promise<NamedNode>[]>();
   const putter = services.directories.putter();
   let root: Promise<Node> | undefined;
@@ -189,16 +189,19 @@ export function uploadBlob(
   contents: AsyncIterable<Uint8Array> | Uint8Array,
   bounds?: { readonly limit: Semaphore; readonly closing: ClosingBlobs },
 ): Promise<{ digest: B3Digest; size: number }> {
-  return writeAll(blobs.writer(), contents, bounds?.limit).then(({ writer, size }) =>
+  return writeContents(blobs.writer(), contents, bounds?.limit).then(({ writer, size }) =>
     bounds === undefined ? writer.close() : bounds.closing.add(size, writer.close()),
   );
 }
 
-/** Writes `contents` (releasing `limit` afterwards, also on failure); the writer and the byte count. */
-async function writeAll(
+/**
+ * Writes `contents` into `writer` (aborted if that fails; `limit` released afterwards, also on
+ * failure); the writer, still to be closed, and the byte count.
+ */
+export async function writeContents(
   writer: BlobWriter,
   contents: AsyncIterable<Uint8Array> | Uint8Array,
-  limit: Semaphore | undefined,
+  limit?: Semaphore,
 ): Promise<{ writer: BlobWriter; size: number }> {
   let size = 0;
   try {

@@ -28,8 +28,8 @@
  * that its session still holds INGEST; gc takes WRITE exclusively after
  * INGEST. A path write that checked before the session ended keeps gc out
  * until its write is done (gc then sees it); one that checks after refuses
- * (ERR_STORE_BACKEND), and nothing of the fetch becomes visible. Every wait polls a try-lock (bounded,
- * ERR_STORE_LOCKED). The ingests of one process share one reserved
+ * (ERR_STORE_BACKEND), and nothing of the fetch becomes visible. Every
+ * wait polls a try-lock (bounded, ERR_STORE_LOCKED). The ingests of one process share one reserved
  * connection (the lock counts stack); each gc phase and gc turn reserves
  * one of its own (a session never conflicts with its own locks). One gc at
  * a time: a third key, TURN, held exclusively. Session locks need a direct

@@ -35,7 +35,7 @@ async function until(done: () => boolean): Promise<void> {
 }
 
 /** A promise and the functions that settle it. */
-function gate(): { promise: Promise<void>; open: () => void } {
+export function gate(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;
   const promise = new Promise<void>((r) => {
     open = r;

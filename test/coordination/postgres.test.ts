@@ -21,6 +21,7 @@ import type { PendingUpload } from '../../src/coordination/service.js';
 import { TEST_POSTGRES } from '../helpers/postgres.js';
 import { postgresStore, type TestPostgresStore } from '../helpers/postgres-store.js';
 import { PATH_INFO_SYMLINK } from '../pathinfo/conformance.js';
+import { gate } from './conformance.js';
 
 const opened: { end(): Promise<void> }[] = [];
 const stores: TestPostgresStore[] = [];
@@ -66,21 +67,15 @@ describe.skipIf(TEST_POSTGRES === undefined)('coordination of a postgres:// stor
     const b = await PostgresCoordination.open(p);
     const path = new Uint8Array(20).fill(7);
     const events: string[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    let entered!: () => void;
-    const inside = new Promise<void>((r) => {
-      entered = r;
-    });
+    const held = gate();
+    const inside = gate();
     const first = a.pathWrite(path, async () => {
       events.push('a in');
-      entered();
-      await held;
+      inside.open();
+      await held.promise;
       events.push('a out');
     });
-    await inside;
+    await inside.promise;
     const second = b.pathWrite(path, async () => {
       events.push('b in');
     });
@@ -89,7 +84,7 @@ describe.skipIf(TEST_POSTGRES === undefined)('coordination of a postgres:// stor
       events.push('other path');
     });
     await new Promise((r) => setTimeout(r, 300));
-    release();
+    held.open();
     await Promise.all([first, second]);
     expect(events).toEqual(['a in', 'other path', 'a out', 'b in']);
     await a.close();

@@ -9,6 +9,7 @@
 
 import type { BlobService } from '../../blob/service.js';
 import { ClosingBlobs } from '../../castore/closing.js';
+import { writeContents } from '../../castore/ingest.js';
 import type { BlobRef } from './tree.js';
 
 export class BlobUploads {
@@ -17,7 +18,7 @@ export class BlobUploads {
   private failure: { error: unknown } | undefined;
 
   constructor(private readonly blobs: BlobService) {
-    this.closing = new ClosingBlobs({ maxBlobs: blobs.closingBlobs });
+    this.closing = new ClosingBlobs(blobs.closingBlobs);
   }
 
   /**
@@ -27,17 +28,7 @@ export class BlobUploads {
   async upload(contents: AsyncIterable<Uint8Array>, ref: BlobRef = { value: undefined }): Promise<BlobRef> {
     this.throwIfFailed();
     await this.closing.room();
-    const writer = this.blobs.writer();
-    let size = 0;
-    try {
-      for await (const chunk of contents) {
-        size += chunk.length;
-        await writer.write(chunk);
-      }
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
+    const { writer, size } = await writeContents(this.blobs.writer(), contents);
     const closing = this.closing
       .add(size, writer.close())
       .then((stored) => {
