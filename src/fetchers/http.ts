@@ -39,6 +39,13 @@ import {
 
 export const USER_AGENT = 'fetch-cache/0.1';
 
+/**
+ * Bytes of a body the connection reads ahead while the consumer is busy (Node's default is 16 KiB, after
+ * which the socket pauses: each chunk then waits for a read of its own). With 1 MiB the network keeps
+ * filling while a chunk is decompressed and hashed, and chunks arrive larger.
+ */
+const BODY_BUFFER = 1 << 20;
+
 /** Limits and behaviour of an `HttpClient`; unset limits come from the environment (docs/cli.md). */
 export interface HttpClientOptions {
   readonly userAgent?: string;
@@ -449,7 +456,9 @@ export class HttpClient {
     const { auth: _auth, ...target } = urlToHttpOptions(u);
     return new Promise<Opened>((resolve, reject) => {
       let response: IncomingMessage | undefined;
-      const req = transport.request({ ...target, method: 'GET', headers, agent: false });
+      // Node takes `highWaterMark` here (its socket's and so the response's); its types do not list it.
+      const options = { ...target, method: 'GET', headers, agent: false, highWaterMark: BODY_BUFFER };
+      const req = transport.request(options);
       const opened: Opened = {
         url: u.href,
         trailing: undefined,

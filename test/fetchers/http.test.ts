@@ -21,6 +21,7 @@ function pattern(n: number): Buffer {
 }
 
 const BIG = pattern(200_000);
+const LARGE = pattern(8 << 20);
 const FAST: HttpClientOptions = { retryBaseMs: 1, retryMaxMs: 5 };
 
 async function collect(d: Download): Promise<Buffer> {
@@ -44,6 +45,7 @@ let server: TestServer;
 beforeAll(async () => {
   server = await startServer({
     '/big': { body: BIG },
+    '/large': { body: LARGE },
     '/r1': { redirect: '/r2' },
     '/r2': { redirect: '/r3' },
     '/r3': { redirect: '/big' },
@@ -74,6 +76,19 @@ describe('HttpClient', () => {
     });
     expect(await collect(d)).toEqual(BIG);
     expect(events.at(-1)).toMatchObject({ bytes: BIG.length, total: BIG.length, done: true });
+  });
+
+  it('reads ahead while the consumer is busy: a chunk after a pause holds more than one socket read', async () => {
+    // Node's default 16 KiB buffer paused the socket, and every chunk then came alone (64 KiB at most).
+    const d = await new HttpClient(FAST).download({ url: server.url('/large') });
+    if (d.notModified) throw new Error('unexpected 304');
+    const chunks: Uint8Array[] = [];
+    for await (const c of d.body) {
+      chunks.push(c);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(Buffer.concat(chunks).equals(LARGE)).toBe(true);
+    expect(Math.max(...chunks.map((c) => c.length))).toBeGreaterThan(256 * 1024);
   });
 
   it('sends a User-Agent', async () => {
