@@ -45,7 +45,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { CLI, measureOnce, NIX_ENV, REPO } from './lib.mjs';
+import { CLI, measure, measureOnce, NIX_ENV, REPO } from './lib.mjs';
 
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const MiB = 1024 * 1024;
@@ -426,7 +426,13 @@ export async function benchCorpus(work) {
           `| ${r.how} | ${r.ours.wall.toFixed(3)} | ${r.nix.wall.toFixed(3)} | ${(r.ours.wall / r.nix.wall).toFixed(2)} | ${r.ours.rssMiB.toFixed(0)} | ${r.nix.rssMiB.toFixed(0)} | ≤ ${r.target} s | ${r.mismatch ? '**HASH MISMATCH**' : r.ours.wall <= r.target ? 'ok' : '**MISS**'} |`,
         );
       }
+      // The runtime's own start, for scale: what no change to this code can take away here.
+      const nodeStart = measure([process.execPath, '-e', '0'], { runs: 2 * ROUNDS }).wall;
+      console.log(
+        `node -e 0 (Node's own start here, median of ${2 * ROUNDS}): ${nodeStart.toFixed(3)} s; NODE_EXTRA_CA_CERTS is ${process.env.NODE_EXTRA_CA_CERTS ? 'set (Node parses that file at every start)' : 'unset'}`,
+      );
       results.fixed = rows;
+      results.nodeStart = nodeStart;
     }
     for (const kind of ['tarball', 'flat']) {
       if (!cases.includes(kind)) continue;
