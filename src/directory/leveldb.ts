@@ -175,14 +175,14 @@ class LevelDirectoryPutter implements DirectoryPutter {
   private async write(): Promise<B3Digest> {
     if (this.failure !== undefined) throw this.failure;
     const { root, order } = this.closure.finish();
-    const present = await this.kv.getMany(order.map((d) => d.digest()));
+    const present = await this.kv.getMany(order.map((d) => d.digest));
     const ops = [];
     for (let i = 0; i < order.length; i++) {
       // A stored value is only skipped if it is intact; damaged entries get rewritten.
       const stored = present[i];
       const dir = order[i]!;
-      if (stored !== undefined && bytesEqual(blake3(stored), dir.digest())) continue;
-      ops.push({ type: 'put' as const, key: dir.digest(), value: dir.encode() });
+      if (stored !== undefined && bytesEqual(blake3(stored), dir.digest)) continue;
+      ops.push({ type: 'put' as const, key: dir.digest, value: dir.encoded });
     }
     if (ops.length > 0) await this.kv.batch(ops);
     return root;
