@@ -29,11 +29,12 @@
  * INGEST. A path write that checked before the session ended keeps gc out
  * until its write is done (gc then sees it); one that checks after refuses
  * (ERR_STORE_BACKEND), and nothing of the fetch becomes visible. Every
- * wait polls a try-lock (bounded, ERR_STORE_LOCKED). The ingests of one process share one reserved
- * connection (the lock counts stack); each gc phase and gc turn reserves
- * one of its own (a session never conflicts with its own locks). One gc at
- * a time: a third key, TURN, held exclusively. Session locks need a direct
- * connection or a pooler in session mode, not transaction mode.
+ * wait polls a try-lock (bounded, ERR_STORE_LOCKED). The ingests of one
+ * process share one reserved connection (the lock counts stack); each gc
+ * phase and gc turn reserves one of its own (a session never conflicts
+ * with its own locks). One gc at a time: a third key, TURN, held
+ * exclusively. Session locks need a direct connection or a pooler in
+ * session mode, not transaction mode.
  *
  * Use leases: rows of `use_leases` that expire (a minute), renewed while
  * held; a killed server's leases stop counting when they expire. Last uses:
@@ -78,17 +79,17 @@ const ENTER = `select case when pg_try_advisory_lock_shared($1::bigint) then
     else not pg_advisory_unlock_shared($1::bigint) end
   else false end as ok, pg_backend_pid() as pid`;
 
-/** Whether the session of backend `$1` holds advisory lock `$2` shared. */
-const HOLDS_SHARED = `select exists(select 1 from pg_locks
-  where locktype = 'advisory' and objsubid = 1 and granted and mode = 'ShareLock' and pid = $1::int
-    and database = (select oid from pg_database where datname = current_database())
-    and ((classid::bigint << 32) | objid::bigint) = $2::bigint) as held`;
-
-/** The number of sessions that hold advisory lock `$1` in `$2` mode. */
-const HOLDERS = `select count(distinct pid)::int as n from pg_locks
-  where locktype = 'advisory' and objsubid = 1 and granted and mode = $2
+/** The granted holds of advisory lock `$1` in this database (for the queries below). */
+const HOLDS_OF = `from pg_locks
+  where locktype = 'advisory' and objsubid = 1 and granted
     and database = (select oid from pg_database where datname = current_database())
     and ((classid::bigint << 32) | objid::bigint) = $1::bigint`;
+
+/** Whether the session of backend `$2` holds advisory lock `$1` shared. */
+const HOLDS_SHARED = `select exists(select 1 ${HOLDS_OF} and mode = 'ShareLock' and pid = $2::int) as held`;
+
+/** The number of sessions that hold advisory lock `$1` in `$2` mode. */
+const HOLDERS = `select count(distinct pid)::int as n ${HOLDS_OF} and mode = $2`;
 
 export interface PostgresCoordinationOptions {
   /** The store's pool: rows (uses, leases, uploads). */
@@ -178,8 +179,12 @@ export class PostgresCoordination implements Coordination {
         this.keys.ingest,
         deadline,
         async () => `gc gave up waiting for fetches in ${await this.holders('ShareLock')} process(es)`,
-        async () => {
-          options.onWait?.(`waiting for fetches in ${await this.holders('ShareLock')} process(es) to finish`);
+        {
+          waiting: async () => {
+            options.onWait?.(
+              `waiting for fetches in ${await this.holders('ShareLock')} process(es) to finish`,
+            );
+          },
         },
       );
       // A path write of an ingest whose session ended meanwhile finishes first (see above).
@@ -203,8 +208,10 @@ export class PostgresCoordination implements Coordination {
         this.keys.turn,
         deadline,
         () => Promise.resolve('another gc has been running for too long'),
-        async () => {
-          options.onWait?.('waiting for another gc to finish');
+        {
+          waiting: async () => {
+            options.onWait?.('waiting for another gc to finish');
+          },
         },
       );
       return end;
@@ -234,8 +241,7 @@ export class PostgresCoordination implements Coordination {
           this.keys.write,
           deadline,
           () => Promise.resolve('gc has been deleting from the store for too long'),
-          undefined,
-          true,
+          { shared: true },
         );
         await this.checkIngest(session, ingest);
       }
@@ -249,7 +255,7 @@ export class PostgresCoordination implements Coordination {
   private async checkIngest(session: ReservedSql, pid: number): Promise<void> {
     let held: boolean;
     try {
-      const [row] = await session.unsafe<{ held: boolean }[]>(HOLDS_SHARED, [pid, this.keys.ingest]);
+      const [row] = await session.unsafe<{ held: boolean }[]>(HOLDS_SHARED, [this.keys.ingest, pid]);
       held = row?.held === true;
     } catch (e) {
       throw postgresError(describeServer(this.sql), 'cannot check the ingest lock', e);
@@ -439,8 +445,7 @@ export class PostgresCoordination implements Coordination {
     key: string,
     deadline: number,
     why: () => Promise<string>,
-    waiting?: () => Promise<void>,
-    shared = false,
+    { waiting, shared = false }: { waiting?: () => Promise<void>; shared?: boolean } = {},
   ): Promise<void> {
     let told = false;
     for (;;) {
