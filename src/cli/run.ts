@@ -18,54 +18,57 @@ import {
 import { canonicalStoreDir } from '../nix/store-path.js';
 import { type Command, type CommandContext, GLOBAL_OPTIONS, UsageError, writeLine } from './command.js';
 
-/**
- * The commands of each module under commands/. Only the module of the command that runs is
- * loaded: a fetch does not parse the server, `lock` or `gc` (16 ms of a small fetch's 180 ms).
- */
-const COMMAND_MODULES = {
-  hash: async () => {
-    const m = await import('./commands/hash.js');
-    return [m.hashPathCommand, m.hashFileCommand];
-  },
-  store: async () => {
-    const m = await import('./commands/store.js');
-    return [m.addCommand, m.narCommand, m.exportCommand, m.pathInfoCommand];
-  },
-  fetch: async () => (await import('./commands/fetch.js')).FETCH_COMMANDS,
-  keygen: async () => [(await import('./commands/keygen.js')).keygenCommand],
-  lock: async () => {
-    const m = await import('./commands/lock.js');
-    return [m.lockCommand, m.updateCommand];
-  },
-  serve: async () => [(await import('./commands/serve.js')).serveCommand],
-  ops: async () => (await import('./commands/ops.js')).OPS_COMMANDS,
-} satisfies Record<string, () => Promise<readonly Command[]>>;
-
-/** The module of each command's first word. */
-export const COMMAND_MODULE_OF: Record<string, keyof typeof COMMAND_MODULES> = {
-  hash: 'hash',
-  add: 'store',
-  nar: 'store',
-  export: 'store',
-  'path-info': 'store',
-  fetch: 'fetch',
-  keygen: 'keygen',
-  lock: 'lock',
-  update: 'lock',
-  serve: 'serve',
-  gc: 'ops',
-  verify: 'ops',
-  stats: 'ops',
-  migrate: 'ops',
+// The commands of each module under commands/, loaded on first use.
+const hash = async () => {
+  const m = await import('./commands/hash.js');
+  return [m.hashPathCommand, m.hashFileCommand];
 };
+const store = async () => {
+  const m = await import('./commands/store.js');
+  return [m.addCommand, m.narCommand, m.exportCommand, m.pathInfoCommand];
+};
+const fetch = async () => (await import('./commands/fetch.js')).FETCH_COMMANDS;
+const keygen = async () => [(await import('./commands/keygen.js')).keygenCommand];
+const lock = async () => {
+  const m = await import('./commands/lock.js');
+  return [m.lockCommand, m.updateCommand];
+};
+const serve = async () => [(await import('./commands/serve.js')).serveCommand];
+const ops = async () => (await import('./commands/ops.js')).OPS_COMMANDS;
+
+/**
+ * Each command's first word, in the order of the usage text, and the module that holds the commands it
+ * starts. Only the module of the command that runs is loaded: a fetch does not parse the server, `lock`
+ * or `gc` (16 ms of a small fetch's 180 ms).
+ */
+export const COMMAND_WORDS: ReadonlyMap<string, () => Promise<readonly Command[]>> = new Map([
+  ['hash', hash],
+  ['add', store],
+  ['fetch', fetch],
+  ['nar', store],
+  ['export', store],
+  ['path-info', store],
+  ['keygen', keygen],
+  ['lock', lock],
+  ['update', lock],
+  ['serve', serve],
+  ['gc', ops],
+  ['verify', ops],
+  ['stats', ops],
+  ['migrate', ops],
+]);
+
+/** The commands that start with `word`. */
+async function commandsOf(word: string): Promise<Command[]> {
+  const load = COMMAND_WORDS.get(word);
+  return load === undefined ? [] : (await load()).filter((c) => c.words[0] === word);
+}
 
 /** Every command, in the order of the usage text. */
 export async function allCommands(): Promise<Command[]> {
-  const [hash, store, fetch, keygen, lock, serve, ops] = await Promise.all(
-    (['hash', 'store', 'fetch', 'keygen', 'lock', 'serve', 'ops'] as const).map((m) => COMMAND_MODULES[m]()),
-  );
-  const [add, ...storeRest] = store!;
-  return [...hash!, add!, ...fetch!, ...storeRest, ...keygen!, ...lock!, ...serve!, ...ops!];
+  const all: Command[] = [];
+  for (const word of COMMAND_WORDS.keys()) all.push(...(await commandsOf(word)));
+  return all;
 }
 
 /** Global options that take a value, so their value is not mistaken for a command word. */
@@ -110,9 +113,8 @@ async function findCommand(argv: string[]): Promise<{ command: Command; rest: st
     if (VALUE_GLOBALS.has(a)) i++;
     else if (!a.startsWith('-')) words.push(i);
   }
-  const module = words.length === 0 ? undefined : COMMAND_MODULE_OF[argv[words[0]!]!];
-  if (module === undefined) return undefined;
-  for (const command of await COMMAND_MODULES[module]()) {
+  if (words.length === 0) return undefined;
+  for (const command of await commandsOf(argv[words[0]!]!)) {
     const n = command.words.length;
     if (words.length < n) continue;
     if (command.words.every((w, k) => argv[words[k]!] === w)) {

@@ -6,7 +6,7 @@
 
 import { Writable } from 'node:stream';
 import { expect, it } from 'vitest';
-import { allCommands, COMMAND_MODULE_OF, main } from '../../src/cli/run.js';
+import { allCommands, COMMAND_WORDS, main } from '../../src/cli/run.js';
 
 function capture() {
   let text = '';
@@ -21,7 +21,7 @@ function capture() {
 
 it('finds every command through the module of its first word', async () => {
   const commands = await allCommands();
-  expect(new Set(commands.map((c) => c.words[0]))).toEqual(new Set(Object.keys(COMMAND_MODULE_OF)));
+  expect(new Set(commands.map((c) => c.words[0]))).toEqual(new Set(COMMAND_WORDS.keys()));
   for (const command of commands) {
     const out = capture();
     const err = capture();
