@@ -3,7 +3,7 @@
  * shape (test/helpers/trees.ts, plus a file spanning many chunks and hard links) are archived by GNU tar
  * in NAR order, in reverse order and shuffled, and ingested with the default hold window, a small one and
  * none (so the hash is written ahead on a guess, which fails for the unsorted orders and is then done
- * again from the held bytes, the spool and the store). Each answer must be computed on the way and be
+ * again from the held bytes and the spool, which also keeps the files hashed as they passed). Each answer must be computed on the way and be
  * the hash `nix hash path` gives the tree (and the render's); no spool is left behind. One archive also
  * goes through `nix-prefetch-url --unpack`.
  */
@@ -13,7 +13,7 @@ import { readdirSync } from 'node:fs';
 import { chmod, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openCache } from '../../src/cache.js';
 import { ingestTarball } from '../../src/fetchers/tarball.js';
 import { computeNarSum } from '../../src/nar-render/nar-calc.js';
@@ -117,6 +117,22 @@ describe.runIf(nixAvailable())('one-pass NAR hash of tarballs = nix hash path of
       expect(spools()).toEqual([]);
     }, 120_000);
   }
+
+  it('a failed guess hashes the files streamed before it from the spool, not from the store', async () => {
+    // Reversed, with no window: every file streams, and the first member after one sorts before it.
+    const parent = join(work, 'no-read-back');
+    await mkdir(parent);
+    const root = await buildTree(spanning, parent);
+    const file = join(parent, 'reverse.tar.gz');
+    archiveOf(parent, spanning.name, 'reverse', file);
+    const cache = await openCache({ memory: true });
+    const read = vi.spyOn(cache.blobs, 'read');
+    const r = await ingestTarball(chunked(await readFile(file), 65_536), cache, { narHoldBytes: 0 });
+    expect(read).not.toHaveBeenCalled();
+    expect(toSRI(makeHash('sha256', r.narSum!.narSha256))).toBe(await nixHashPath(root));
+    await cache.close();
+    expect(spools()).toEqual([]);
+  }, 60_000);
 
   it('nix-prefetch-url --unpack gives the same hash for a shuffled archive', async () => {
     const parent = join(work, 'prefetch');

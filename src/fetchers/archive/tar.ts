@@ -97,7 +97,7 @@ async function readMember(
 
 /**
  * A regular member's bytes into a blob, and to the NAR hash (tree-nar.ts): held (copied) while they fit
- * its window, else hashed as they pass, or spooled once hashing ahead has failed.
+ * its window, else spooled, and hashed as they pass while hashing ahead has not failed.
  */
 async function readFile(
   data: AsyncIterable<Uint8Array>,
@@ -128,19 +128,17 @@ async function readFile(
   } else {
     const ref: BlobRef = { value: undefined };
     const leaf = tree.addFile(path, ref, executable);
-    if (plan === 'stream' && (await nar.stream(leaf, size))) {
-      await uploads.upload(
-        passing(data, (chunk) => nar.contents(chunk)),
-        ref,
-      );
-    } else {
-      const start = nar.spoolStart();
-      await uploads.upload(
-        passing(data, (chunk) => nar.spoolContents(chunk)),
-        ref,
-      );
-      nar.spoolEnd(leaf, start, size);
-    }
+    // Spooled even while hashed as they pass: if the guess fails later, the hash re-reads the spool.
+    const streaming = plan === 'stream' && (await nar.stream(leaf, size));
+    const start = nar.spoolStart();
+    await uploads.upload(
+      passing(data, (chunk) => {
+        if (streaming) nar.contents(chunk);
+        nar.spoolContents(chunk);
+      }),
+      ref,
+    );
+    nar.spoolEnd(leaf, start, size);
   }
 }
 

@@ -18,11 +18,13 @@
  * duplicate replacing an earlier member, a second top-level entry that
  * changes the root), the guess failed (npm packs sort by base name, so theirs
  * often does): the hash starts over at the end of the archive, with nothing
- * written ahead any more. From then on the bytes of files that do not fit
- * the window are spooled to a temp file (under the cache root's `tmp/`, as
- * the zip spool), and at the end the whole NAR is hashed in order from the
- * held bytes, the spool and, for the files already hashed and dropped before
- * the guess failed, the blob store.
+ * written ahead any more. The bytes of every file that does not fit the
+ * window go to a temp file (under the cache root's `tmp/`, as the zip
+ * spool), also while they are hashed as they pass, so that a failed guess
+ * re-reads them there and not from the store (an npm pack that begins with
+ * its one 100 MB binary: 0.79 → 0.65 s). At the end the whole NAR is hashed
+ * in order from the held bytes, the spool and, for the small files hashed
+ * and dropped before the guess failed, the blob store.
  *
  * The root is chosen as `ArchiveTree.top()` chooses it; hashing ahead of the
  * end assumes the choice seen then (a single top-level directory, or the
@@ -68,7 +70,7 @@ export interface TreeNarOptions {
   readonly root?: string | undefined;
 }
 
-/** The temp file bytes are spooled to once the guess failed. */
+/** The temp file that keeps the bytes of the files too large for the window. */
 interface Spool {
   readonly dir: string;
   readonly fd: number;
@@ -108,9 +110,9 @@ export class TreeNar {
   }
 
   /**
-   * How the bytes of the next file (`size` bytes) go: `hold` (copy them, then `hold()`), `stream`
-   * (`stream()`, then `contents()`), `spool` (`spoolStart()`, `spoolContents()`, `spoolEnd()`), or
-   * `none` (the NAR is left to the renderer).
+   * How the bytes of the next file (`size` bytes) go: `hold` (copy them, then `hold()`), `spool`
+   * (`spoolStart()`, `spoolContents()`, `spoolEnd()`), `stream` (spool them, and if `stream()` says
+   * so give them to `contents()` too), or `none` (the NAR is left to the renderer).
    */
   plan(size: number): Plan {
     if (this.failed) return 'none';
@@ -131,7 +133,7 @@ export class TreeNar {
   /**
    * Write the NAR up to `leaf` (of `size` bytes, just added to the tree), whose bytes then go
    * through `contents()` as they stream; they must add up to `size`. False when the guess failed on
-   * the way: spool them instead.
+   * the way: only spool them.
    */
   async stream(leaf: FileLeaf, size: number): Promise<boolean> {
     if (this.failed || this.deferred) return false;
