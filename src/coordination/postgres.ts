@@ -459,7 +459,7 @@ export class PostgresCoordination implements Coordination {
         );
         ok = row?.ok === true;
       } catch (e) {
-        throw postgresError(describeServer(this.sessions), 'cannot take a gc lock', e);
+        throw postgresError(describeServer(this.sessions), 'cannot take an advisory lock', e);
       }
       if (ok) return;
       if (Date.now() >= deadline) throw new FetchCacheError('ERR_STORE_LOCKED', await why());
