@@ -53,9 +53,9 @@ export interface TarballOptions {
   /** The cache root, whose `tmp/` holds the zip spool and the NAR hash's (default: the OS temp dir). */
   readonly root?: string | undefined;
   /**
-   * Bytes of file contents a tar's one-pass NAR hash may hold in memory while they wait for their turn
-   * in NAR order (archive/tree-nar.ts; default 24 MiB). Less memory, more archives whose hash is
-   * written ahead on a guess, or spooled to disk when the guess fails.
+   * Bytes of file contents a tar's one-pass NAR hash keeps in its spool, unhashed, while they wait for
+   * their turn in NAR order (archive/tree-nar.ts; default 24 MiB). Less disk, more archives whose hash
+   * is written ahead on a guess that then fails.
    */
   readonly narHoldBytes?: number | undefined;
 }

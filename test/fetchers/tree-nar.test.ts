@@ -3,13 +3,13 @@
  * shape (test/helpers/trees.ts, plus a file spanning many chunks and hard links) are archived by GNU tar
  * in NAR order, in reverse order and shuffled, and ingested with the default hold window, a small one and
  * none (so the hash is written ahead on a guess, which fails for the unsorted orders and is then done
- * again from the held bytes and the spool, which also keeps the files hashed as they passed). Each answer must be computed on the way and be
+ * again from the spool, which also keeps the files hashed as they passed). Each answer must be computed on the way and be
  * the hash `nix hash path` gives the tree (and the render's); no spool is left behind. One archive also
  * goes through `nix-prefetch-url --unpack`.
  */
 
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { chmod, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +132,50 @@ describe.runIf(nixAvailable())('one-pass NAR hash of tarballs = nix hash path of
     expect(toSRI(makeHash('sha256', r.narSum!.narSha256))).toBe(await nixHashPath(root));
     await cache.close();
     expect(spools()).toEqual([]);
+  }, 60_000);
+
+  it('the spool stays near the window while the guess holds, and keeps everything once it failed', async () => {
+    // 512 files of 16 KiB (8 MiB) and a window of 256 KiB: spool files of 1 MiB, each deleted once hashed.
+    const parent = join(work, 'spool-size');
+    await mkdir(join(parent, 'tree'), { recursive: true });
+    for (let i = 0; i < 512; i++) {
+      await writeFile(join(parent, 'tree', `f${String(i).padStart(3, '0')}`), prngBytes(i, 16 * 1024));
+    }
+    const expected = await nixHashPath(join(parent, 'tree'));
+    const root = join(parent, 'root');
+    const seen = async (order: Order) => {
+      const file = join(parent, `${order}.tar.gz`);
+      archiveOf(parent, 'tree', order, file);
+      let most = 0;
+      const names = new Set<string>();
+      // Between the archive's chunks: the bytes and the names of the spool files on disk.
+      async function* watched(): AsyncGenerator<Uint8Array> {
+        for await (const chunk of chunked(await readFile(file), 16 * 1024)) {
+          let bytes = 0;
+          for (const d of readdirSync(join(root, 'tmp')).filter((n) => n.startsWith('tar-nar-'))) {
+            for (const f of readdirSync(join(root, 'tmp', d))) {
+              names.add(f);
+              bytes += statSync(join(root, 'tmp', d, f)).size;
+            }
+          }
+          most = Math.max(most, bytes);
+          yield chunk;
+        }
+      }
+      await mkdir(join(root, 'tmp'), { recursive: true });
+      const cache = await openCache({ memory: true });
+      const r = await ingestTarball(watched(), cache, { root, narHoldBytes: 256 * 1024 });
+      await cache.close();
+      expect(toSRI(makeHash('sha256', r.narSum!.narSha256)), order).toBe(expected);
+      expect(readdirSync(join(root, 'tmp')), order).toEqual([]);
+      return { most, files: names.size };
+    };
+    const sorted = await seen('sorted');
+    const reversed = await seen('reverse');
+    expect(sorted.files).toBeGreaterThanOrEqual(8);
+    expect(sorted.most).toBeLessThanOrEqual(2 * 1024 * 1024);
+    // The source is read ahead of the spool (the decompressor's buffers): not all 8 MiB are seen.
+    expect(reversed.most).toBeGreaterThan(5 * 1024 * 1024);
   }, 60_000);
 
   it('nix-prefetch-url --unpack gives the same hash for a shuffled archive', async () => {

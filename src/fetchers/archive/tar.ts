@@ -96,8 +96,8 @@ async function readMember(
 }
 
 /**
- * A regular member's bytes into a blob, and to the NAR hash (tree-nar.ts): held (copied) while they fit
- * its window, else spooled, and hashed as they pass while hashing ahead has not failed.
+ * A regular member's bytes into a blob and into the NAR hash's spool (tree-nar.ts), and hashed as they
+ * pass when the hash writes ahead up to a file too large for its window.
  */
 async function readFile(
   data: AsyncIterable<Uint8Array>,
@@ -111,35 +111,20 @@ async function readFile(
   const plan = nar.plan(size);
   if (plan === 'none') {
     tree.addFile(path, await uploads.upload(data), executable);
-  } else if (plan === 'hold') {
-    let copy: Buffer | undefined = Buffer.allocUnsafe(size);
-    let at = 0;
-    const blob = await uploads.upload(
-      passing(data, (chunk) => {
-        if (copy === undefined) return;
-        if (at + chunk.length > size) copy = undefined;
-        else copy.set(chunk, at);
-        at += chunk.length;
-      }),
-    );
-    const leaf = tree.addFile(path, blob, executable);
-    if (copy !== undefined && at === size) await nar.hold(leaf, copy);
-    else nar.giveUp(); // not the size its header declared
-  } else {
-    const ref: BlobRef = { value: undefined };
-    const leaf = tree.addFile(path, ref, executable);
-    // Spooled even while hashed as they pass: if the guess fails later, the hash re-reads the spool.
-    const streaming = plan === 'stream' && (await nar.stream(leaf, size));
-    const start = nar.spoolStart();
-    await uploads.upload(
-      passing(data, (chunk) => {
-        if (streaming) nar.contents(chunk);
-        nar.spoolContents(chunk);
-      }),
-      ref,
-    );
-    nar.spoolEnd(leaf, start, size);
+    return;
   }
+  const ref: BlobRef = { value: undefined };
+  const leaf = tree.addFile(path, ref, executable);
+  const streaming = plan === 'stream' && (await nar.stream(leaf, size));
+  const mark = nar.spoolStart();
+  await uploads.upload(
+    passing(data, (chunk) => {
+      if (streaming) nar.contents(chunk);
+      nar.spoolContents(chunk);
+    }),
+    ref,
+  );
+  await nar.spooled(leaf, mark, size, plan === 'hold');
 }
 
 /** `chunks`, each shown to `see` on its way. */

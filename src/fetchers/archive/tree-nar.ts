@@ -5,26 +5,34 @@
  *
  * A NAR lists every directory's entries sorted bytewise, an archive lists its
  * members in any order, and SHA-256 must see the NAR's bytes in NAR order.
- * So file contents are held in memory (copied, up to `holdBytes` in all) and
- * hashed in NAR order as late as possible: when the tree is complete, or
- * earlier when the held bytes pass `holdBytes` (the NAR is then written up to
- * where that frees half of them) or a file too large to hold arrives (the NAR
- * is written up to it, and its bytes are hashed as they pass). Writing ahead
- * of the end of the archive is a guess that no later member sorts before
- * what was written: archivers write a directory's members together and
- * nearly sorted (git archive, npm pack, tar of a directory), so a late member
- * that sorts earlier is rare once a window of `holdBytes` has passed. If one
- * comes all the same, or any member changes what was already hashed (a
- * duplicate replacing an earlier member, a second top-level entry that
- * changes the root), the guess failed (npm packs sort by base name, so theirs
- * often does): the hash starts over at the end of the archive, with nothing
- * written ahead any more. The bytes of every file that does not fit the
- * window go to a temp file (under the cache root's `tmp/`, as the zip
- * spool), also while they are hashed as they pass, so that a failed guess
- * re-reads them there and not from the store (an npm pack that begins with
- * its one 100 MB binary: 0.79 → 0.65 s). At the end the whole NAR is hashed
- * in order from the held bytes, the spool and, for the small files hashed
- * and dropped before the guess failed, the blob store.
+ * So every file's bytes also go to a spool (temp files under the cache root's
+ * `tmp/`, as the zip spool: the page cache keeps them, not the heap), and are
+ * hashed from there in NAR order as late as possible: when the tree is
+ * complete, or earlier when the spooled bytes not yet hashed pass `holdBytes`
+ * (the NAR is then written up to where that frees half of them), or when a
+ * file too large for that window arrives (the NAR is written up to it, and
+ * its bytes are hashed as they pass too). Writing ahead of the end of the
+ * archive is a guess that no later member sorts before what was written:
+ * archivers write a directory's members together and nearly sorted (git
+ * archive, npm pack, tar of a directory), so a late member that sorts earlier
+ * is rare once a window of `holdBytes` has passed. If one comes all the same,
+ * or any member changes what was already hashed (a duplicate replacing an
+ * earlier member, a second top-level entry that changes the root), the guess
+ * failed (npm packs sort by base name, so theirs often does): the hash starts
+ * over at the end of the archive, with nothing written ahead any more, from
+ * the spool and, for the files of the window hashed and dropped before the
+ * guess failed, the blob store. A file too large for the window stays in the
+ * spool to the end, so that a failed guess re-reads it there and not from the
+ * store (an npm pack that begins with its one 100 MB binary: 0.79 → 0.65 s).
+ *
+ * The spool is a series of files, each taking new files until it holds twice
+ * the window (at least 1 MiB) and deleted once nothing in it is wanted any
+ * more: while the guess holds, the spool stays near the size of the window
+ * (74 MB at most for the linux source tree); once it failed, it grows to the
+ * tree's size (84 MB for the next package), as Nix's unpacked copy does. The
+ * window used to be held in memory: the copies outlived V8's young generation
+ * and waited for a full GC, and the linux tree's fetch peaked at 434 MiB of
+ * RSS in 27.7 s, against 318 MiB in 23.4 s from the spool.
  *
  * The root is chosen as `ArchiveTree.top()` chooses it; hashing ahead of the
  * end assumes the choice seen then (a single top-level directory, or the
@@ -34,7 +42,16 @@
  * encoder refuses) gives `undefined`, for the renderer to decide.
  */
 
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlobService } from '../../blob/service.js';
@@ -44,11 +61,11 @@ import { createHasher, type Hasher } from '../../nix/hashing.js';
 import { NarEncoder } from '../../nix/nar/encoder.js';
 import type { ArchiveTree, Dir, FileLeaf } from './tree.js';
 
-/** Default bytes of file contents held for the NAR hash (the window an out-of-order member may fall in). */
+/** Default bytes of spooled contents not yet hashed (the window an out-of-order member may fall in). */
 export const DEFAULT_HOLD_BYTES = 24 * 1024 * 1024;
 
-/** Bytes read from the spool at a time. */
-const SPOOL_READ = 1 << 20;
+/** Small pieces are gathered to this many bytes for one write to the spool; reads take this many. */
+const SPOOL_IO = 1 << 20;
 
 /** A directory whose NAR listing has been started. */
 interface Listing {
@@ -64,17 +81,33 @@ interface Listing {
 export type Plan = 'hold' | 'stream' | 'spool' | 'none';
 
 export interface TreeNarOptions {
-  /** Bytes of contents held in memory (default `DEFAULT_HOLD_BYTES`). */
+  /** Bytes of spooled contents not yet hashed (default `DEFAULT_HOLD_BYTES`). */
   readonly holdBytes?: number | undefined;
   /** The cache root, whose `tmp/` holds the spool (default: the OS temp dir). */
   readonly root?: string | undefined;
 }
 
-/** The temp file that keeps the bytes of the files too large for the window. */
-interface Spool {
-  readonly dir: string;
+/** One file of the spool. */
+export interface Segment {
+  readonly path: string;
   readonly fd: number;
+  /** Bytes in it, those still gathered for a write included. */
   size: number;
+  /** Files whose bytes in it are still wanted. */
+  live: number;
+}
+
+/** Where a file's bytes are in the spool (`FileLeaf.spooled`). */
+export interface Spooled {
+  readonly segment: Segment;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** Where the next spooled file starts (`TreeNar.spoolStart`). */
+export interface SpoolMark {
+  readonly segment: Segment;
+  readonly offset: number;
 }
 
 export class TreeNar {
@@ -88,10 +121,24 @@ export class TreeNar {
   private failed = false;
   /** The guess failed: nothing is written before `finish()`, which hashes from the start. */
   private deferred = false;
-  private spool: Spool | undefined;
   private readonly holdBytes: number;
+  /** A spool file takes new files until it holds this many bytes. */
+  private readonly segmentBytes: number;
+  /** Bytes of the window's files spooled and not yet hashed. */
   private heldBytes = 0;
   private readonly heldLeaves = new Set<FileLeaf>();
+  /** The spool's temp directory, once there is one. */
+  private spoolDir: string | undefined;
+  /** The spool file new files go to. */
+  private segment: Segment | undefined;
+  /** The spool files not deleted yet. */
+  private readonly segments = new Set<Segment>();
+  private segmentsMade = 0;
+  /** Small pieces gathered for one write at the end of `segment`. */
+  private out: Buffer | undefined;
+  private outLength = 0;
+  /** The last read from the spool. */
+  private lastRead: { segment: Segment; offset: number; length: number; bytes: Buffer } | undefined;
   /** Bytes of the file being hashed as it streams (`stream()`) still to come. */
   private streamLeft = 0;
 
@@ -106,28 +153,19 @@ export class TreeNar {
     private readonly options: TreeNarOptions = {},
   ) {
     this.holdBytes = options.holdBytes ?? DEFAULT_HOLD_BYTES;
+    this.segmentBytes = Math.max(2 * this.holdBytes, 1 << 20);
     tree.watcher = (dir, name, added) => this.changed(dir, name, added);
   }
 
   /**
-   * How the bytes of the next file (`size` bytes) go: `hold` (copy them, then `hold()`), `spool`
-   * (`spoolStart()`, `spoolContents()`, `spoolEnd()`), `stream` (spool them, and if `stream()` says
-   * so give them to `contents()` too), or `none` (the NAR is left to the renderer).
+   * How the bytes of the next file (`size` bytes) go: all but `none` (the NAR is left to the renderer)
+   * are spooled (`spoolStart()`, `spoolContents()`, `spooled()`); `hold` counts them in the window,
+   * `stream` gives them to `contents()` too if `stream()` says so, `spool` only spools them.
    */
   plan(size: number): Plan {
     if (this.failed) return 'none';
-    if (this.heldBytes + size <= this.holdBytes) return 'hold';
-    return this.deferred ? 'spool' : 'stream';
-  }
-
-  /** Keep `content` (the whole file, a copy the caller gives up) of `leaf`, just added to the tree. */
-  async hold(leaf: FileLeaf, content: Uint8Array): Promise<void> {
-    if (this.failed) return;
-    leaf.content = content;
-    this.heldBytes += content.length;
-    this.heldLeaves.add(leaf);
-    if (this.heldBytes > this.holdBytes && !this.deferred)
-      await this.write({ heldAtMost: this.holdBytes / 2 });
+    if (this.deferred) return 'spool';
+    return size <= this.holdBytes ? 'hold' : 'stream';
   }
 
   /**
@@ -155,33 +193,49 @@ export class TreeNar {
   }
 
   /** Where the next spooled file starts. */
-  spoolStart(): number {
-    if (this.spool === undefined) {
-      const parent = this.options.root === undefined ? tmpdir() : tempRoot(this.options.root);
-      mkdirSync(parent, { recursive: true, mode: 0o700 });
-      // `<name>-<pid>-<random>`: removed by removeStaleTempDirs if this process dies (fs/temp.ts).
-      const dir = mkdtempSync(join(parent, `tar-nar-${process.pid}-`));
-      this.spool = { dir, fd: openSync(join(dir, 'spool'), 'w+', 0o600), size: 0 };
+  spoolStart(): SpoolMark {
+    let segment = this.segment;
+    if (segment === undefined || segment.size >= this.segmentBytes) {
+      this.flush();
+      segment = this.newSegment();
+      const previous = this.segment;
+      this.segment = segment;
+      if (previous !== undefined && previous.live === 0) this.drop(previous);
     }
-    return this.spool.size;
+    return { segment, offset: segment.size };
   }
 
   /** The next bytes of the file being spooled. */
   spoolContents(chunk: Uint8Array): void {
-    const spool = this.spool!;
-    for (let at = 0; at < chunk.length; )
-      at += writeSync(spool.fd, chunk, at, chunk.length - at, spool.size + at);
-    spool.size += chunk.length;
+    const segment = this.segment!;
+    if (chunk.length >= SPOOL_IO / 4) {
+      this.flush();
+      writeAll(segment.fd, chunk, segment.size);
+    } else {
+      if (this.outLength + chunk.length > SPOOL_IO) this.flush();
+      this.out ??= Buffer.allocUnsafeSlow(SPOOL_IO);
+      this.out.set(chunk, this.outLength);
+      this.outLength += chunk.length;
+    }
+    segment.size += chunk.length;
   }
 
-  /** `leaf`'s bytes are the spool's from `start`, if there are `size` of them (else read back at the end). */
-  spoolEnd(leaf: FileLeaf, start: number, size: number): void {
-    if (this.spool !== undefined && this.spool.size - start === size) leaf.spooled = { offset: start, size };
-  }
-
-  /** The guess failed for a reason the caller knows (a member not the size it declared). */
-  giveUp(): void {
-    this.lose();
+  /**
+   * `leaf`'s bytes were spooled from `mark`; `hold`: they count in the window (the plan was `hold`).
+   * Fewer or more than the `size` its header declared: the guess failed (they are read back at the end).
+   */
+  async spooled(leaf: FileLeaf, mark: SpoolMark, size: number, hold: boolean): Promise<void> {
+    if (this.failed) return;
+    if (mark.segment.size - mark.offset !== size) {
+      this.lose();
+      return;
+    }
+    leaf.spooled = { segment: mark.segment, offset: mark.offset, size };
+    mark.segment.live++;
+    if (!hold || this.deferred) return;
+    this.heldBytes += size;
+    this.heldLeaves.add(leaf);
+    if (this.heldBytes > this.holdBytes) await this.write({ heldAtMost: this.holdBytes / 2 });
   }
 
   /** The NAR sum of the finished tree, or `undefined` when no NAR can hold it (render it instead). */
@@ -196,10 +250,12 @@ export class TreeNar {
 
   /** Remove the spool, if there is one. Call it in `finally`. */
   close(): void {
-    if (this.spool === undefined) return;
-    closeSync(this.spool.fd);
-    rmSync(this.spool.dir, { recursive: true, force: true });
-    this.spool = undefined;
+    for (const segment of this.segments) closeSync(segment.fd);
+    this.segments.clear();
+    this.segment = undefined;
+    this.lastRead = undefined;
+    if (this.spoolDir !== undefined) rmSync(this.spoolDir, { recursive: true, force: true });
+    this.spoolDir = undefined;
   }
 
   private encoder(): NarEncoder {
@@ -263,36 +319,21 @@ export class TreeNar {
     this.stack.push(listing);
   }
 
-  /** A file's node, from the bytes held, else the spool, else read back from the store. */
+  /** A file's node, from the spool, else read back from the store. */
   private async file(leaf: FileLeaf): Promise<void> {
-    const held = leaf.content;
-    if (held !== undefined) {
-      this.release(leaf);
-      if (this.guard(() => this.enc.regular(leaf.executable, held.length)) && held.length > 0) {
-        this.guard(() => this.enc.contents(held));
-      }
-      return;
-    }
     const spooled = leaf.spooled;
-    if (spooled !== undefined && this.spool !== undefined) {
+    if (spooled !== undefined) {
       if (!this.guard(() => this.enc.regular(leaf.executable, spooled.size))) return;
-      // The hash takes each piece before the next read (the encoder hands large pieces straight to it).
-      const buffer = Buffer.allocUnsafe(Math.min(spooled.size, SPOOL_READ));
       for (let at = 0; at < spooled.size; ) {
-        const n = readSync(
-          this.spool.fd,
-          buffer,
-          0,
-          Math.min(buffer.length, spooled.size - at),
-          spooled.offset + at,
-        );
-        if (n <= 0) {
+        const piece = this.read(spooled.segment, spooled.offset + at, spooled.size - at);
+        if (piece.length === 0) {
           this.fail();
           return;
         }
-        at += n;
-        if (!this.guard(() => this.enc.contents(buffer.subarray(0, n)))) return;
+        at += piece.length;
+        if (!this.guard(() => this.enc.contents(piece))) return;
       }
+      this.release(leaf);
       return;
     }
     await this.settled();
@@ -306,11 +347,73 @@ export class TreeNar {
     for await (const chunk of bytes) if (!this.guard(() => this.enc.contents(chunk))) return;
   }
 
+  /** `leaf`'s spooled bytes are no longer wanted. */
   private release(leaf: FileLeaf): void {
-    if (leaf.content === undefined) return;
-    this.heldBytes -= leaf.content.length;
-    leaf.content = undefined;
-    this.heldLeaves.delete(leaf);
+    const spooled = leaf.spooled;
+    if (spooled === undefined) return;
+    leaf.spooled = undefined;
+    if (this.heldLeaves.delete(leaf)) this.heldBytes -= spooled.size;
+    if (--spooled.segment.live === 0 && spooled.segment !== this.segment) this.drop(spooled.segment);
+  }
+
+  /**
+   * Up to `n` bytes of `segment` from `offset` (none past its end), valid until the next read. A read
+   * that goes on where the last one ended takes `SPOOL_IO` bytes, which serve the small files after it
+   * too (files hashed in the order they came); any other takes what is asked (in NAR order after a
+   * failed guess, where reading ahead would copy bytes not wanted yet).
+   */
+  private read(segment: Segment, offset: number, n: number): Uint8Array {
+    if (segment === this.segment) this.flush();
+    let last = this.lastRead;
+    if (
+      last === undefined ||
+      last.segment !== segment ||
+      offset < last.offset ||
+      offset >= last.offset + last.length
+    ) {
+      const bytes = last?.bytes ?? Buffer.allocUnsafeSlow(SPOOL_IO);
+      const onwards = last !== undefined && last.segment === segment && offset === last.offset + last.length;
+      const want = Math.min(onwards ? bytes.length : n, bytes.length, segment.size - offset);
+      let length = 0;
+      while (length < want) {
+        const k = readSync(segment.fd, bytes, length, want - length, offset + length);
+        if (k <= 0) break;
+        length += k;
+      }
+      last = { segment, offset, length, bytes };
+      this.lastRead = last;
+    }
+    const from = offset - last.offset;
+    return last.bytes.subarray(from, Math.min(last.length, from + n));
+  }
+
+  /** Write the pieces gathered for the current spool file. */
+  private flush(): void {
+    if (this.outLength === 0) return;
+    const segment = this.segment!;
+    writeAll(segment.fd, this.out!.subarray(0, this.outLength), segment.size - this.outLength);
+    this.outLength = 0;
+  }
+
+  private newSegment(): Segment {
+    if (this.spoolDir === undefined) {
+      const parent = this.options.root === undefined ? tmpdir() : tempRoot(this.options.root);
+      mkdirSync(parent, { recursive: true, mode: 0o700 });
+      // `<name>-<pid>-<random>`: removed by removeStaleTempDirs if this process dies (fs/temp.ts).
+      this.spoolDir = mkdtempSync(join(parent, `tar-nar-${process.pid}-`));
+    }
+    const path = join(this.spoolDir, `spool-${this.segmentsMade++}`);
+    const segment: Segment = { path, fd: openSync(path, 'w+', 0o600), size: 0, live: 0 };
+    this.segments.add(segment);
+    return segment;
+  }
+
+  /** Delete a spool file nothing wants any more. */
+  private drop(segment: Segment): void {
+    if (!this.segments.delete(segment)) return;
+    if (this.lastRead?.segment === segment) this.lastRead = undefined;
+    closeSync(segment.fd);
+    unlinkSync(segment.path);
   }
 
   /** The tree is about to change `dir` at `name`: fine where nothing was written yet, else the guess failed. */
@@ -370,13 +473,17 @@ export class TreeNar {
     this.streamLeft = 0;
   }
 
-  /** No NAR can hold the tree: stop; the renderer gives the answer (or the error). */
+  /** No NAR can hold the tree: stop; the renderer gives the answer (or the error). `close()` removes the spool. */
   private fail(): void {
     this.failed = true;
     this.streamLeft = 0;
-    for (const leaf of this.heldLeaves) leaf.content = undefined;
     this.heldLeaves.clear();
     this.heldBytes = 0;
     this.stack.length = 0;
   }
+}
+
+/** All of `bytes` to `fd` at `position`. */
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at, position + at);
 }

@@ -29,6 +29,7 @@ import type { B3Digest } from '../../castore/digest.js';
 import type { IngestEntry } from '../../castore/ingest.js';
 import { targetProblem } from '../../castore/nodes.js';
 import { badArchive } from './path.js';
+import type { Spooled } from './tree-nar.js';
 
 export interface StoredBlob {
   readonly digest: B3Digest;
@@ -44,10 +45,8 @@ export type FileLeaf = {
   readonly kind: 'file';
   readonly blob: BlobRef;
   readonly executable: boolean;
-  /** The file's bytes, while tree-nar.ts holds them for the NAR hash (dropped once hashed). */
-  content?: Uint8Array | undefined;
-  /** Where tree-nar.ts spooled the file's bytes. */
-  spooled?: { readonly offset: number; readonly size: number } | undefined;
+  /** Where tree-nar.ts spooled the file's bytes, while the NAR hash may want them. */
+  spooled?: Spooled | undefined;
 };
 export type SymlinkLeaf = { readonly kind: 'symlink'; readonly target: Uint8Array };
 export type Dir = { readonly kind: 'directory'; readonly children: Map<string, Child> };
