@@ -458,8 +458,8 @@ export class TreeNar {
   }
 
   /**
-   * The guess failed: forget what was hashed and hash it all again at the end (held bytes are kept;
-   * those already dropped are read back from the store then).
+   * The guess failed: forget what was hashed and hash it all again at the end (from the spool; the
+   * bytes of the window's files already hashed and dropped are read back from the store then).
    */
   private lose(): void {
     if (this.failed || this.deferred) return;
