@@ -6,7 +6,8 @@
  * meanwhile leaves it behind: opening the root (every command, `gc`
  * included) removes the directories whose process is no longer running,
  * never a live process's (a pid that was reused keeps its leftover, the safe
- * way round). Without a root (an in-memory cache) the OS temp dir is used.
+ * way round). Without a root (an in-memory cache) the OS temp dir is used, and
+ * the leftovers there of our own names are removed the same way.
  */
 
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -40,17 +41,31 @@ export async function withTempDir<T>(
 
 /** Remove what processes that are no longer running left in `<root>/tmp`; returns the entries removed. */
 export function removeStaleTempDirs(root: string): number {
+  return removeStale(tempRoot(root), () => true);
+}
+
+/**
+ * Remove the `<name>-<pid>-<random>` entries of the OS temp dir whose process is no longer running
+ * (one killed before its exit handler ran); nothing else there is touched.
+ */
+export function removeStaleOsTempDirs(name: string): number {
+  return removeStale(tmpdir(), (entry) => entry.startsWith(`${name}-`));
+}
+
+/** Remove the entries of `dir` that `ours` claims, unless they name a running process. */
+function removeStale(dir: string, ours: (entry: string) => boolean): number {
   let entries: string[];
   try {
-    entries = readdirSync(tempRoot(root));
+    entries = readdirSync(dir);
   } catch {
     return 0;
   }
   let removed = 0;
   for (const entry of entries) {
+    if (!ours(entry)) continue;
     const pid = /-(\d+)-[^-]+$/.exec(entry)?.[1];
     if (pid !== undefined && running(Number(pid))) continue;
-    rmSync(join(tempRoot(root), entry), { recursive: true, force: true });
+    rmSync(join(dir, entry), { recursive: true, force: true });
     removed++;
   }
   return removed;

@@ -3,14 +3,18 @@
  * in `<root>/tmp/`, never in the OS temp dir; it is removed when the fetch ends, failed or not; a fetch
  * killed with SIGKILL leaves it behind, and the next command on the root (here `gc`) removes it, while a
  * command run beside a live fetch leaves that fetch's spool alone. Real CLI processes, a real server on
- * 127.0.0.1 that sends half a zip and then waits.
+ * 127.0.0.1 that sends half a zip and then waits. The git directory a memory cache keeps in the OS temp
+ * dir is removed at exit, or, after a SIGKILL, by the next process that makes one.
  */
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCache } from '../../src/cache.js';
 import { Fetcher } from '../../src/fetchers/base.js';
@@ -103,4 +107,49 @@ describe('the zip spool', () => {
       }
     },
   );
+});
+
+describe.runIf(cliBuilt())('the git directory of a memory cache (in the OS temp dir)', () => {
+  const REPO_CACHE = fileURLToPath(new URL('../../dist/fetchers/git/repo-cache.js', import.meta.url));
+  /** A process that makes its git directory, prints it, and exits or (`hang`) waits to be killed. */
+  const maker = (osTmp: string, hang: boolean) =>
+    spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { gitRoot } from ${JSON.stringify(REPO_CACHE)};
+         console.log(gitRoot(undefined));
+         ${hang ? 'setInterval(() => {}, 1000);' : ''}`,
+      ],
+      { env: { ...process.env, TMPDIR: osTmp }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+  const printed = async (child: ReturnType<typeof spawn>): Promise<string> => {
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    return line.toString().trim();
+  };
+
+  it("is removed at exit; a killed process's by the next process that makes one, never a live one's", async () => {
+    const osTmp = join(work, 'git-os-tmp');
+    await mkdir(osTmp);
+    const killed = maker(osTmp, true);
+    const live = maker(osTmp, true);
+    try {
+      const [killedDir, liveDir] = [await printed(killed), await printed(live)];
+      expect(existsSync(killedDir) && existsSync(liveDir)).toBe(true);
+      killed.kill('SIGKILL');
+      await once(killed, 'exit');
+      expect(existsSync(killedDir)).toBe(true);
+
+      const next = maker(osTmp, false);
+      const nextDir = await printed(next);
+      await once(next, 'exit');
+      expect(existsSync(killedDir)).toBe(false);
+      expect(existsSync(nextDir)).toBe(false);
+      expect(existsSync(liveDir)).toBe(true);
+    } finally {
+      killed.kill('SIGKILL');
+      live.kill('SIGKILL');
+    }
+  });
 });

@@ -7,7 +7,8 @@
  * updated on each online fetch; offline, they are the last known values. A
  * local repository (file:// or a path) is read in place; its per-URL
  * directory only holds the revCount cache. Memory caches (no root) put all of
- * this in one temporary directory per process, removed at exit.
+ * this in one temporary directory per process, removed at exit (or, if the
+ * process was killed, by the next process that makes one).
  *
  * Two processes fetching the same URL at once may both download; ref files
  * are replaced atomically, and packs are content-named, so the result is
@@ -19,6 +20,7 @@ import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { FetchCacheError } from '../../errors.js';
+import { removeStaleOsTempDirs } from '../../fs/temp.js';
 import { GitObjects } from './objects.js';
 import type { RefListing } from './refs.js';
 import { cacheKey } from './url.js';
@@ -29,7 +31,9 @@ let processRoot: string | undefined;
 export function gitRoot(cacheRoot: string | undefined): string {
   if (cacheRoot !== undefined) return join(cacheRoot, 'git');
   if (processRoot === undefined) {
-    const dir = fs.mkdtempSync(join(tmpdir(), 'fetch-cache-git-'));
+    // The exit handler does not run in a killed process: its directory is removed by the next one here.
+    removeStaleOsTempDirs('fetch-cache-git');
+    const dir = fs.mkdtempSync(join(tmpdir(), `fetch-cache-git-${process.pid}-`));
     processRoot = dir;
     process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   }
