@@ -46,11 +46,15 @@ export function removeStaleTempDirs(root: string): number {
 
 /**
  * Remove the `<name>-<pid>-<random>` entries of the OS temp dir whose process is no longer running
- * (one killed before its exit handler ran); nothing else there is touched.
+ * (one killed before its exit handler ran); nothing else there is touched, not even a `<name>-…` entry
+ * without a pid, whose process cannot be told.
  */
 export function removeStaleOsTempDirs(name: string): number {
-  return removeStale(tmpdir(), (entry) => entry.startsWith(`${name}-`));
+  return removeStale(tmpdir(), (entry) => entry.startsWith(`${name}-`) && PID_NAMED.test(entry));
 }
+
+/** `<name>-<pid>-<random>`: the pid. */
+const PID_NAMED = /-(\d+)-[^-]+$/;
 
 /** Remove the entries of `dir` that `ours` claims, unless they name a running process. */
 function removeStale(dir: string, ours: (entry: string) => boolean): number {
@@ -63,7 +67,7 @@ function removeStale(dir: string, ours: (entry: string) => boolean): number {
   let removed = 0;
   for (const entry of entries) {
     if (!ours(entry)) continue;
-    const pid = /-(\d+)-[^-]+$/.exec(entry)?.[1];
+    const pid = PID_NAMED.exec(entry)?.[1];
     if (pid !== undefined && running(Number(pid))) continue;
     rmSync(join(dir, entry), { recursive: true, force: true });
     removed++;

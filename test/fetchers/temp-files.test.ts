@@ -132,6 +132,9 @@ describe.runIf(cliBuilt())('the git directory of a memory cache (in the OS temp 
   it("is removed at exit; a killed process's by the next process that makes one, never a live one's", async () => {
     const osTmp = join(work, 'git-os-tmp');
     await mkdir(osTmp);
+    // Of our name but without a pid (an older version's, or anyone's): whether it is in use cannot be told.
+    const unnamed = join(osTmp, 'fetch-cache-git-AbCdEf');
+    await mkdir(unnamed);
     const killed = maker(osTmp, true);
     const live = maker(osTmp, true);
     try {
@@ -147,6 +150,7 @@ describe.runIf(cliBuilt())('the git directory of a memory cache (in the OS temp 
       expect(existsSync(killedDir)).toBe(false);
       expect(existsSync(nextDir)).toBe(false);
       expect(existsSync(liveDir)).toBe(true);
+      expect(existsSync(unnamed)).toBe(true);
     } finally {
       killed.kill('SIGKILL');
       live.kill('SIGKILL');
