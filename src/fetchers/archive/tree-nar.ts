@@ -97,17 +97,15 @@ export interface Segment {
   live: number;
 }
 
-/** Where a file's bytes are in the spool (`FileLeaf.spooled`). */
-export interface Spooled {
-  readonly segment: Segment;
-  readonly offset: number;
-  readonly size: number;
-}
-
 /** Where the next spooled file starts (`TreeNar.spoolStart`). */
 export interface SpoolMark {
   readonly segment: Segment;
   readonly offset: number;
+}
+
+/** Where a file's bytes are in the spool (`FileLeaf.spooled`). */
+export interface Spooled extends SpoolMark {
+  readonly size: number;
 }
 
 export class TreeNar {
@@ -230,7 +228,7 @@ export class TreeNar {
       this.lose();
       return;
     }
-    leaf.spooled = { segment: mark.segment, offset: mark.offset, size };
+    leaf.spooled = { ...mark, size };
     mark.segment.live++;
     if (!hold || this.deferred) return;
     this.heldBytes += size;
