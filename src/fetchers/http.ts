@@ -25,7 +25,7 @@
 
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { type IncomingHttpHeaders, type IncomingMessage, STATUS_CODES } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { fileURLToPath, urlToHttpOptions } from 'node:url';
 import { FetchCacheError } from '../errors.js';
 import { CONTENT_CODINGS, decodeContentCoding } from './decompress.js';
@@ -400,6 +400,8 @@ export class HttpClient {
         const status = opened.res.statusCode;
         if ((status >= 200 && status < 300) || status === 304) return opened;
         await this.discard(opened);
+        // node:http is loaded by now (it made the request); a file:// fetch never loads it.
+        const { STATUS_CODES } = await import('node:http');
         lastError = httpError(
           `HTTP error ${status} (${STATUS_CODES[status] ?? 'unknown'}) fetching '${redactUrl(opened.url)}'`,
           opened.url,

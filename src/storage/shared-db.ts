@@ -20,8 +20,7 @@ import { join } from 'node:path';
 import { sha256 } from '../nix/hashing.js';
 import { type DbHost, hostDatabase } from './db-host.js';
 import type { KV } from './kv.js';
-import { Link, type OpenDatabase } from './link.js';
-import { RemoteLevel } from './remote-level.js';
+import type { Link, OpenDatabase } from './link.js';
 
 export type { OpenDatabase } from './link.js';
 
@@ -84,7 +83,9 @@ export async function openSharedDb(root: string, options: SharedDbOptions): Prom
   };
 }
 
+/** A guest's side: loaded only when another process holds the database. */
 async function openGuest(socketPath: string, options: SharedDbOptions): Promise<SharedDb> {
+  const [{ Link }, { RemoteLevel }] = await Promise.all([import('./link.js'), import('./remote-level.js')]);
   let link: Link | undefined;
   const db = new RemoteLevel(async () => {
     link = await Link.open({
