@@ -54,7 +54,7 @@ export interface TarballOptions {
   readonly root?: string | undefined;
   /**
    * Bytes of file contents a tar's one-pass NAR hash keeps in its spool, unhashed, while they wait for
-   * their turn in NAR order (archive/tree-nar.ts; default 24 MiB). Less disk, more archives whose hash
+   * their turn in NAR order (archive/tree-nar.ts; default 128 MiB). Less disk, more archives whose hash
    * is written ahead on a guess that then fails.
    */
   readonly narHoldBytes?: number | undefined;

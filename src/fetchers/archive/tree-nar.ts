@@ -25,14 +25,19 @@
  * spool to the end, so that a failed guess re-reads it there and not from the
  * store (an npm pack that begins with its one 100 MB binary: 0.79 → 0.65 s).
  *
- * The spool is a series of files, each taking new files until it holds twice
- * the window (at least 1 MiB) and deleted once nothing in it is wanted any
- * more: while the guess holds, the spool stays near the size of the window
- * (74 MB at most for the linux source tree); once it failed, it grows to the
- * tree's size (84 MB for the next package), as Nix's unpacked copy does. The
- * window used to be held in memory: the copies outlived V8's young generation
- * and waited for a full GC, and the linux tree's fetch peaked at 434 MiB of
- * RSS in 27.7 s, against 318 MiB in 23.4 s from the spool.
+ * The window is 128 MiB by default, so that a tree up to that size (nearly
+ * every npm package and source tarball) is hashed once, at the end, whatever
+ * its order; with 24 MiB, a failed guess on the next package (84 MB) or on
+ * that binary's package hashed most of the tree twice (2.21 → 2.07 s and
+ * 1.08 → 0.97 s). The spool is a series of files, each taking new files until
+ * it holds half the window (at least 1 MiB) and deleted once nothing in it is
+ * wanted any more: while the guess holds, the spool stays under one and a half
+ * windows (164 MB at most for the linux source tree, whose unpacked copy in
+ * Nix is 1.3 GB); once it failed, it grows to the tree's size, as Nix's
+ * unpacked copy does. The window used to be held in
+ * memory: the copies outlived V8's young generation and waited for a full
+ * GC, and the linux tree's fetch peaked at 434 MiB of RSS in 27.7 s, against
+ * 318 MiB in 23.4 s from the spool.
  *
  * The root is chosen as `ArchiveTree.top()` chooses it; hashing ahead of the
  * end assumes the choice seen then (a single top-level directory, or the
@@ -62,7 +67,7 @@ import { NarEncoder } from '../../nix/nar/encoder.js';
 import type { ArchiveTree, Dir, FileLeaf } from './tree.js';
 
 /** Default bytes of spooled contents not yet hashed (the window an out-of-order member may fall in). */
-export const DEFAULT_HOLD_BYTES = 24 * 1024 * 1024;
+export const DEFAULT_HOLD_BYTES = 128 * 1024 * 1024;
 
 /** Small pieces are gathered to this many bytes for one write to the spool; reads take this many. */
 const SPOOL_IO = 1 << 20;
@@ -151,7 +156,7 @@ export class TreeNar {
     private readonly options: TreeNarOptions = {},
   ) {
     this.holdBytes = options.holdBytes ?? DEFAULT_HOLD_BYTES;
-    this.segmentBytes = Math.max(2 * this.holdBytes, 1 << 20);
+    this.segmentBytes = Math.max(this.holdBytes / 2, 1 << 20);
     tree.watcher = (dir, name, added) => this.changed(dir, name, added);
   }
 
