@@ -34,10 +34,10 @@
  * wanted any more: while the guess holds, the spool stays under one and a half
  * windows (164 MB at most for the linux source tree, whose unpacked copy in
  * Nix is 1.3 GB); once it failed, it grows to the tree's size, as Nix's
- * unpacked copy does. The window used to be held in
- * memory: the copies outlived V8's young generation and waited for a full
- * GC, and the linux tree's fetch peaked at 434 MiB of RSS in 27.7 s, against
- * 318 MiB in 23.4 s from the spool.
+ * unpacked copy does. The window used to be held in memory: the copies
+ * outlived V8's young generation and waited for a full GC, and the linux
+ * tree's fetch peaked at 434 MiB of RSS in 27.7 s, against 318 MiB in 23.4 s
+ * from the spool.
  *
  * The root is chosen as `ArchiveTree.top()` chooses it; hashing ahead of the
  * end assumes the choice seen then (a single top-level directory, or the
