@@ -13,7 +13,9 @@
  *
  * The protocol (a Dekker-style handshake over one linearisable store):
  * an ingest writes its lease, then looks for a gc record; if it finds one it
- * withdraws, waits for the gc to end, and tries again. A gc writes its
+ * withdraws, waits for the gc to end, and tries again (unless an ingest of
+ * its own process that began before the gc still runs: then it keeps its
+ * lease and goes ahead, service.ts says why). A gc writes its
  * record, then waits until every ingest lease it can see has ended. So an
  * ingest either started before the gc looked (the gc waits for it and then
  * sees its path info) or it sees the gc record and does not start — no
@@ -38,7 +40,6 @@
  * cache hit makes no write on its way to the answer.
  */
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import { FetchCacheError } from '../errors.js';
 import { binarySublevel, type KV } from '../storage/kv.js';
@@ -87,9 +88,6 @@ export function decodeAtime(bytes: Uint8Array): number {
   return Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
 }
 
-/** The databases whose ingest lease the current async context holds (nested ingests reuse it). */
-const holding = new AsyncLocalStorage<ReadonlySet<object>>();
-
 export class LocalCoordination implements Coordination {
   readonly changes: LocalChangeStamp;
   readonly uploads = new MemoryPendingUploads();
@@ -97,24 +95,27 @@ export class LocalCoordination implements Coordination {
   private readonly atime: KV;
   private pending = new Map<string, number>();
   private writing: Promise<void> | undefined;
+  /** Running ingests of this handle that took their lease while no gc waited (a waiting gc waits for them). */
+  private before = 0;
 
   /** `db`: the root's database (its `ops` and `atime` sublevels); `stampFile`: `<root>/pathinfo.gen`. */
-  constructor(
-    private readonly db: KV,
-    stampFile?: string,
-  ) {
+  constructor(db: KV, stampFile?: string) {
     this.ops = binarySublevel(db, OPS_SUBLEVEL);
     this.atime = binarySublevel(db, ATIME_SUBLEVEL);
     this.changes = new LocalChangeStamp(stampFile);
   }
 
   async ingest<T>(fn: () => Promise<T>, options: WaitOptions = {}): Promise<T> {
-    const held = holding.getStore();
-    if (held?.has(this.db)) return fn();
-    const end = await this.takeLease('ingest', undefined, options);
+    let joined = false;
+    const end = await this.takeLease('ingest', undefined, options, () => {
+      joined = this.before > 0;
+      return joined;
+    });
+    if (!joined) this.before++;
     try {
-      return await holding.run(new Set([...(held ?? []), this.db]), fn);
+      return await fn();
     } finally {
+      if (!joined) this.before--;
       await end();
     }
   }
@@ -281,12 +282,14 @@ export class LocalCoordination implements Coordination {
 
   /**
    * Take a lease of `kind` (an ingest, or a reader holding `path`), an ingest waiting while a gc
-   * deletes. Returns the function that ends it.
+   * deletes, unless `join` (asked when a gc waits) says to keep the lease and go ahead: the gc waits
+   * for it too. Returns the function that ends it.
    */
   private async takeLease(
     kind: 'ingest' | 'use',
     path?: string,
     options: WaitOptions = {},
+    join: () => boolean = () => false,
   ): Promise<() => Promise<void>> {
     const deadline = Date.now() + (options.timeoutMs ?? WAIT_TIMEOUT_MS);
     let told = false;
@@ -296,7 +299,7 @@ export class LocalCoordination implements Coordination {
       await this.put(key, { id, kind, pid: process.pid, host: HOST, startedAt: Date.now(), path });
       // A reader only needs its path protected from eviction; a gc never deletes reachable data.
       const gcs = kind === 'ingest' ? await this.list('gc/') : [];
-      if (gcs.length === 0) return this.ender(key);
+      if (gcs.length === 0 || join()) return this.ender(key);
       await this.ops.del(utf8(key));
       if (Date.now() >= deadline) {
         throw new FetchCacheError(

@@ -8,7 +8,6 @@
  * re-run repeats it, as with nar-bridge's root-node LRU).
  */
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { bytesEqual } from '../bytes.js';
 import { FetchCacheError } from '../errors.js';
 import { encodeNix32 } from '../nix/nixbase32.js';
@@ -81,30 +80,35 @@ export class MemoryCoordination implements Coordination {
   readonly changes = new LocalChangeStamp();
   readonly uploads = new MemoryPendingUploads();
   private ingests = 0;
+  /** Running ingests that began while no gc waited. */
+  private before = 0;
   private exclusives = 0;
   private gcSince = 0;
   private turn = false;
   private readonly holds = new Map<string, number>();
   private readonly uses = new Map<string, number>();
-  /** Whether the current async context runs inside an ingest of this store. */
-  private readonly inside = new AsyncLocalStorage<true>();
   /** Wakes every wait when the state changes. */
   private wake: () => void = () => {};
   private changed = this.nextChange();
 
   async ingest<T>(fn: () => Promise<T>, options: WaitOptions = {}): Promise<T> {
-    if (this.inside.getStore()) return fn();
-    await this.waitFor(
-      () => this.exclusives === 0,
-      options,
-      () => `gc has been running since ${new Date(this.gcSince).toISOString()}`,
-      'waiting for gc to finish',
-    );
+    // Joins the ingests a waiting gc waits for, while one that began before the gc runs (service.ts).
+    const joined = this.exclusives > 0 && this.before > 0;
+    if (!joined) {
+      await this.waitFor(
+        () => this.exclusives === 0,
+        options,
+        () => `gc has been running since ${new Date(this.gcSince).toISOString()}`,
+        'waiting for gc to finish',
+      );
+      this.before++;
+    }
     this.ingests++;
     try {
-      return await this.inside.run(true, fn);
+      return await fn();
     } finally {
       this.ingests--;
+      if (!joined) this.before--;
       this.wake();
     }
   }

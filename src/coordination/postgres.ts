@@ -12,8 +12,10 @@
  * gc from the start of its exclusive phase.
  *
  *   ingest: take INGEST shared, then look at GATE (take it shared and drop
- *           it at once): if a gc holds it, drop INGEST again and retry; run;
- *           drop INGEST. (One statement, with try-locks: never blocks.)
+ *           it at once): if a gc holds it, drop INGEST again and retry
+ *           (unless an ingest of this handle that got past GATE still runs:
+ *           then go ahead, service.ts says why); run; drop INGEST. (One
+ *           statement, with try-locks: never blocks.)
  *   gc:     take GATE (no new ingest gets past it from now on), then INGEST
  *           exclusively, which it gets once every ingest that got in before
  *           has ended. End: drop both.
@@ -23,11 +25,13 @@
  * the handshake of local.ts, with the database's lock table in place of
  * lease records and pid checks. A session can also end while its process
  * goes on (the connection drops): its ingest has lost INGEST, and a gc may
- * be deleting what it reused. So an ingest writes a path info (`pathWrite`)
- * only holding a fourth key, WRITE, shared, and only after it has checked
- * that its session still holds INGEST; gc takes WRITE exclusively after
- * INGEST. A path write that checked before the session ended keeps gc out
- * until its write is done (gc then sees it); one that checks after refuses
+ * be deleting what it reused. So while the process runs ingests, a path
+ * info is written (`pathWrite`) only holding a fourth key, WRITE, shared,
+ * and only after a check that the sessions of its running ingests still
+ * hold INGEST (all of them: which ingest a write belongs to is not
+ * tracked, see service.ts); gc takes WRITE exclusively after INGEST. A path
+ * write that checked before the session ended keeps gc out until its write
+ * is done (gc then sees it); one that checks after refuses
  * (ERR_STORE_BACKEND), and nothing of the fetch becomes visible. Every
  * wait polls a try-lock (bounded, ERR_STORE_LOCKED). The ingests of one
  * process share one reserved connection (the lock counts stack); each gc
@@ -44,7 +48,6 @@
  * servers' read-then-write of one path info never interleave.
  */
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ReservedSql, Sql } from 'postgres';
 import { FetchCacheError } from '../errors.js';
 import { describeServer, pathInfoGeneration, postgresError } from '../storage/postgres.js';
@@ -71,13 +74,15 @@ interface LockKeys {
 }
 
 /**
- * Take INGEST shared, then check GATE; true when the ingest may run (and then holds INGEST), false
- * (holding nothing) while a gc holds GATE or INGEST.
+ * Take INGEST shared, then check GATE: 1 when the ingest may run (and then holds INGEST); 2 when a gc
+ * holds GATE but `$3` (join) lets it run all the same, holding INGEST; 0 (holding nothing) while a gc
+ * holds GATE or INGEST.
  */
 const ENTER = `select case when pg_try_advisory_lock_shared($1::bigint) then
-    case when pg_try_advisory_lock_shared($2::bigint) then pg_advisory_unlock_shared($2::bigint)
-    else not pg_advisory_unlock_shared($1::bigint) end
-  else false end as ok, pg_backend_pid() as pid`;
+    case when pg_try_advisory_lock_shared($2::bigint) then pg_advisory_unlock_shared($2::bigint)::int
+    when $3::boolean then 2
+    else (not pg_advisory_unlock_shared($1::bigint))::int end
+  else 0 end as entered, pg_backend_pid() as pid`;
 
 /** The granted holds of advisory lock `$1` in this database (for the queries below). */
 const HOLDS_OF = `from pg_locks
@@ -107,10 +112,12 @@ export class PostgresCoordination implements Coordination {
   private readonly sessions: Sql;
   private readonly holdTtlMs: number;
   /**
-   * Set when the current async context runs inside an ingest of this store (through this handle): the
-   * backend pid of the session that took INGEST for it.
+   * The running ingests of this handle, by the backend pid of the session that took INGEST for them
+   * (one pid unless a connection was lost meanwhile).
    */
-  private readonly inside = new AsyncLocalStorage<number>();
+  private readonly entered = new Map<number, number>();
+  /** Running ingests of this handle that got past GATE (so began before any gc that now holds it). */
+  private before = 0;
   /** The connection whose session holds INGEST for this process's ingests. */
   private ingestSession: Promise<ReservedSql> | undefined;
   private readonly holds = new Set<string>();
@@ -156,11 +163,16 @@ export class PostgresCoordination implements Coordination {
   }
 
   async ingest<T>(fn: () => Promise<T>, options: WaitOptions = {}): Promise<T> {
-    if (this.inside.getStore() !== undefined) return fn();
-    const pid = await this.enter(options);
+    const { pid, joined } = await this.enter(options);
+    this.entered.set(pid, (this.entered.get(pid) ?? 0) + 1);
+    if (!joined) this.before++;
     try {
-      return await this.inside.run(pid, fn);
+      return await fn();
     } finally {
+      const left = this.entered.get(pid)! - 1;
+      if (left === 0) this.entered.delete(pid);
+      else this.entered.set(pid, left);
+      if (!joined) this.before--;
       await this.leave();
     }
   }
@@ -227,7 +239,7 @@ export class PostgresCoordination implements Coordination {
    * its session.
    */
   async pathWrite<T>(storePathDigest: Uint8Array, fn: () => Promise<T>): Promise<T> {
-    const ingest = this.inside.getStore();
+    const ingests = [...this.entered.keys()];
     const deadline = Date.now() + WAIT_TIMEOUT_MS;
     const session = await this.reserve();
     const end = this.ender(session);
@@ -235,7 +247,7 @@ export class PostgresCoordination implements Coordination {
       await this.acquire(session, await this.pathKey(session, storePathDigest), deadline, () =>
         Promise.resolve('another process has been writing this path for too long'),
       );
-      if (ingest !== undefined) {
+      if (ingests.length > 0) {
         await this.acquire(
           session,
           this.keys.write,
@@ -243,7 +255,7 @@ export class PostgresCoordination implements Coordination {
           () => Promise.resolve('gc has been deleting from the store for too long'),
           { shared: true },
         );
-        await this.checkIngest(session, ingest);
+        for (const pid of ingests) await this.checkIngest(session, pid);
       }
       return await fn();
     } finally {
@@ -354,27 +366,29 @@ export class PostgresCoordination implements Coordination {
 
   /**
    * Wait (bounded) until this process's ingests may run, holding INGEST shared; the backend pid of the
-   * session that holds it.
+   * session that holds it, and whether it went past a gc holding GATE: it joins this handle's ingests
+   * that began before (service.ts), whose INGEST the gc cannot take while they run on this session.
    */
-  private async enter(options: WaitOptions): Promise<number> {
+  private async enter(options: WaitOptions): Promise<{ pid: number; joined: boolean }> {
     const deadline = Date.now() + (options.timeoutMs ?? WAIT_TIMEOUT_MS);
     let told = false;
     for (;;) {
       const session = await this.session();
-      let ok: boolean;
+      let entered = 0;
       let pid = 0;
       try {
-        const [row] = await session.unsafe<{ ok: boolean; pid: number }[]>(ENTER, [
+        const [row] = await session.unsafe<{ entered: number; pid: number }[]>(ENTER, [
           this.keys.ingest,
           this.keys.gate,
+          this.before > 0,
         ]);
-        ok = row?.ok === true;
+        entered = row?.entered ?? 0;
         pid = row?.pid ?? 0;
       } catch (e) {
         this.dropSession(session);
         throw postgresError(describeServer(this.sql), 'cannot take the ingest lock', e);
       }
-      if (ok) return pid;
+      if (entered !== 0) return { pid, joined: entered === 2 };
       if (Date.now() >= deadline) {
         throw new FetchCacheError('ERR_STORE_LOCKED', 'gc has been deleting from the store for too long');
       }

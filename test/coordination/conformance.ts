@@ -151,6 +151,50 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       await (await begun)();
     });
 
+    it('a waiting gc lets new ingests of the handle join only while one that began before it runs', async () => {
+      const inside = gate();
+      const finishFirst = gate();
+      const first = c.ingest(async () => {
+        inside.open();
+        await finishFirst.promise;
+      });
+      await inside.promise;
+      let gcIn = false;
+      const begun = c.exclusive({ timeoutMs: 10_000 }).then((end) => {
+        gcIn = true;
+        return end;
+      });
+      await tick(50);
+      // Joins the first ingest (which the gc waits for), and the gc waits for it too.
+      const joinedIn = gate();
+      const finishJoined = gate();
+      const joined = c.ingest(
+        async () => {
+          joinedIn.open();
+          await finishJoined.promise;
+        },
+        { timeoutMs: 1_000 },
+      );
+      await joinedIn.promise;
+      finishFirst.open();
+      await first;
+      // Only a joined ingest runs now: the next waits for the gc, which waits for the joined one.
+      let third = false;
+      const later = c.ingest(async () => {
+        third = true;
+      });
+      await tick(150);
+      expect(third).toBe(false);
+      expect(gcIn).toBe(false);
+      finishJoined.open();
+      await joined;
+      const end = await begun;
+      expect(third).toBe(false);
+      await end();
+      await later;
+      expect(third).toBe(true);
+    });
+
     it('one gc turn at a time', async () => {
       const end = await c.gcTurn();
       let second = false;
@@ -259,6 +303,28 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
     it('across two handles on one store: exclusion, holds, uses and the stamp', async () => {
       const o = t.other;
       if (o === undefined) return;
+      // Joining a waiting gc's ingests is for ingests of the same handle: the other's wait.
+      const early = gate();
+      const finishEarly = gate();
+      const first = c.ingest(async () => {
+        early.open();
+        await finishEarly.promise;
+      });
+      await early.promise;
+      const gcBegun = c.exclusive({ timeoutMs: 10_000 });
+      await tick(50);
+      let otherRan = false;
+      const otherIngest = o.ingest(async () => {
+        otherRan = true;
+      });
+      await tick(150);
+      expect(otherRan).toBe(false);
+      finishEarly.open();
+      await first;
+      await (await gcBegun)();
+      await otherIngest;
+      expect(otherRan).toBe(true);
+
       const end = await c.exclusive();
       let ran = false;
       const blocked = o.ingest(async () => {
