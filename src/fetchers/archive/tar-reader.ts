@@ -89,17 +89,14 @@ export class TarReader {
         return undefined;
       }
       const h = await this.take(BLOCK);
-      let sum = 8 * 32;
-      let zero = true;
-      for (let i = 0; i < BLOCK; i++) {
-        const b = h[i]!;
-        if (b !== 0) zero = false;
-        if (i < 148 || i >= 156) sum += b;
-      }
-      if (zero) {
+      let all = 0;
+      for (let i = 0; i < BLOCK; i++) all += h[i]!;
+      if (all === 0) {
         this.ended = true;
         return undefined;
       }
+      let sum = all + 8 * 32; // the checksum field counts as spaces
+      for (let i = 148; i < 156; i++) sum -= h[i]!;
       if (sum === 8 * 32) continue; // zero but for the checksum field: skipped
       if (sum !== decodeNumber(h, 148, 8))
         throw badArchive('not a valid tar archive (header checksum mismatch)');
@@ -246,21 +243,28 @@ function isUstar(h: Uint8Array): boolean {
  * negative, else unreadable: NaN), else octal digits after leading spaces and NULs, up to a space.
  */
 function decodeNumber(h: Uint8Array, offset: number, length: number): number {
-  const field = h.subarray(offset, offset + length);
-  if (field[0]! & 0x80) {
-    if (field[0] !== 0x80 && field[0] !== 0xff) return Number.NaN;
-    const positive = field[0] === 0x80;
+  const stop = offset + length;
+  const first = h[offset]!;
+  if (first & 0x80) {
+    if (first !== 0x80 && first !== 0xff) return Number.NaN;
+    const positive = first === 0x80;
     let sum = 0;
-    for (let i = 1; i < field.length; i++) sum = sum * 256 + (positive ? field[i]! : 0xff - field[i]!);
+    for (let i = offset + 1; i < stop; i++) sum = sum * 256 + (positive ? h[i]! : 0xff - h[i]!);
     return positive ? sum : -sum;
   }
-  let start = 0;
-  while (start < field.length && field[start] === 0x20) start++;
-  let end = field.indexOf(0x20, start);
-  if (end < 0) end = field.length;
-  while (start < end && field[start] === 0) start++;
+  let start = offset;
+  while (start < stop && h[start] === 0x20) start++;
+  let end = start;
+  while (end < stop && h[end] !== 0x20) end++;
+  while (start < end && h[start] === 0) start++;
   if (start === end) return 0;
-  return Number.parseInt(Buffer.from(field.subarray(start, end)).toString('latin1'), 8);
+  if (h[start]! < 0x30 || h[start]! > 0x37) {
+    return Number.parseInt(Buffer.from(h.subarray(start, end)).toString('latin1'), 8);
+  }
+  // parseInt(…, 8) of a string that starts with a digit: the digits up to the first other byte.
+  let n = 0;
+  for (let i = start; i < end && h[i]! >= 0x30 && h[i]! <= 0x37; i++) n = n * 8 + h[i]! - 0x30;
+  return n;
 }
 
 /** pax records (`<length> <key>=<value>\n`), read as tar-stream reads them: UTF-8, stopping at the first bad one. */
