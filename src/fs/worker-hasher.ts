@@ -41,10 +41,9 @@ export type HashReply =
   | { readonly id: number; readonly error: string };
 
 /**
- * The worker thread running hash-worker.js, the module beside this one (in dist/, and in the CLI
- * bundle, where it is an entry of its own). Run from the TypeScript sources (tests, tsx), Node 20
- * cannot start hash-worker.ts (module hooks do not reach worker threads): a bootstrap registers
- * tsx's CommonJS hook in the thread first.
+ * The worker thread running hash-worker.js, the module beside this one in dist/. Run from the
+ * TypeScript sources (tests, tsx), Node 20 cannot start hash-worker.ts (module hooks do not reach
+ * worker threads): a bootstrap registers tsx's CommonJS hook in the thread first.
  */
 function startWorker(workerData: HashWorkerData): Worker {
   if (!import.meta.url.endsWith('.ts'))

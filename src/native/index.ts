@@ -17,8 +17,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Where node-gyp puts the addon: two levels above this module, from src/native/ as from dist/native/
- * (and from the CLI bundle, which sits two levels deep too).
+ * Where node-gyp puts the addon: two levels above this module, from src/native/ as from dist/native/.
  */
 export const ADDON_PATH = fileURLToPath(
   new URL('../../build/Release/fetch_cache_native.node', import.meta.url),
