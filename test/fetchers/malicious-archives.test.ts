@@ -18,7 +18,8 @@ import { chunked, tarArchive, tarMember } from '../helpers/archives.js';
 
 const badDir = new URL('../../fixtures/bad/archives/', import.meta.url);
 const bad = (file: string) => readFileSync(new URL(file, badDir));
-const spools = () => readdirSync(tmpdir()).filter((f) => f.startsWith('fetch-cache-zip-')).length;
+const spools = () =>
+  readdirSync(tmpdir()).filter((f) => f.startsWith(`fetch-cache-zip-${process.pid}-`)).length;
 
 /** A directory service that counts every directory written through it. */
 function counting(inner: DirectoryService): { service: DirectoryService; puts: () => number } {

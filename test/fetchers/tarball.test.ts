@@ -298,7 +298,8 @@ describe('member semantics', () => {
   });
 
   it('does not leave the zip spool file behind', async () => {
-    const spools = () => readdirSync(tmpdir()).filter((f) => f.startsWith('fetch-cache-zip-')).length;
+    const spools = () =>
+      readdirSync(tmpdir()).filter((f) => f.startsWith(`fetch-cache-zip-${process.pid}-`)).length;
     const before = spools();
     await ingest(archive('pkg.zip'));
     expect(spools()).toBe(before);
