@@ -8,7 +8,7 @@
  */
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Coordination, PendingUpload } from '../../src/coordination/service.js';
+import type { Coordination, PendingUpload, WaitOptions } from '../../src/coordination/service.js';
 import { isFetchCacheError } from '../../src/errors.js';
 import type { PathInfo } from '../../src/pathinfo/path-info.js';
 import type { PathInfoService } from '../../src/pathinfo/service.js';
@@ -41,6 +41,24 @@ export function gate(): { promise: Promise<void>; open: () => void } {
     open = r;
   });
   return { promise, open };
+}
+
+/**
+ * An ingest of `c` held open: resolves once its function runs, with `finish` (which lets it end) and
+ * `done` (the ingest's own promise).
+ */
+async function heldIngest(
+  c: Coordination,
+  options?: WaitOptions,
+): Promise<{ finish: () => void; done: Promise<void> }> {
+  const inside = gate();
+  const finish = gate();
+  const done = c.ingest(async () => {
+    inside.open();
+    await finish.promise;
+  }, options);
+  await Promise.race([inside.promise, done]);
+  return { finish: finish.open, done };
 }
 
 function upload(n: number, receivedAt = Date.now()): PendingUpload {
@@ -83,13 +101,7 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
     });
 
     it("gc's exclusive phase waits for a running ingest, and new ingests wait for it", async () => {
-      const inside = gate();
-      const finish = gate();
-      const first = c.ingest(async () => {
-        inside.open();
-        await finish.promise;
-      });
-      await inside.promise;
+      const first = await heldIngest(c);
       const waits: string[] = [];
       let exclusive = false;
       const begun = c.exclusive({ onWait: (why) => waits.push(why) }).then((end) => {
@@ -100,8 +112,8 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       await tick(50);
       expect(exclusive).toBe(false);
       expect(waits.length).toBe(1);
-      finish.open();
-      await first;
+      first.finish();
+      await first.done;
       const end = await begun;
       let second = false;
       const later = c.ingest(async () => {
@@ -115,17 +127,11 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
     });
 
     it('the waits are bounded: ERR_STORE_LOCKED, and nothing is left behind', async () => {
-      const finish = gate();
-      const inside = gate();
-      const running = c.ingest(async () => {
-        inside.open();
-        await finish.promise;
-      });
-      await inside.promise;
+      const running = await heldIngest(c);
       const e = await c.exclusive({ timeoutMs: 150 }).catch((x: unknown) => x);
       expect(isFetchCacheError(e, 'ERR_STORE_LOCKED')).toBe(true);
-      finish.open();
-      await running;
+      running.finish();
+      await running.done;
       // The exclusive phase that gave up holds nothing: an ingest runs at once.
       expect(await c.ingest(async () => 'ran', { timeoutMs: 1_000 })).toBe('ran');
       const end = await c.exclusive();
@@ -152,13 +158,7 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
     });
 
     it('a waiting gc lets new ingests of the handle join only while one that began before it runs', async () => {
-      const inside = gate();
-      const finishFirst = gate();
-      const first = c.ingest(async () => {
-        inside.open();
-        await finishFirst.promise;
-      });
-      await inside.promise;
+      const first = await heldIngest(c);
       let gcIn = false;
       const begun = c.exclusive({ timeoutMs: 10_000 }).then((end) => {
         gcIn = true;
@@ -166,18 +166,9 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       });
       await tick(50);
       // Joins the first ingest (which the gc waits for), and the gc waits for it too.
-      const joinedIn = gate();
-      const finishJoined = gate();
-      const joined = c.ingest(
-        async () => {
-          joinedIn.open();
-          await finishJoined.promise;
-        },
-        { timeoutMs: 1_000 },
-      );
-      await joinedIn.promise;
-      finishFirst.open();
-      await first;
+      const joined = await heldIngest(c, { timeoutMs: 1_000 });
+      first.finish();
+      await first.done;
       // Only a joined ingest runs now: the next waits for the gc, which waits for the joined one.
       let third = false;
       const later = c.ingest(async () => {
@@ -186,8 +177,8 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       await tick(150);
       expect(third).toBe(false);
       expect(gcIn).toBe(false);
-      finishJoined.open();
-      await joined;
+      joined.finish();
+      await joined.done;
       const end = await begun;
       expect(third).toBe(false);
       await end();
@@ -304,13 +295,7 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       const o = t.other;
       if (o === undefined) return;
       // Joining a waiting gc's ingests is for ingests of the same handle: the other's wait.
-      const early = gate();
-      const finishEarly = gate();
-      const first = c.ingest(async () => {
-        early.open();
-        await finishEarly.promise;
-      });
-      await early.promise;
+      const first = await heldIngest(c);
       const gcBegun = c.exclusive({ timeoutMs: 10_000 });
       await tick(50);
       let otherRan = false;
@@ -319,8 +304,8 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       });
       await tick(150);
       expect(otherRan).toBe(false);
-      finishEarly.open();
-      await first;
+      first.finish();
+      await first.done;
       await (await gcBegun)();
       await otherIngest;
       expect(otherRan).toBe(true);
@@ -336,17 +321,11 @@ export function coordinationConformance(name: string, open: () => Promise<Coordi
       await blocked;
       expect(ran).toBe(true);
 
-      const inside = gate();
-      const finish = gate();
-      const running = o.ingest(async () => {
-        inside.open();
-        await finish.promise;
-      });
-      await inside.promise;
+      const running = await heldIngest(o);
       const e = await c.exclusive({ timeoutMs: 150 }).catch((x: unknown) => x);
       expect(isFetchCacheError(e, 'ERR_STORE_LOCKED')).toBe(true);
-      finish.open();
-      await running;
+      running.finish();
+      await running.done;
 
       const turn = await o.gcTurn();
       const e2 = await c.gcTurn({ timeoutMs: 150 }).catch((x: unknown) => x);
